@@ -1,0 +1,44 @@
+"""``tarscascade`` console script (typer)."""
+
+from __future__ import annotations
+
+import typer
+
+from tarscascade import __version__
+
+app = typer.Typer(
+    name="tarscascade",
+    help="TARS service registry with the IP-list cascade cache.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tarscascade {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """TARS service registry with the IP-list cascade cache."""
+
+
+@app.command()
+def up() -> None:
+    """Run a registry and one node agent in the foreground (arrives with the registry issue)."""
+    typer.echo(
+        "tarscascade up: the registry and node agent are not built yet; "
+        "today this checkout provides the TARS wire protocol and transport (see README).",
+        err=True,
+    )
+    raise typer.Exit(2)
+
+
+def main() -> None:
+    app()

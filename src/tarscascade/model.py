@@ -1,0 +1,197 @@
+"""The routing data model shared by the store and the catalog (plain frozen values).
+
+Nothing here does I/O. Records are what the store persists and the catalog indexes;
+events are what a write produces and what the change log, the tailers and (later) the
+cascade carry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Category(StrEnum):
+    OBJECTS = "objects"  # endpoint records, keyed per endpoint; synced incrementally
+    NODES = "nodes"  # node agents; synced incrementally
+    GROUPS = "groups"  # IDC group rules, priorities, stations; synced whole
+    SETTINGS = "settings"  # small shared settings; synced whole
+
+
+INCREMENTAL = frozenset({Category.OBJECTS, Category.NODES})
+
+
+class State(StrEnum):
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+
+
+class Op(StrEnum):
+    PUT = "put"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Version:
+    """``(epoch, revision)``: epoch names the data lineage, revision is the store's counter."""
+
+    epoch: str
+    revision: int
+
+    def __str__(self) -> str:
+        return f"{self.epoch}:{self.revision}"
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRecord:
+    """One endpoint of one servant object (a row of ``t_server_conf`` x ``t_adapter_conf``)."""
+
+    object_id: str  # App.Server.Obj
+    host: str
+    port: int
+    istcp: int = 1  # 0 udp, 1 tcp, 2 ssl
+    timeout: int = 3000  # adapter idle timeout, ms (-t)
+    node_name: str = ""
+    set_id: str = ""  # name.area.group when set-enabled, else ""
+    enable_group: bool = False
+    ip_group_name: str = ""  # explicit IDC group name; else derived from host by rules
+    grid: int = 0
+    qos: int = 0
+    weight: int = -1
+    weight_type: int = 0
+    auth_type: int = 0
+    bak_flag: int = 0
+    setting_state: State = State.ACTIVE
+    present_state: State = State.ACTIVE
+
+    @property
+    def key(self) -> str:
+        return endpoint_key(self.object_id, self.host, self.port)
+
+
+def endpoint_key(object_id: str, host: str, port: int) -> str:
+    """The identity of an endpoint record within ``objects``."""
+    return f"{object_id}|{host}|{port}"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    name: str
+    host: str = ""  # address the node agent was seen at
+    port: int = 0
+    setting_state: State = State.ACTIVE
+    present_state: State = State.ACTIVE  # alive/dead, from heartbeats
+    last_heartbeat: float = 0.0  # unix seconds; 0 = never
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRule:
+    """An IDC group: IP patterns (exact or ``a.b.c.*``) mapping hosts to a group id."""
+
+    group_id: int
+    group_name: str
+    allow_ip_rule: tuple[str, ...] = ()
+    ip_order: str = "allow_denny"
+    denny_ip_rule: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"rule|{self.group_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupPriority:
+    """A row of ``t_group_priority``: an ordered list of groups, optionally a station."""
+
+    id: int
+    name: str = ""
+    group_list: tuple[int, ...] = ()
+    list_order: int = 0
+    station: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"priority|{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    value: str
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+
+Record = EndpointRecord | NodeRecord | GroupRule | GroupPriority | Setting
+
+RECORD_TYPES: dict[str, type[Any]] = {
+    "endpoint": EndpointRecord,
+    "node": NodeRecord,
+    "group_rule": GroupRule,
+    "group_priority": GroupPriority,
+    "setting": Setting,
+}
+_TYPE_NAMES = {v: k for k, v in RECORD_TYPES.items()}
+
+
+def category_of(record: Record) -> Category:
+    if isinstance(record, EndpointRecord):
+        return Category.OBJECTS
+    if isinstance(record, NodeRecord):
+        return Category.NODES
+    if isinstance(record, GroupRule | GroupPriority):
+        return Category.GROUPS
+    return Category.SETTINGS
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEvent:
+    """One change at one revision: a record put, or a record deleted (a tombstone)."""
+
+    revision: int
+    category: Category
+    op: Op
+    key: str
+    record: Record | None  # None for deletions
+
+
+def record_to_dict(record: Record) -> dict[str, Any]:
+    """A JSON-ready dict with a ``type`` tag (used by the change log and the admin API)."""
+    d = dataclasses.asdict(record)
+    d["type"] = _TYPE_NAMES[type(record)]
+    return d
+
+
+def record_from_dict(d: dict[str, Any]) -> Record:
+    d = dict(d)
+    cls = RECORD_TYPES[d.pop("type")]
+    for f in dataclasses.fields(cls):
+        if f.name in d and isinstance(d[f.name], list):
+            d[f.name] = tuple(d[f.name])
+        if f.name in ("setting_state", "present_state") and f.name in d:
+            d[f.name] = State(d[f.name])
+    rec: Record = cls(**d)
+    return rec
+
+
+def record_digest(record: Record) -> int:
+    """A 64-bit hash of a record's canonical form; a category digest is their sum mod 2**64.
+
+    Summing (rather than XOR) keeps the digest order-independent while still telling
+    apart two replicas that differ by a duplicated pair of records.
+    """
+    canon = json.dumps(record_to_dict(record), sort_keys=True, separators=(",", ":"))
+    return int.from_bytes(hashlib.blake2b(canon.encode(), digest_size=8).digest(), "big")
+
+
+DIGEST_MOD = 2**64

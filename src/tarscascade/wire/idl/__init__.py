@@ -1,0 +1,1 @@
+"""IDL definitions: structs and interfaces of the TARS servants tarscascade speaks."""
