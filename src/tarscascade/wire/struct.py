@@ -20,8 +20,8 @@ unexpected (unknown or out-of-order) tag is skipped, a missing ``require`` field
 from __future__ import annotations
 
 import dataclasses
-from struct import error as struct_error
 from collections.abc import Callable
+from struct import error as struct_error
 from typing import Any, TypeVar, dataclass_transform
 
 from tarscascade.errors import DecodeError, EncodeError

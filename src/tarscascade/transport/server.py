@@ -1,0 +1,292 @@
+"""A TARS server: several servants by name on one port.
+
+Each connection is an ``asyncio.Protocol`` around the sans-IO :class:`ServerRpc`.
+Synchronous servant answers are written straight from ``data_received`` (no task per
+request); awaitable answers run as tasks owned by the connection, at most
+``max_pending`` at once (beyond that the caller gets TARSSERVEROVERLOAD). A peer that
+does not read its replies pauses our reading from it, so it cannot grow our memory;
+a peer that sends part of a frame and stalls is closed by the sweeper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from tarscascade.errors import ProtocolError
+from tarscascade.transport.servant import Current, MaybeAwaitable, Result, Servant
+from tarscascade.wire.framing import DEFAULT_MAX_FRAME
+from tarscascade.wire.packets import PING_FUNC, RequestPacket, Ret
+from tarscascade.wire.rpc import ServerRpc, encode_push
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ServerOptions:
+    max_frame: int = DEFAULT_MAX_FRAME
+    #: awaitable dispatches in flight per connection; more are refused with OVERLOAD
+    max_pending: int = 1024
+    max_connections: int = 10_000
+    #: a connection holding an incomplete frame this long without progress is closed
+    stall_timeout: float = 30.0
+    #: a connection with no traffic at all this long is closed (None = never)
+    idle_timeout: float | None = None
+    sweep_interval: float = 1.0
+    #: how long aclose() lets in-flight requests finish before cancelling them
+    drain_timeout: float = 5.0
+    write_high_water: int = 4 * 1024 * 1024
+    backlog: int = 1024
+
+
+class _Conn(asyncio.Protocol):
+    __slots__ = (
+        "_closing",
+        "_paused_writing",
+        "_tasks",
+        "last_activity",
+        "last_progress",
+        "peer",
+        "rpc",
+        "server",
+        "transport",
+    )
+
+    def __init__(self, server: TarsServer) -> None:
+        self.server = server
+        self.rpc = ServerRpc(server.options.max_frame)
+        self.transport: asyncio.Transport | None = None
+        self.peer: tuple[str, int] = ("", 0)
+        self._tasks: set[asyncio.Task[Result]] = set()
+        self._paused_writing = False
+        self._closing = False
+        now = time.monotonic()
+        self.last_activity = now
+        self.last_progress = now
+
+    # -- asyncio callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = (str(peer[0]), int(peer[1])) if peer else ("", 0)
+        if len(self.server._conns) >= self.server.options.max_connections:
+            log.warning("refusing connection from %s: too many connections", self.peer)
+            transport.abort()
+            return
+        transport.set_write_buffer_limits(high=self.server.options.write_high_water)
+        self.server._conns.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        self.server._conns.discard(self)
+        for t in self._tasks:
+            t.cancel()
+
+    def pause_writing(self) -> None:
+        # The peer is not reading its replies: stop reading its requests.
+        self._paused_writing = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._paused_writing = False
+        if self.transport is not None and not self._closing and not self.server._draining:
+            self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        now = time.monotonic()
+        self.last_activity = now
+        try:
+            requests = self.rpc.receive_data(data)
+        except ProtocolError as exc:
+            # The stream cannot be re-synchronised after a bad frame: close it.
+            log.info("closing %s: %s", self.peer, exc)
+            self.server.stats["protocol_errors"] += 1
+            self.abort()
+            return
+        if requests or self.rpc.buffered == 0:
+            self.last_progress = now
+        for req in requests:
+            self._handle(req)
+
+    # -- dispatch
+    def _handle(self, req: RequestPacket) -> None:
+        server = self.server
+        server.stats["requests"] += 1
+        servant = server.servants.get(req.sServantName)
+        result: MaybeAwaitable
+        if servant is None:
+            result = (Ret.NO_SERVANT, b"", f"no servant {req.sServantName!r}")
+        elif req.sFuncName == PING_FUNC:
+            result = (Ret.SUCCESS, b"", "")
+        elif server._draining:
+            result = (Ret.OVERLOAD, b"", "server is shutting down")
+        else:
+            try:
+                result = servant.dispatch(Current(req, self.peer, self))
+            except Exception as exc:  # a servant bug must not kill the connection
+                log.exception("servant %s raised", req.sServantName)
+                result = (Ret.UNKNOWN, b"", f"{type(exc).__name__}: {exc}")
+        if isinstance(result, tuple):
+            self._reply(req, result)
+            return
+        if len(self._tasks) >= server.options.max_pending:
+            if asyncio.iscoroutine(result):
+                result.close()
+            self._reply(req, (Ret.OVERLOAD, b"", "too many requests in flight"))
+            return
+        task: asyncio.Task[Result] = asyncio.ensure_future(result)
+        self._tasks.add(task)
+        task.add_done_callback(lambda t, r=req: self._finished(t, r))  # type: ignore[misc]
+
+    def _finished(self, task: asyncio.Task[Result], req: RequestPacket) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("servant task failed", exc_info=exc)
+            self._reply(req, (Ret.UNKNOWN, b"", f"{type(exc).__name__}: {exc}"))
+            return
+        self._reply(req, task.result())
+
+    def _reply(self, req: RequestPacket, result: Result) -> None:
+        if self._closing or self.transport is None:
+            return
+        ret, body, desc = result
+        try:
+            frame = self.rpc.build_reply(req, int(ret), body, desc)
+        except ProtocolError as exc:  # e.g. a reply larger than the frame limit
+            frame = self.rpc.build_reply(req, Ret.SERVER_ENCODE_ERR, b"", str(exc))
+        if frame is not None:
+            self.transport.write(frame)
+
+    # -- used by servants and the server
+    def push(self, func: str, body: bytes) -> bool:
+        if self._closing or self.transport is None or self.transport.is_closing():
+            return False
+        self.transport.write(encode_push(func, body, self.rpc.max_frame))
+        return True
+
+    @property
+    def write_buffer_size(self) -> int:
+        return self.transport.get_write_buffer_size() if self.transport else 0
+
+    def abort(self) -> None:
+        self._closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def stop_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+
+
+class TarsServer:
+    """Hosts servants on one TCP port. Use ``async with`` or ``start()``/``aclose()``."""
+
+    def __init__(
+        self,
+        servants: Iterable[Servant] = (),
+        host: str = "127.0.0.1",
+        port: int = 0,
+        options: ServerOptions | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.options = options or ServerOptions()
+        self.servants: dict[str, Servant] = {}
+        for s in servants:
+            self.add_servant(s)
+        self._server: asyncio.Server | None = None
+        self._conns: set[_Conn] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self._draining = False
+        self.stats: dict[str, int] = {"requests": 0, "protocol_errors": 0, "stalled_closed": 0}
+
+    def add_servant(self, servant: Servant) -> None:
+        self.servants[servant.name] = servant
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._conns)
+
+    def endpoint(self) -> str:
+        """This server as a TARS endpoint string."""
+        return f"tcp -h {self.host} -p {self.port}"
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _Conn(self),
+            self.host,
+            self.port,
+            backlog=self.options.backlog,
+            reuse_address=True,
+        )
+        sock = self._server.sockets[0]
+        self.port = int(sock.getsockname()[1])
+        self._sweeper = asyncio.create_task(self._sweep(), name=f"tars-sweeper:{self.port}")
+
+    async def _sweep(self) -> None:
+        opts = self.options
+        while True:
+            await asyncio.sleep(opts.sweep_interval)
+            now = time.monotonic()
+            for conn in list(self._conns):
+                stalled = conn.rpc.buffered and now - conn.last_progress > opts.stall_timeout
+                idle = (
+                    opts.idle_timeout is not None and now - conn.last_activity > opts.idle_timeout
+                )
+                if stalled or (idle and not conn._tasks):
+                    self.stats["stalled_closed"] += 1
+                    conn.abort()
+
+    def push_all(self, func: str, body: bytes) -> int:
+        """Push to every connected peer; returns how many were reached."""
+        return sum(1 for c in list(self._conns) if c.push(func, body))
+
+    async def aclose(self) -> None:
+        """Stop in stages: stop accepting, stop reading, drain in-flight work, close."""
+        if self._server is None:
+            return
+        self._draining = True
+        server, self._server = self._server, None
+        server.close()
+        for conn in list(self._conns):
+            conn.stop_reading()
+        pending: set[asyncio.Task[Any]] = set()
+        for conn in self._conns:
+            pending |= conn._tasks
+        if pending:
+            await asyncio.wait(pending, timeout=self.options.drain_timeout)
+        for conn in list(self._conns):
+            for t in conn._tasks:
+                t.cancel()
+            conn.abort()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        await server.wait_closed()
+
+    async def __aenter__(self) -> TarsServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        names = sorted(self.servants)
+        return f"<TarsServer {self.host}:{self.port} servants={names} conns={len(self._conns)}>"

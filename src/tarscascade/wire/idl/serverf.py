@@ -1,0 +1,33 @@
+"""``ServerF`` (servant ``tars.tarsnode.ServerObj``, NodeF.tars): business server -> tarsnode."""
+
+from __future__ import annotations
+
+from tarscascade.wire.codec import INT32_K, STRING, UINT32
+from tarscascade.wire.interface import Interface, Method, Param
+from tarscascade.wire.struct import struct_kind, tars_struct, tfield
+
+NODE_SERVANT = "tars.tarsnode.ServerObj"
+
+
+@tars_struct
+class ServerInfo:
+    application: str = tfield(0, STRING, require=True, default="")
+    serverName: str = tfield(1, STRING, require=True, default="")
+    pid: int = tfield(2, INT32_K, require=True, default=0)
+    adapter: str = tfield(3, STRING, default="")
+
+
+SERVER_INFO = struct_kind(ServerInfo)
+
+KEEP_ALIVE = Method("keepAlive", (Param("serverInfo", SERVER_INFO),), INT32_K)
+KEEP_ACTIVING = Method("keepActiving", (Param("serverInfo", SERVER_INFO),), INT32_K)
+REPORT_VERSION = Method(
+    "reportVersion",
+    (Param("app", STRING), Param("serverName", STRING), Param("version", STRING)),
+    INT32_K,
+)
+GET_LATEST_KEEP_ALIVE_TIME = Method("getLatestKeepAliveTime", (), UINT32)
+
+SERVER_F = Interface.of(
+    "ServerF", KEEP_ALIVE, KEEP_ACTIVING, REPORT_VERSION, GET_LATEST_KEEP_ALIVE_TIME
+)
