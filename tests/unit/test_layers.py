@@ -1,0 +1,98 @@
+"""Layers import downward only (architecture.md §4, conventions.md Part 2).
+
+Parses every module under src/tarscascade and checks each ``tarscascade.*`` import
+against the allowed table; ``wire`` may import only the standard library (and never
+asyncio or socket).
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "tarscascade"
+
+# layer -> layers it may import (besides itself). The base modules (errors, model) are
+# importable by every layer; `testing` only by tests and the composition root.
+BASE = {"errors", "model", "__init__"}
+ALLOWED: dict[str, set[str]] = {
+    "wire": set(),
+    "transport": {"wire"},
+    "store": set(),
+    "catalog": {"wire"},
+    "client": {"transport", "wire"},
+    "registry": {"catalog", "store", "transport", "wire"},
+    "node": {"catalog", "client", "transport", "wire"},
+    "admin": {"registry", "node", "catalog", "store", "transport", "wire"},
+    "cli": {"admin", "registry", "node", "client", "catalog", "store", "transport", "wire"},
+    "testing": set(),
+    "errors": set(),
+    "model": set(),
+    "__init__": set(),
+}
+FORBIDDEN_IN_WIRE = {"asyncio", "socket", "selectors", "threading"}
+
+
+def _layer(path: Path) -> str:
+    rel = path.relative_to(SRC)
+    return rel.parts[0].removesuffix(".py")
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(), str(path))
+    out: list[tuple[int, str]] = []
+    pkg = ["tarscascade", *path.relative_to(SRC).with_suffix("").parts[:-1]]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative import: resolve against the package
+                base = pkg[: len(pkg) - node.level + 1]
+                name = ".".join(base + ([node.module] if node.module else []))
+            else:
+                name = node.module or ""
+            out.append((node.lineno, name))
+    return out
+
+
+MODULES = sorted(SRC.rglob("*.py"))
+
+
+def test_there_are_modules_to_check() -> None:
+    assert len(MODULES) > 10
+    assert {_layer(m) for m in MODULES} >= {"wire", "transport", "cli"}
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SRC)))
+def test_imports_point_down_only(path: Path) -> None:
+    layer = _layer(path)
+    assert layer in ALLOWED, f"{layer} is not a known layer: add it to the table"
+    allowed = ALLOWED[layer] | BASE | {layer}
+    bad = []
+    for line, name in _imports(path):
+        parts = name.split(".")
+        if parts[0] != "tarscascade":
+            continue
+        target = parts[1] if len(parts) > 1 else "__init__"
+        if target not in allowed:
+            bad.append(f"line {line}: {name} ({layer} -> {target})")
+    assert not bad, "upward or sideways imports:\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [m for m in MODULES if _layer(m) == "wire"],
+    ids=lambda p: str(p.relative_to(SRC)),
+)
+def test_wire_uses_only_the_standard_library(path: Path) -> None:
+    for line, name in _imports(path):
+        top = name.split(".")[0]
+        if top in ("tarscascade", "__future__"):
+            if top == "tarscascade":
+                assert name.split(".")[1] in ("wire", "errors"), f"line {line}: {name}"
+            continue
+        assert top in sys.stdlib_module_names, f"line {line}: third-party import {name}"
+        assert top not in FORBIDDEN_IN_WIRE, f"line {line}: wire is sans-IO, imports {name}"
