@@ -1,0 +1,1 @@
+"""tarscascade benchmarks: each prints and saves JSON results with the machine's details."""

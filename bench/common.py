@@ -1,0 +1,81 @@
+"""Shared benchmark plumbing: machine details, medians, JSON results."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "commit": commit,
+    }
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def repeat(fn: Callable[[], float], runs: int) -> list[float]:
+    return [fn() for _ in range(runs)]
+
+
+def rss_mb(pid: int | None = None) -> float:
+    return psutil.Process(pid or os.getpid()).memory_info().rss / 2**20
+
+
+def verdict(value: float, target: float, lower_is_better: bool = True) -> str:
+    ok = value < target if lower_is_better else value >= target
+    sign = "<" if lower_is_better else ">="
+    return f"{'MET' if ok else 'MISSED'} (target {sign} {target:g})"
+
+
+def save(name: str, results: dict[str, Any], quick: bool) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    doc = {"benchmark": name, "quick": quick, "machine": machine(), "results": results}
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S")
+    path = RESULTS / f"{name}{'-quick' if quick else ''}-{stamp}.json"
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    latest = RESULTS / f"{name}{'-quick' if quick else ''}-latest.json"
+    latest.write_text(json.dumps(doc, indent=2) + "\n")
+    print(json.dumps(doc, indent=2))
+    print(f"saved {path}", file=sys.stderr)
+    return path
