@@ -8,6 +8,9 @@ from tarscascade.wire.struct import struct_kind, tars_struct, tfield
 
 @tars_struct
 class EndpointF:
+    # EndpointF.tars gives no defaults: an absent optional field reads as 0, as in
+    # tars2cpp, TarsGo and @tars/stream (TarsGo omits zero-valued optionals).
+
     host: str = tfield(0, STRING, require=True, default="")
     port: int = tfield(1, INT32_K, require=True, default=0)
     #: the adapter's idle timeout in ms (``-t``); clients do not use it as a call timeout
@@ -15,12 +18,12 @@ class EndpointF:
     #: 0 = UDP, 1 = TCP, 2 = SSL
     istcp: int = tfield(3, INT32_K, require=True, default=0)
     grid: int = tfield(4, INT32_K, require=True, default=0)
-    groupworkid: int = tfield(5, INT32_K, default=-1)
-    grouprealid: int = tfield(6, INT32_K, default=-1)
+    groupworkid: int = tfield(5, INT32_K, default=0)
+    grouprealid: int = tfield(6, INT32_K, default=0)
     setId: str = tfield(7, STRING, default="")
     qos: int = tfield(8, INT32_K, default=0)
     bakFlag: int = tfield(9, INT32_K, default=0)
-    weight: int = tfield(11, INT32_K, default=-1)
+    weight: int = tfield(11, INT32_K, default=0)
     weightType: int = tfield(12, INT32_K, default=0)
     authType: int = tfield(13, INT32_K, default=0)
     nodeName: str = tfield(14, STRING, default="")
