@@ -1,0 +1,1 @@
+"""The registry: authoritative catalog + store + change log + QueryF servant + admin API."""

@@ -1,0 +1,64 @@
+"""Node liveness: a node that misses heartbeats for ``timeout`` seconds is dead.
+
+Pure: the caller feeds heartbeats with the time they arrived and asks which nodes
+changed state at ``now``. Dead nodes' endpoints turn inactive through the catalog's
+active rule (node alive is one of its three conditions). This replaces TARS's
+CheckNodeThread, which marked t_node_info and every t_server_conf row inactive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from tarscascade.model import NodeRecord, State
+
+#: TARS's `/tars/reap<nodeTimeout>` defaults to 250 s; a cascade node heartbeats every few
+#: seconds, so a far shorter timeout is safe and makes failover fast.
+DEFAULT_NODE_TIMEOUT = 30.0
+
+
+@dataclass(slots=True)
+class Liveness:
+    timeout: float = DEFAULT_NODE_TIMEOUT
+    last_seen: dict[str, float] = field(default_factory=dict)
+
+    def heartbeat(self, node: str, now: float) -> None:
+        prev = self.last_seen.get(node)
+        if prev is None or now > prev:
+            self.last_seen[node] = now
+
+    def merge(self, seen: Mapping[str, float]) -> None:
+        """Adopt heartbeats another registry recorded (shared database)."""
+        for node, t in seen.items():
+            self.heartbeat(node, t)
+
+    def forget(self, node: str) -> None:
+        self.last_seen.pop(node, None)
+
+    def is_alive(self, node: str, now: float) -> bool:
+        t = self.last_seen.get(node)
+        return t is not None and now - t <= self.timeout
+
+    def transitions(
+        self, nodes: Iterable[NodeRecord], now: float, started_at: float
+    ) -> list[NodeRecord]:
+        """Node records whose present state must change at ``now``.
+
+        A node never heard from since this registry started is given one full timeout
+        from ``started_at`` before being declared dead, so a registry restart does not
+        mark every node dead at once.
+        """
+        out: list[NodeRecord] = []
+        for n in nodes:
+            last = self.last_seen.get(n.name)
+            if last is None:
+                alive = now - started_at <= self.timeout
+                if alive:
+                    continue  # unknown yet: keep whatever state it has
+            else:
+                alive = now - last <= self.timeout
+            want = State.ACTIVE if alive else State.INACTIVE
+            if n.present_state != want:
+                out.append(replace(n, present_state=want))
+        return out
