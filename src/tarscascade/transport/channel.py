@@ -64,11 +64,8 @@ class _ClientProtocol(asyncio.Protocol):
         ch = self.channel
         try:
             events = self.rpc.receive_data(data)
-        except ProtocolError as exc:
-            log.warning("closing channel to %s:%s: %s", ch.host, ch.port, exc)
-            if self.transport is not None:
-                self.transport.abort()
-            return
+        except ProtocolError:
+            events = []  # rpc.failed is set; closed below
         for ev in events:
             if isinstance(ev, Reply):
                 fut = ch._pending.get(ev.packet.iRequestId)
@@ -81,6 +78,10 @@ class _ClientProtocol(asyncio.Protocol):
                     except Exception:
                         log.exception("push handler failed")
             # StrayReply: a late answer to a call that already gave up; dropped.
+        if self.rpc.failed is not None:
+            log.warning("closing channel to %s:%s: %s", ch.host, ch.port, self.rpc.failed)
+            if self.transport is not None:
+                self.transport.abort()
 
     def pause_writing(self) -> None:
         self._can_write.clear()

@@ -414,6 +414,9 @@ class _BytesKind(Kind[bytes]):
 
     def __init__(self) -> None:
         def write(w: bytearray, tag: int, v: bytes) -> None:
+            # bytes(5) would silently make five zero bytes: accept bytes-like values only
+            if not isinstance(v, bytes | bytearray | memoryview):
+                raise EncodeError(f"vector<byte> needs bytes, got {type(v).__name__}")
             write_bytes(w, tag, bytes(v))
 
         super().__init__("bytes", "vector<byte>", write, read_bytes, min_size=3)

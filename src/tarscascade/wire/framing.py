@@ -13,6 +13,8 @@ DEFAULT_MAX_FRAME = 10 * 1024 * 1024
 
 def encode_frame(payload: bytes | bytearray, max_frame: int = DEFAULT_MAX_FRAME) -> bytes:
     total = len(payload) + HEADER
+    if total < MIN_FRAME:
+        raise FrameError("empty frame: a TARS frame carries at least one byte of packet")
     if total > max_frame:
         raise FrameError(f"frame of {total} bytes exceeds the maximum of {max_frame}")
     return pack_u32(total) + payload
@@ -25,13 +27,15 @@ class FrameDecoder:
     4 header bytes arrive, so an oversized frame is refused before it is buffered.
     """
 
-    __slots__ = ("_buf", "max_frame")
+    __slots__ = ("_buf", "error", "max_frame")
 
     def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         if max_frame < MIN_FRAME:
             raise ValueError("max_frame too small")
         self.max_frame = max_frame
         self._buf = bytearray()
+        #: set when a bad length followed good frames in one feed; raised on the next feed
+        self.error: FrameError | None = None
 
     @property
     def buffered(self) -> int:
@@ -39,6 +43,13 @@ class FrameDecoder:
         return len(self._buf)
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+        """Return the complete frames' payloads; a bad length raises FrameError.
+
+        Frames that precede a bad length in the same call are returned first (the error
+        is kept in ``error`` and raised by the next call), so no good frame is lost.
+        """
+        if self.error is not None:
+            raise self.error
         buf = self._buf
         buf += data
         frames: list[bytes] = []
@@ -47,7 +58,11 @@ class FrameDecoder:
         while end - pos >= HEADER:
             n = unpack_u32(buf, pos)[0]
             if n < MIN_FRAME or n > self.max_frame:
-                raise FrameError(f"frame length {n} outside [{MIN_FRAME}, {self.max_frame}]")
+                err = FrameError(f"frame length {n} outside [{MIN_FRAME}, {self.max_frame}]")
+                if not frames:
+                    raise err
+                self.error = err
+                break
             if end - pos < n:
                 break
             frames.append(bytes(buf[pos + HEADER : pos + n]))

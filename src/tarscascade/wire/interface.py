@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tarscascade.errors import DecodeError
+from tarscascade.errors import DecodeError, EncodeError
 from tarscascade.wire.codec import BYTES, STRING, Kind, decode_value, encode_value, map_of
 from tarscascade.wire.struct import decode_struct, encode_struct, tars_struct, tfield
 
@@ -63,8 +63,13 @@ class Method:
     def out_params(self) -> tuple[Param, ...]:
         return tuple(p for p in self.params if p.out)
 
+    def _check_count(self, what: str, got: int, want: int) -> None:
+        if got != want:
+            raise EncodeError(f"{self.name}: {want} {what} expected, got {got}")
+
     # -- version 1 (TARS): tagged fields
     def encode_args(self, *args: Any) -> bytes:
+        self._check_count("arguments", len(args), len(self.in_params))
         return encode_struct(self._args(*args))
 
     def decode_args(self, body: bytes) -> list[Any]:
@@ -72,6 +77,7 @@ class Method:
         return [getattr(obj, p.name) for p in self.in_params]
 
     def encode_result(self, ret: Any = None, *outs: Any) -> bytes:
+        self._check_count("out-parameters", len(outs), len(self.out_params))
         values = (ret, *outs) if self.ret is not None else outs
         return encode_struct(self._result(*values))
 
@@ -84,6 +90,7 @@ class Method:
     # -- version 3 (TUP): values by parameter name
     def encode_args_tup(self, *args: Any) -> bytes:
         ins = self.in_params
+        self._check_count("arguments", len(args), len(ins))
         m = {p.name: encode_value(p.kind, v, 0) for p, v in zip(ins, args, strict=True)}
         return encode_value(_TUP_MAP, m, 0)
 
@@ -97,6 +104,7 @@ class Method:
         return values
 
     def encode_result_tup(self, ret: Any = None, *outs: Any) -> bytes:
+        self._check_count("out-parameters", len(outs), len(self.out_params))
         m: dict[str, bytes] = {}
         if self.ret is not None:
             enc = encode_value(self.ret, ret, 0)

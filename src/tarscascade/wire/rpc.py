@@ -65,10 +65,9 @@ def decode_response(frame: bytes) -> ResponsePacket:
     if version in (TUP_VERSION, 2):
         req = decode_struct(RequestPacket, frame)
         code = req.status.get(STATUS_RESULT_CODE, "0")
-        try:
-            ret = int(code)
-        except ValueError as exc:
-            raise DecodeError(f"bad {STATUS_RESULT_CODE} {code!r}") from exc
+        if not _is_int32_text(code):
+            raise DecodeError(f"bad {STATUS_RESULT_CODE} {code!r}")
+        ret = int(code)
         return ResponsePacket(
             iVersion=req.iVersion,
             cPacketType=req.cPacketType,
@@ -83,16 +82,33 @@ def decode_response(frame: bytes) -> ResponsePacket:
     return decode_struct(ResponsePacket, frame)
 
 
-class ClientRpc:
-    """Client side of one connection."""
+def _is_int32_text(s: str) -> bool:
+    digits = s[1:] if s[:1] == "-" else s
+    return (
+        0 < len(digits) <= 10
+        and digits.isascii()
+        and digits.isdigit()
+        and (-(2**31) <= int(s) < 2**31)
+    )
 
-    __slots__ = ("_frames", "_last_id", "max_frame", "outstanding")
+
+class ClientRpc:
+    """Client side of one connection.
+
+    After a protocol error the connection is broken (the stream cannot be re-synchronised)
+    and the error is kept in ``failed``. When good replies preceded the bad frame in the
+    same data, ``receive_data`` returns them instead of raising, so none is lost; the
+    caller delivers them, sees ``failed`` and closes. Otherwise it raises.
+    """
+
+    __slots__ = ("_frames", "_last_id", "failed", "max_frame", "outstanding")
 
     def __init__(self, max_frame: int = DEFAULT_MAX_FRAME, first_id: int = 1) -> None:
         self.max_frame = max_frame
         self._frames = FrameDecoder(max_frame)
         self._last_id = max(0, min(first_id, MAX_REQUEST_ID) - 1)
         self.outstanding: set[int] = set()
+        self.failed: ProtocolError | None = None
 
     def next_request_id(self) -> int:
         rid = self._last_id + 1
@@ -142,9 +158,22 @@ class ClientRpc:
         self.outstanding.discard(request_id)
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[ClientEvent]:
+        if self.failed is not None:
+            raise self.failed
         events: list[ClientEvent] = []
-        for frame in self._frames.feed(data):
-            pkt = decode_response(frame)
+        try:
+            frames = self._frames.feed(data)
+        except ProtocolError as exc:
+            self.failed = exc
+            raise
+        for frame in frames:
+            try:
+                pkt = decode_response(frame)
+            except ProtocolError as exc:
+                self.failed = exc
+                if not events:
+                    raise
+                return events
             rid = pkt.iRequestId
             if rid == 0:
                 events.append(Push(pkt))
@@ -153,6 +182,7 @@ class ClientRpc:
                 events.append(Reply(pkt))
             else:
                 events.append(StrayReply(pkt))
+        self.failed = self._frames.error
         return events
 
 
@@ -171,7 +201,10 @@ class ServerRpc:
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[RequestPacket]:
         """Decode whole requests; raises ProtocolError (the connection must then close)."""
-        return [decode_struct(RequestPacket, f) for f in self._frames.feed(data)]
+        reqs = [decode_struct(RequestPacket, f) for f in self._frames.feed(data)]
+        if self._frames.error is not None:
+            raise self._frames.error
+        return reqs
 
     def build_reply(
         self,
