@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -76,6 +76,19 @@ class EndpointRecord:
 def endpoint_key(object_id: str, host: str, port: int) -> str:
     """The identity of an endpoint record within ``objects``."""
     return f"{object_id}|{host}|{port}"
+
+
+def split_endpoint_key(key: str) -> tuple[str, str, int] | None:
+    """``(object_id, host, port)`` from an :func:`endpoint_key`, None if it is not one.
+
+    Split from the right: a host never contains ``|``, so an object id that does still
+    round-trips.
+    """
+    rest, sep, port = key.rpartition("|")
+    object_id, sep2, host = rest.rpartition("|")
+    if not sep or not sep2 or not port.isdigit() or not port.isascii():
+        return None
+    return object_id, host, int(port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,14 +197,75 @@ def record_from_dict(d: dict[str, Any]) -> Record:
     return rec
 
 
+# Field separators for the canonical form: ASCII unit / record separators, which do not
+# occur in object ids, hosts, node names or set ids, so distinct records do not collide.
+_RS = "\x1e"
+
+
+def _canon_endpoint(r: EndpointRecord) -> str:
+    # enable_group prints as 0/1 (":d") so a record built with an int digests like a bool one.
+    return (
+        f"endpoint\x1f{r.object_id}\x1f{r.host}\x1f{r.port}\x1f{r.istcp}\x1f{r.timeout}"
+        f"\x1f{r.node_name}\x1f{r.set_id}\x1f{r.enable_group:d}\x1f{r.ip_group_name}"
+        f"\x1f{r.grid}\x1f{r.qos}\x1f{r.weight}\x1f{r.weight_type}\x1f{r.auth_type}"
+        f"\x1f{r.bak_flag}\x1f{r.setting_state}\x1f{r.present_state}"
+    )
+
+
+def _canon_node(r: NodeRecord) -> str:
+    return (
+        f"node\x1f{r.name}\x1f{r.host}\x1f{r.port}\x1f{r.setting_state}"
+        f"\x1f{r.present_state}\x1f{r.last_heartbeat!r}"
+    )
+
+
+def _canon_rule(r: GroupRule) -> str:
+    return (
+        f"group_rule\x1f{r.group_id}\x1f{r.group_name}\x1f{_RS.join(r.allow_ip_rule)}"
+        f"\x1f{r.ip_order}\x1f{_RS.join(r.denny_ip_rule)}"
+    )
+
+
+def _canon_priority(r: GroupPriority) -> str:
+    groups = _RS.join(map(str, r.group_list))
+    return f"group_priority\x1f{r.id}\x1f{r.name}\x1f{groups}\x1f{r.list_order}\x1f{r.station}"
+
+
+def _canon_setting(r: Setting) -> str:
+    return f"setting\x1f{r.name}\x1f{r.value}"
+
+
+_CANON: dict[type[Any], Callable[[Any], str]] = {
+    EndpointRecord: _canon_endpoint,
+    NodeRecord: _canon_node,
+    GroupRule: _canon_rule,
+    GroupPriority: _canon_priority,
+    Setting: _canon_setting,
+}
+
+
+def canonical_form(record: Record) -> str:
+    """A deterministic text form of a record: type tag + every field, in declaration order.
+
+    Built with one f-string per record type (about 1 µs) instead of ``asdict`` + JSON
+    (about 15 µs): a node applies a million-endpoint snapshot, so this is a hot path.
+    Independent of hash seeds and process, so replicas agree on it.
+    """
+    return _CANON[type(record)](record)
+
+
 def record_digest(record: Record) -> int:
     """A 64-bit hash of a record's canonical form; a category digest is their sum mod 2**64.
 
     Summing (rather than XOR) keeps the digest order-independent while still telling
     apart two replicas that differ by a duplicated pair of records.
     """
-    canon = json.dumps(record_to_dict(record), sort_keys=True, separators=(",", ":"))
-    return int.from_bytes(hashlib.blake2b(canon.encode(), digest_size=8).digest(), "big")
+    data = _CANON[type(record)](record).encode("utf-8", "surrogateescape")
+    return _from_bytes(_blake2b(data, digest_size=8).digest(), "big")
+
+
+_blake2b = hashlib.blake2b
+_from_bytes = int.from_bytes
 
 
 DIGEST_MOD = 2**64

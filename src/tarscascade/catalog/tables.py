@@ -1,0 +1,301 @@
+"""The record tables behind the catalog: keyed records plus an incremental content digest.
+
+Two shapes. :class:`RecordTable` is a plain ``key -> record`` dict for the small
+categories (nodes, groups, settings). :class:`ObjectTable` holds the endpoints nested
+by object id, because every query and every invalidation works per object, and keeps
+an index ``node name -> object ids`` so a node going down invalidates exactly the
+objects with an endpoint on it.
+
+The digest of a table is the sum of :func:`record_digest` over its records mod 2**64,
+maintained on every put and delete; nothing here stores a per-record digest (it is
+recomputed from the old record when that record leaves), which saves 1M ints at scale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, KeysView, Mapping, Set
+from itertools import chain
+from typing import Generic, TypeVar
+
+from tarscascade.model import (
+    DIGEST_MOD,
+    EndpointRecord,
+    GroupPriority,
+    GroupRule,
+    NodeRecord,
+    Op,
+    Record,
+    Setting,
+    endpoint_key,
+    record_digest,
+    split_endpoint_key,
+)
+
+R = TypeVar("R", bound=NodeRecord | GroupRule | GroupPriority | Setting)
+
+#: One step of a diff: ``(PUT, key, record)`` or ``(DELETE, key, None)``.
+Change = tuple[Op, str, Record | None]
+
+HostPort = tuple[str, int]
+Endpoints = dict[HostPort, EndpointRecord]
+
+_NO_IDS: frozenset[str] = frozenset()
+
+
+class RecordTable(Generic[R]):
+    """Records of one small category by key, with the category digest."""
+
+    __slots__ = ("_by_key", "_sum")
+
+    def __init__(self, records: Iterable[R] = ()) -> None:
+        self._by_key: dict[str, R] = {r.key: r for r in records}
+        self._sum = sum(map(record_digest, self._by_key.values())) % DIGEST_MOD
+
+    def get(self, key: str) -> R | None:
+        return self._by_key.get(key)
+
+    def put(self, record: R) -> tuple[bool, R | None]:
+        """Insert or replace; returns ``(changed, old record)``."""
+        key = record.key
+        old = self._by_key.get(key)
+        if old == record:
+            return False, old
+        self._by_key[key] = record
+        self._sum += record_digest(record) - (record_digest(old) if old is not None else 0)
+        return True, old
+
+    def delete(self, key: str) -> R | None:
+        """Remove by key; returns the removed record (None: nothing to remove)."""
+        old = self._by_key.pop(key, None)
+        if old is not None:
+            self._sum -= record_digest(old)
+        return old
+
+    def keys(self) -> KeysView[str]:
+        return self._by_key.keys()
+
+    def values(self) -> Iterable[R]:
+        return self._by_key.values()
+
+    def same_content(self, other: RecordTable[R]) -> bool:
+        return self._by_key == other._by_key
+
+    def diff(self, target: RecordTable[R]) -> list[Change]:
+        """The changes that turn this table's content into ``target``'s, sorted by key."""
+        mine, theirs = self._by_key, target._by_key
+        out: list[Change] = [(Op.DELETE, k, None) for k in mine.keys() - theirs.keys()]
+        out += [(Op.PUT, k, r) for k, r in theirs.items() if mine.get(k) != r]
+        out.sort(key=_change_key)
+        return out
+
+    @property
+    def digest(self) -> int:
+        return self._sum % DIGEST_MOD
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+
+def group_by_object(records: Iterable[EndpointRecord]) -> dict[str, Endpoints]:
+    """Nest endpoint records by object id then ``(host, port)``; a later duplicate wins."""
+    objects: dict[str, Endpoints] = {}
+    get = objects.get
+    for r in records:
+        if type(r) is not EndpointRecord:
+            raise TypeError(f"not an endpoint record: {type(r).__name__}")
+        eps = get(r.object_id)
+        if eps is None:
+            eps = objects[r.object_id] = {}
+        eps[(r.host, r.port)] = r
+    return objects
+
+
+class ObjectSnapshot:
+    """An objects snapshot being received: add chunks as they arrive, then replace.
+
+    All per-record work (nesting, digest, node index) happens in :meth:`add`, so a node
+    receiving a snapshot in chunks spreads it between awaits, and the final
+    ``Catalog.replace_category`` only compares and swaps. A snapshot that raised in
+    ``add`` is spoiled: drop it.
+    """
+
+    __slots__ = ("_table",)
+
+    def __init__(self, records: Iterable[EndpointRecord] = ()) -> None:
+        self._table = ObjectTable()
+        self.add(records)
+
+    def add(self, records: Iterable[EndpointRecord]) -> None:
+        """Add records; a record with the key of an earlier one replaces it."""
+        t = self._table
+        objects, by_node = t._objects, t._by_node
+        get, node_get = objects.get, by_node.get
+        digest = record_digest
+        total = count = 0
+        # The hot loop of every full load: one pass, locals only, no per-record helpers.
+        for r in records:
+            if type(r) is not EndpointRecord:  # the one check worth its cost: it guards the index
+                raise TypeError(f"not an endpoint record: {type(r).__name__}")
+            oid = r.object_id
+            eps = get(oid)
+            if eps is None:
+                eps = objects[oid] = {}
+            hp = (r.host, r.port)
+            old = eps.get(hp)
+            eps[hp] = r
+            total += digest(r)
+            if old is None:
+                count += 1
+            else:
+                total -= digest(old)
+                if old.node_name and old.node_name != r.node_name:
+                    t._unlink(old.node_name, oid, eps)
+            node = r.node_name
+            if node:
+                ids = node_get(node)
+                if ids is None:
+                    by_node[node] = {oid}
+                else:
+                    ids.add(oid)
+        t._sum = (t._sum + total) % DIGEST_MOD
+        t._count += count
+
+    def take(self) -> ObjectTable:
+        """The finished table; the snapshot is empty afterwards."""
+        table, self._table = self._table, ObjectTable()
+        return table
+
+    @property
+    def endpoint_count(self) -> int:
+        return self._table.endpoint_count
+
+    def __repr__(self) -> str:
+        t = self._table
+        return f"<ObjectSnapshot {len(t)} objects, {t.endpoint_count} endpoints so far>"
+
+
+class ObjectTable:
+    """Endpoint records by object id and ``(host, port)``, indexed by node name."""
+
+    __slots__ = ("_by_node", "_count", "_objects", "_sum")
+
+    def __init__(self) -> None:
+        self._objects: dict[str, Endpoints] = {}
+        self._by_node: dict[str, set[str]] = {}
+        self._count = 0
+        self._sum = 0
+
+    # -- reads
+
+    def get(self, object_id: str) -> Mapping[HostPort, EndpointRecord] | None:
+        return self._objects.get(object_id)
+
+    def ids(self) -> KeysView[str]:
+        return self._objects.keys()
+
+    def objects_on_node(self, node_name: str) -> Set[str]:
+        return self._by_node.get(node_name, _NO_IDS)
+
+    def records(self) -> Iterator[EndpointRecord]:
+        return chain.from_iterable(eps.values() for eps in self._objects.values())
+
+    @property
+    def digest(self) -> int:
+        return self._sum % DIGEST_MOD
+
+    @property
+    def endpoint_count(self) -> int:
+        return self._count
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+    # -- writes
+
+    def put(self, r: EndpointRecord) -> bool:
+        """Insert or replace one endpoint; False when it was already there unchanged."""
+        oid = r.object_id
+        eps = self._objects.get(oid)
+        if eps is None:
+            eps = self._objects[oid] = {}
+        hp = (r.host, r.port)
+        old = eps.get(hp)
+        if old == r:
+            return False
+        eps[hp] = r
+        if old is None:
+            self._count += 1
+            self._sum += record_digest(r)
+        else:
+            self._sum += record_digest(r) - record_digest(old)
+            if old.node_name and old.node_name != r.node_name:
+                self._unlink(old.node_name, oid, eps)
+        if r.node_name:
+            self._by_node.setdefault(r.node_name, set()).add(oid)
+        return True
+
+    def delete(self, key: str) -> str | None:
+        """Remove the endpoint with this key; returns its object id, None if absent."""
+        parts = split_endpoint_key(key)
+        if parts is None:
+            return None
+        oid, host, port = parts
+        eps = self._objects.get(oid)
+        old = eps.pop((host, port), None) if eps is not None else None
+        if eps is None or old is None:
+            return None
+        if not eps:
+            del self._objects[oid]
+        self._count -= 1
+        self._sum -= record_digest(old)
+        if old.node_name:
+            self._unlink(old.node_name, oid, eps)
+        return oid
+
+    def _unlink(self, node: str, oid: str, eps: Endpoints) -> None:
+        """Drop ``oid`` from the node's index unless another of its endpoints is there.
+
+        A scan of one object's endpoints (a handful) keeps the index exact, so it cannot
+        accumulate stale ids as endpoints move between nodes.
+        """
+        if any(r.node_name == node for r in eps.values()):
+            return
+        ids = self._by_node.get(node)
+        if ids is not None:
+            ids.discard(oid)
+            if not ids:
+                del self._by_node[node]
+
+    # -- comparisons
+
+    def changed_ids(self, other: ObjectTable) -> set[str]:
+        """Object ids whose endpoints differ between the two tables."""
+        a, b = self._objects, other._objects
+        if not a:
+            return set(b)
+        if not b:
+            return set(a)
+        changed = {oid for oid, eps in a.items() if b.get(oid) != eps}
+        changed.update(b.keys() - a.keys())
+        return changed
+
+    def diff(self, target: Mapping[str, Endpoints]) -> list[Change]:
+        """The changes that turn this table into ``target`` (from :func:`group_by_object`)."""
+        mine = self._objects
+        out: list[Change] = []
+        for oid in mine.keys() | target.keys():
+            have = mine.get(oid, {})
+            want = target.get(oid, {})
+            if have == want:  # the common case, compared in C
+                continue
+            for host, port in have.keys() - want.keys():
+                out.append((Op.DELETE, endpoint_key(oid, host, port), None))
+            for hp, r in want.items():
+                if have.get(hp) != r:
+                    out.append((Op.PUT, endpoint_key(oid, hp[0], hp[1]), r))
+        out.sort(key=_change_key)
+        return out
+
+
+def _change_key(change: Change) -> str:
+    return change[1]
