@@ -10,6 +10,8 @@ import time
 #: name -> module with ``run(quick) -> dict`` and a ``save`` call in ``main``
 SUITE = {
     "codec": "bench.bench_codec",
+    "catalog": "bench.bench_catalog",
+    "store": "bench.bench_store",
     "transport": "bench.bench_transport",
 }
 

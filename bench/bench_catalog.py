@@ -27,6 +27,7 @@ from typing import Any
 
 import psutil
 
+from bench.common import save
 from tarscascade.catalog import Catalog, ObjectSnapshot, QueryAnswerer, QueryMethod
 from tarscascade.model import (
     Category,
@@ -208,13 +209,13 @@ def machine() -> dict[str, Any]:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100k endpoints, < 10 s")
     parser.add_argument("--objects", type=int, help="objects (x5 endpoints each)")
     parser.add_argument("--repeat", type=int, help="runs per timed step (median)")
     parser.add_argument("--out", type=Path, help="JSON output path")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     n_objects = args.objects or (20_000 if args.quick else 200_000)
     repeat = args.repeat or 3
     hot_calls = 200_000 if args.quick else 1_000_000
@@ -228,23 +229,9 @@ def main() -> None:
         "results": results,
         "total_s": round(time.perf_counter() - t0, 1),
     }
-    # Same naming as the other benches: one file per run plus a "-latest" copy.
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    results_dir = Path(__file__).parent / "results"
-    outs = (
-        [args.out]
-        if args.out
-        else [
-            results_dir / f"catalog-{report['mode']}-{stamp}.json",
-            results_dir / f"catalog-{report['mode']}-latest.json",
-        ]
-    )
-    text = json.dumps(report, indent=2) + "\n"
-    for out in outs:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
-    print(text, end="")
-    print("written to", ", ".join(str(o) for o in outs))
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    save("catalog", report, args.quick)
 
 
 if __name__ == "__main__":

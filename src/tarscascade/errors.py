@@ -64,3 +64,43 @@ class NoEndpointError(TarsCascadeError):
 
 class NotSyncedError(TarsCascadeError):
     """A replica has no data yet and refuses to answer authoritatively."""
+
+
+class StoreError(TarsCascadeError):
+    """The database failed or refused an operation (connection, lock timeout, SQL error)."""
+
+
+class NotFoundError(StoreError):
+    """A write named a record that does not exist (a delete of a missing row)."""
+
+    def __init__(self, keys: list[str]) -> None:
+        shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+        super().__init__(f"not found: {shown}")
+        self.keys = keys
+
+
+class ConflictError(StoreError):
+    """A write collides with existing data (a duplicate key in an insert-only load)."""
+
+
+class SchemaVersionError(StoreError):
+    """The database schema is newer than this code knows: refuse rather than corrupt it."""
+
+
+class ChangeLogTrimmedError(StoreError):
+    """The changes asked for are no longer in the change log: reload instead of resuming."""
+
+    def __init__(self, since: int, floor: int) -> None:
+        super().__init__(
+            f"changes after revision {since} were trimmed (log starts after {floor}); reload"
+        )
+        self.since = since
+        self.floor = floor
+
+
+class InvalidRecordError(TarsCascadeError, ValueError):
+    """A record or key the store cannot hold (a field too long, a malformed key)."""
+
+
+class EpochChangedError(StoreError):
+    """The database now carries a different epoch (replaced or restored): start again."""

@@ -1,0 +1,197 @@
+"""The store's tables and their migrations (SQLite, MySQL/MariaDB, PostgreSQL alike).
+
+Column order in each record table is the field order of its model dataclass: ``load()``
+builds records positionally from these columns, and a test pins the correspondence so a
+new model field cannot be dropped silently (it needs a migration here).
+
+Every name is prefixed ``tc_`` so the tables can live next to TARS's own ``t_*`` tables.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+from tarscascade.errors import SchemaVersionError
+
+# MySQL: utf8mb4 so any Unicode fits, and a binary collation so keys compare exactly as on
+# SQLite and PostgreSQL (the default collations would merge "App.a" and "App.A").
+_MYSQL: dict[str, Any] = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+}
+
+# VARCHAR lengths: the endpoint key (object_id, host, port) must fit one InnoDB index
+# (3072 bytes; utf8mb4 counts 4 bytes a character): (255 + 255) * 4 + 4 = 2044.
+NAME_LEN = 255
+SHORT_LEN = 128
+STATE_LEN = 16
+KEY_LEN = 600  # object_id|host|port
+
+# TEXT holds 64 KiB on MySQL; settings and change-log payloads may be larger.
+LongText = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+RevisionInt = sa.BigInteger()
+# The change log's key: on SQLite INTEGER PRIMARY KEY is the rowid itself (no extra index).
+RevisionKey = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+metadata = sa.MetaData()
+
+meta = sa.Table(
+    "tc_meta",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),  # always 1
+    sa.Column("epoch", sa.String(64), nullable=False),
+    sa.Column("schema_version", sa.Integer, nullable=False),
+    # The one monotonic revision counter: every change-log row takes the next value.
+    sa.Column("revision", RevisionInt, nullable=False),
+    # Every change after this revision is still in tc_change_log (trimmed or bulk-loaded
+    # history below it is not), so a tailer further behind must reload.
+    sa.Column("log_floor", RevisionInt, nullable=False),
+    **_MYSQL,
+)
+
+endpoints = sa.Table(
+    "tc_endpoints",
+    metadata,
+    sa.Column("object_id", sa.String(NAME_LEN), nullable=False),
+    sa.Column("host", sa.String(NAME_LEN), nullable=False),
+    sa.Column("port", sa.Integer, nullable=False),
+    sa.Column("istcp", sa.Integer, nullable=False),
+    sa.Column("timeout", sa.Integer, nullable=False),
+    sa.Column("node_name", sa.String(NAME_LEN), nullable=False),
+    sa.Column("set_id", sa.String(SHORT_LEN), nullable=False),
+    sa.Column("enable_group", sa.Boolean, nullable=False),
+    sa.Column("ip_group_name", sa.String(SHORT_LEN), nullable=False),
+    sa.Column("grid", sa.Integer, nullable=False),
+    sa.Column("qos", sa.Integer, nullable=False),
+    sa.Column("weight", sa.Integer, nullable=False),
+    sa.Column("weight_type", sa.Integer, nullable=False),
+    sa.Column("auth_type", sa.Integer, nullable=False),
+    sa.Column("bak_flag", sa.Integer, nullable=False),
+    sa.Column("setting_state", sa.String(STATE_LEN), nullable=False),
+    sa.Column("present_state", sa.String(STATE_LEN), nullable=False),
+    # The key is the primary key; its index leads with object_id, so it is also the
+    # per-object index (a separate object_id index would only slow down writes).
+    sa.PrimaryKeyConstraint("object_id", "host", "port", name="pk_tc_endpoints"),
+    sa.Index("ix_tc_endpoints_node_name", "node_name"),
+    **_MYSQL,
+)
+
+nodes = sa.Table(
+    "tc_nodes",
+    metadata,
+    sa.Column("name", sa.String(NAME_LEN), primary_key=True),
+    sa.Column("host", sa.String(NAME_LEN), nullable=False),
+    sa.Column("port", sa.Integer, nullable=False),
+    sa.Column("setting_state", sa.String(STATE_LEN), nullable=False),
+    sa.Column("present_state", sa.String(STATE_LEN), nullable=False),
+    sa.Column("last_heartbeat", sa.Double, nullable=False),  # DOUBLE: exact float64
+    **_MYSQL,
+)
+
+group_rules = sa.Table(
+    "tc_group_rules",
+    metadata,
+    sa.Column("group_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("group_name", sa.String(SHORT_LEN), nullable=False),
+    # IP pattern lists as JSON arrays: exact round trip, still editable by hand.
+    sa.Column("allow_ip_rule", LongText, nullable=False),
+    sa.Column("ip_order", sa.String(32), nullable=False),
+    sa.Column("denny_ip_rule", LongText, nullable=False),
+    **_MYSQL,
+)
+
+group_priorities = sa.Table(
+    "tc_group_priorities",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String(SHORT_LEN), nullable=False),
+    sa.Column("group_list", LongText, nullable=False),  # JSON array of group ids
+    sa.Column("list_order", sa.Integer, nullable=False),
+    sa.Column("station", sa.String(SHORT_LEN), nullable=False),
+    **_MYSQL,
+)
+
+settings = sa.Table(
+    "tc_settings",
+    metadata,
+    sa.Column("name", sa.String(NAME_LEN), primary_key=True),
+    sa.Column("value", LongText, nullable=False),
+    **_MYSQL,
+)
+
+change_log = sa.Table(
+    "tc_change_log",
+    metadata,
+    sa.Column("revision", RevisionKey, primary_key=True, autoincrement=False),
+    sa.Column("category", sa.String(STATE_LEN), nullable=False),
+    sa.Column("op", sa.String(8), nullable=False),
+    sa.Column("key", sa.String(KEY_LEN), nullable=False),
+    sa.Column("payload", LongText, nullable=True),  # record_to_dict JSON; NULL = tombstone
+    # Wall clock for people reading the log, never used for ordering (unix seconds).
+    sa.Column("created_at", sa.Double, nullable=False),
+    **_MYSQL,
+)
+
+RECORD_TABLES = (endpoints, nodes, group_rules, group_priorities, settings)
+
+
+# --- migrations -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[sa.Connection], None]
+
+
+def _v1_create_tables(conn: sa.Connection) -> None:
+    # Idempotent so a crash between DDL statements (MySQL commits each one) can rerun it.
+    # When a later migration changes a table, freeze the v1 definitions here first:
+    # v1 must keep creating the v1 schema, not whatever the tables above have become.
+    metadata.create_all(conn, checkfirst=True)
+    if conn.execute(sa.select(meta.c.id)).first() is None:
+        conn.execute(
+            meta.insert().values(
+                id=1, epoch=uuid.uuid4().hex, schema_version=0, revision=0, log_floor=0
+            )
+        )
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "create the tc_* tables", _v1_create_tables),)
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+assert [m.version for m in MIGRATIONS] == list(range(1, SCHEMA_VERSION + 1)), "gap in migrations"
+
+
+def schema_version(conn: sa.Connection) -> int:
+    """The version recorded in the database; 0 when it has no (complete) tarscascade schema."""
+    if not sa.inspect(conn).has_table(meta.name):
+        return 0
+    found = conn.execute(sa.select(meta.c.schema_version)).scalar()
+    return int(found) if found is not None else 0
+
+
+def migrate(conn: sa.Connection) -> int:
+    """Bring the schema up to ``SCHEMA_VERSION``; the caller holds the migration lock.
+
+    Raises ``SchemaVersionError`` for a database written by a newer tarscascade.
+    """
+    current = schema_version(conn)
+    if current > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"database schema version {current} is newer than this tarscascade knows "
+            f"({SCHEMA_VERSION}); upgrade tarscascade before opening it"
+        )
+    for migration in MIGRATIONS:
+        if migration.version > current:
+            migration.apply(conn)
+            conn.execute(meta.update().values(schema_version=migration.version))
+    return SCHEMA_VERSION

@@ -1,0 +1,91 @@
+"""Schema creation, reopening, versioning, and the epoch."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+import sqlalchemy as sa
+
+from tarscascade.errors import EpochChangedError, SchemaVersionError, StoreError
+from tarscascade.store import SCHEMA_VERSION, Put, SqlStore, schema
+from tests.integration.store.store_samples import endpoint
+
+
+def test_create_then_reopen_keeps_epoch_and_data(open_store: Callable[[], SqlStore]) -> None:
+    first = open_store()
+    assert len(first.epoch) == 32
+    assert first.current_revision() == 0
+    first.write([Put(endpoint(1))])
+    first.close()
+
+    again = open_store()
+    assert again.epoch == first.epoch
+    assert again.current_revision() == 1
+    assert again.load().endpoints == [endpoint(1)]
+
+
+def test_every_table_exists_and_version_is_recorded(store: SqlStore, raw: sa.Engine) -> None:
+    tables = set(sa.inspect(raw).get_table_names())
+    assert {t.name for t in schema.metadata.sorted_tables} <= tables
+    with raw.connect() as conn:
+        row = conn.execute(sa.select(schema.meta)).one()
+    assert row.schema_version == SCHEMA_VERSION
+    assert row.epoch == store.epoch
+    assert (row.revision, row.log_floor) == (0, 0)
+
+
+def test_a_newer_schema_version_is_refused(
+    open_store: Callable[[], SqlStore], raw: sa.Engine
+) -> None:
+    open_store().close()
+    with raw.begin() as conn:
+        conn.execute(schema.meta.update().values(schema_version=SCHEMA_VERSION + 1))
+    with pytest.raises(SchemaVersionError, match=f"version {SCHEMA_VERSION + 1} is newer"):
+        open_store()
+
+
+def test_concurrent_first_opens_create_the_schema_once(
+    open_store: Callable[[], SqlStore],
+) -> None:
+    stores: list[SqlStore] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    start = threading.Barrier(4)
+
+    def opener() -> None:
+        start.wait()
+        try:
+            opened = open_store()
+        except BaseException as exc:
+            errors.append(exc)
+            return
+        with lock:
+            stores.append(opened)
+
+    threads = [threading.Thread(target=opener) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len({s.epoch for s in stores}) == 1
+
+
+def test_a_replaced_database_is_noticed(store: SqlStore, raw: sa.Engine) -> None:
+    with raw.begin() as conn:
+        conn.execute(schema.meta.update().values(epoch="restored-elsewhere"))
+    with pytest.raises(EpochChangedError):
+        store.write([Put(endpoint(1))])
+    with pytest.raises(EpochChangedError):
+        store.changes_since(0)
+    with pytest.raises(EpochChangedError):
+        store.load()
+
+
+def test_a_closed_store_refuses_work(store: SqlStore) -> None:
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.load()
+    assert "closed" in repr(store)
