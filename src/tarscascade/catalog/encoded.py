@@ -134,6 +134,10 @@ class QueryAnswerer:
         self.misses = 0
         catalog.add_listener(self.invalidate)
 
+    @property
+    def catalog(self) -> Catalog:
+        return self._catalog
+
     def answer(self, method: str, object_id: str, caller: str = "", arg: str = "") -> bytes:
         """The encoded ``sBuffer`` answering ``method(object_id[, arg])`` for ``caller``.
 

@@ -1,0 +1,343 @@
+"""Administrative operations on the registry: validated reads and writes.
+
+The HTTP API and anything else that administers the registry goes through here. Every
+input is validated before anything is written; a bad request raises
+:class:`ValidationError` (HTTP 400), a missing record :class:`NotFoundError` (404), a
+duplicate :class:`ConflictError` (409) — and changes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from tarscascade.errors import ConflictError, EndpointSyntaxError, NotFoundError, TarsCascadeError
+from tarscascade.model import (
+    Category,
+    EndpointRecord,
+    GroupPriority,
+    GroupRule,
+    NodeRecord,
+    Setting,
+    State,
+    endpoint_key,
+)
+from tarscascade.registry.core import RegistryCore
+from tarscascade.store import Delete, Put
+from tarscascade.wire.endpoint import parse_endpoint, validate_object_id
+
+_SET_PART = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_IP_PATTERN = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}|\*)$")
+
+
+class ValidationError(TarsCascadeError, ValueError):
+    """A request that cannot be applied as given."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    revision: int  # the store revision that contains the change (0 when nothing changed)
+    record: Any = None
+
+
+def validate_set_id(set_id: str) -> str:
+    """``name.area.group``; name and area not ``*``, group may be ``*`` (the wildcard group)."""
+    if set_id == "":
+        return ""
+    parts = set_id.split(".")
+    if len(parts) != 3 or not all(_SET_PART.match(p) or p == "*" for p in parts):
+        raise ValidationError(f"set id must be name.area.group, got {set_id!r}")
+    if "*" in parts[:2]:
+        raise ValidationError(f"set name and area cannot be '*': {set_id!r}")
+    return set_id
+
+
+def validate_name(what: str, name: str) -> str:
+    if not _NAME.match(name):
+        raise ValidationError(f"{what} must be 1-128 of [A-Za-z0-9_.:-], got {name!r}")
+    return name
+
+
+def validate_ip_pattern(p: str) -> str:
+    """An IDC rule entry as TARS matches it: an exact IPv4 address or ``a.b.c.*``."""
+    m = _IP_PATTERN.match(p)
+    if not m or any(int(x) > 255 for x in m.groups() if x != "*"):
+        raise ValidationError(f"IP rule entries are a.b.c.d or a.b.c.*, got {p!r}")
+    return p
+
+
+def _object_id(object_id: str) -> str:
+    try:
+        return validate_object_id(object_id)
+    except EndpointSyntaxError as exc:
+        raise ValidationError(str(exc)) from exc
+
+
+def _host_port(host: str, port: int) -> tuple[str, int]:
+    if not host or len(host) > 255 or any(c.isspace() for c in host):
+        raise ValidationError(f"bad host {host!r}")
+    if not 0 < port < 65536:
+        raise ValidationError(f"port must be 1..65535, got {port}")
+    return host, port
+
+
+class RegistryAdmin:
+    """The registry's administrative surface."""
+
+    def __init__(self, core: RegistryCore) -> None:
+        self.core = core
+
+    @property
+    def catalog(self) -> Any:
+        return self.core.catalog
+
+    # ------------------------------------------------------------------ reads
+
+    def status(self) -> dict[str, Any]:
+        cat = self.core.catalog
+        counts = cat.counts()
+        cats = {}
+        for c in Category:
+            v = cat.version(c)
+            cats[c.value] = {
+                "version": {"epoch": v.epoch, "revision": v.revision},
+                "digest": f"{cat.digest(c):016x}",
+            }
+        return {
+            "epoch": self.core.epoch,
+            "revision": self.core.revision,
+            "categories": cats,
+            "counts": counts,
+            "stats": dataclasses.asdict(self.core.stats),
+            "answer_cache": {
+                "entries": self.core.answerer.size,
+                "hits": self.core.answerer.hits,
+                "misses": self.core.answerer.misses,
+            },
+        }
+
+    def endpoint_view(self, r: EndpointRecord) -> dict[str, Any]:
+        d = dataclasses.asdict(r)
+        d["active"] = self.core.catalog.is_active(r)
+        return d
+
+    def list_objects(self) -> list[dict[str, Any]]:
+        cat = self.core.catalog
+        out = []
+        for oid in sorted(cat.object_ids()):
+            eps = cat.get_object(oid)
+            active = sum(1 for e in eps if cat.is_active(e))
+            out.append(
+                {
+                    "object_id": oid,
+                    "endpoints": len(eps),
+                    "active": active,
+                    "inactive": len(eps) - active,
+                }
+            )
+        return out
+
+    def get_object(self, object_id: str) -> list[EndpointRecord]:
+        eps: tuple[EndpointRecord, ...] = self.core.catalog.get_object(object_id)
+        if not eps:
+            raise NotFoundError([object_id])
+        return list(eps)
+
+    def get_endpoint(self, object_id: str, host: str, port: int) -> EndpointRecord:
+        for r in self.core.catalog.get_object(object_id):
+            if r.host == host and r.port == port:
+                return r
+        raise NotFoundError([endpoint_key(object_id, host, port)])
+
+    def list_nodes(self) -> list[NodeRecord]:
+        nodes = [r for r in self.core.catalog.records(Category.NODES) if isinstance(r, NodeRecord)]
+        return sorted(nodes, key=lambda n: n.name)
+
+    def list_group_rules(self) -> list[GroupRule]:
+        rs = [r for r in self.core.catalog.records(Category.GROUPS) if isinstance(r, GroupRule)]
+        return sorted(rs, key=lambda r: r.group_id)
+
+    def list_group_priorities(self) -> list[GroupPriority]:
+        rs = self.core.catalog.records(Category.GROUPS)
+        return sorted(
+            (r for r in rs if isinstance(r, GroupPriority)), key=lambda r: (r.list_order, r.id)
+        )
+
+    def list_settings(self) -> list[Setting]:
+        rs = [r for r in self.core.catalog.records(Category.SETTINGS) if isinstance(r, Setting)]
+        return sorted(rs, key=lambda s: s.name)
+
+    # ------------------------------------------------------------------ endpoint writes
+
+    def build_endpoint(
+        self,
+        object_id: str,
+        endpoint: str,
+        *,
+        node_name: str = "",
+        set_id: str | None = None,
+        enable_group: bool = False,
+        ip_group_name: str = "",
+        bak_flag: int = 0,
+        setting_state: State = State.ACTIVE,
+        present_state: State = State.ACTIVE,
+    ) -> EndpointRecord:
+        """An endpoint record from a TARS endpoint string plus options (validated)."""
+        _object_id(object_id)
+        try:
+            ep = parse_endpoint(endpoint)
+        except EndpointSyntaxError as exc:
+            raise ValidationError(str(exc)) from exc
+        _host_port(ep.host, ep.port)
+        if node_name:
+            validate_name("node name", node_name)
+        if ip_group_name:
+            validate_name("IDC group name", ip_group_name)
+        if bak_flag not in (0, 1):
+            raise ValidationError(f"bak_flag must be 0 or 1, got {bak_flag}")
+        sid = validate_set_id(ep.set_id if set_id is None else set_id)
+        return EndpointRecord(
+            object_id=object_id,
+            host=ep.host,
+            port=ep.port,
+            istcp=ep.istcp,
+            timeout=ep.timeout,
+            node_name=node_name,
+            set_id=sid,
+            enable_group=enable_group,
+            ip_group_name=ip_group_name,
+            grid=ep.grid,
+            qos=ep.qos,
+            weight=ep.weight,
+            weight_type=ep.weight_type,
+            auth_type=ep.auth_type,
+            bak_flag=bak_flag,
+            setting_state=State(setting_state),
+            present_state=State(present_state),
+        )
+
+    async def add_endpoint(self, record: EndpointRecord, *, replace: bool = False) -> WriteResult:
+        await self.core.catch_up()
+        exists = any(
+            r.host == record.host and r.port == record.port
+            for r in self.core.catalog.get_object(record.object_id)
+        )
+        if exists and not replace:
+            raise ConflictError(
+                f"endpoint {record.host}:{record.port} of {record.object_id} exists"
+            )
+        return await self._put(record)
+
+    async def update_endpoint(
+        self, object_id: str, host: str, port: int, changes: dict[str, Any]
+    ) -> WriteResult:
+        await self.core.catch_up()
+        current = self.get_endpoint(object_id, host, port)
+        allowed = {f.name for f in dataclasses.fields(EndpointRecord)} - {
+            "object_id",
+            "host",
+            "port",
+        }
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValidationError(f"cannot change {sorted(unknown)}")
+        try:
+            updated = dataclasses.replace(current, **changes)
+        except TypeError as exc:
+            raise ValidationError(str(exc)) from exc
+        # re-validate the result as a whole
+        self._check_record(updated)
+        return await self._put(updated)
+
+    def _check_record(self, r: EndpointRecord) -> None:
+        validate_set_id(r.set_id)
+        if r.node_name:
+            validate_name("node name", r.node_name)
+        if r.ip_group_name:
+            validate_name("IDC group name", r.ip_group_name)
+        for name in ("istcp", "timeout", "grid", "qos", "weight", "weight_type", "auth_type"):
+            v = getattr(r, name)
+            if not isinstance(v, int) or isinstance(v, bool) or not -(2**31) <= v < 2**31:
+                raise ValidationError(f"{name} must be a 32-bit integer, got {v!r}")
+        if r.istcp not in (0, 1, 2):
+            raise ValidationError(f"istcp must be 0 (udp), 1 (tcp) or 2 (ssl), got {r.istcp}")
+        if r.bak_flag not in (0, 1):
+            raise ValidationError(f"bak_flag must be 0 or 1, got {r.bak_flag}")
+        for name in ("setting_state", "present_state"):
+            if getattr(r, name) not in (State.ACTIVE, State.INACTIVE):
+                raise ValidationError(f"{name} must be active or inactive")
+
+    async def set_endpoint_state(
+        self, object_id: str, host: str, port: int, state: State
+    ) -> WriteResult:
+        return await self.update_endpoint(object_id, host, port, {"setting_state": State(state)})
+
+    async def remove_endpoint(self, object_id: str, host: str, port: int) -> WriteResult:
+        _host_port(host, port)
+        events = await self.core.write(
+            [Delete(Category.OBJECTS, endpoint_key(object_id, host, port))]
+        )
+        return WriteResult(events[-1].revision if events else 0)
+
+    # ------------------------------------------------------------------ other categories
+
+    async def put_node(self, node: NodeRecord) -> WriteResult:
+        validate_name("node name", node.name)
+        return await self._put(node)
+
+    async def remove_node(self, name: str) -> WriteResult:
+        return await self._delete(Category.NODES, name)
+
+    async def put_group_rule(self, rule: GroupRule) -> WriteResult:
+        if rule.group_id < 0:
+            raise ValidationError("group_id must be >= 0")
+        validate_name("group name", rule.group_name)
+        for p in (*rule.allow_ip_rule, *rule.denny_ip_rule):
+            validate_ip_pattern(p)
+        return await self._put(rule)
+
+    async def remove_group_rule(self, group_id: int) -> WriteResult:
+        return await self._delete(Category.GROUPS, GroupRule(group_id, "x").key)
+
+    async def put_group_priority(self, prio: GroupPriority) -> WriteResult:
+        if prio.id < 0:
+            raise ValidationError("priority id must be >= 0")
+        if prio.station:
+            validate_name("station", prio.station)
+        if not prio.group_list:
+            raise ValidationError("group_list must name at least one group id")
+        return await self._put(prio)
+
+    async def remove_group_priority(self, prio_id: int) -> WriteResult:
+        return await self._delete(Category.GROUPS, GroupPriority(prio_id).key)
+
+    async def put_setting(self, name: str, value: str) -> WriteResult:
+        validate_name("setting name", name)
+        if len(value) > 4096:
+            raise ValidationError("setting values are at most 4096 characters")
+        return await self._put(Setting(name, value))
+
+    async def remove_setting(self, name: str) -> WriteResult:
+        return await self._delete(Category.SETTINGS, name)
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _put(self, record: Any) -> WriteResult:
+        events = await self.core.write([Put(record)])
+        return WriteResult(events[-1].revision if events else self.core.revision, record)
+
+    async def _delete(self, category: Category, key: str) -> WriteResult:
+        events = await self.core.write([Delete(category, key)])
+        return WriteResult(events[-1].revision if events else 0)
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
