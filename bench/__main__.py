@@ -13,6 +13,7 @@ SUITE = {
     "catalog": "bench.bench_catalog",
     "store": "bench.bench_store",
     "transport": "bench.bench_transport",
+    "registry": "bench.bench_registry",
 }
 
 

@@ -22,22 +22,18 @@ from bench.common import median, save, verdict
 TARGET_RPS = 20_000
 
 
-def _start_server() -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.serve_hello", "--port", "0"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+def start_server(cmd: list[str]) -> tuple[subprocess.Popen[str], list[str]]:
+    """Start a benchmark server process; returns it and the fields of its READY line."""
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()  # blocks until READY (or EOF if it died)
     if not line.startswith("READY "):
         proc.kill()
         raise RuntimeError(f"server did not start: {line!r}")
-    return proc, int(line.split()[1])
+    return proc, line.split()[1:]
 
 
-def _stop(proc: subprocess.Popen[str]) -> None:
+def stop(proc: subprocess.Popen[str]) -> None:
     try:
         if proc.stdin is not None:
             proc.stdin.close()
@@ -47,7 +43,10 @@ def _stop(proc: subprocess.Popen[str]) -> None:
         proc.wait()
 
 
-def _scenario(port: int, pid: int, conns: int, depth: int, duration: float) -> dict[str, Any]:
+def scenario(
+    port: int, pid: int, conns: int, depth: int, duration: float, extra: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Run the load generator against ``port``; sample the server's CPU meanwhile."""
     server = psutil.Process(pid)
     cmd = [
         sys.executable,
@@ -63,6 +62,7 @@ def _scenario(port: int, pid: int, conns: int, depth: int, duration: float) -> d
         str(duration),
         "--warmup",
         "0.5",
+        *extra,
     ]
     load = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     time.sleep(0.5)  # skip the generator's warm-up window when sampling server CPU
@@ -83,11 +83,12 @@ def run(quick: bool) -> dict[str, Any]:
     duration = 1.0 if quick else 3.0
     runs = 1 if quick else 5
     scenarios = {"one_connection_pipelined": (1, 100), "fifty_connections": (50, 8)}
-    proc, port = _start_server()
+    proc, ready = start_server([sys.executable, "-m", "bench.serve_hello", "--port", "0"])
+    port = int(ready[0])
     try:
         out: dict[str, Any] = {}
         for name, (conns, depth) in scenarios.items():
-            samples = [_scenario(port, proc.pid, conns, depth, duration) for _ in range(runs)]
+            samples = [scenario(port, proc.pid, conns, depth, duration) for _ in range(runs)]
             rps = median([s["rps"] for s in samples])
             per_core = median([s["replies_per_server_cpu_second"] for s in samples])
             out[name] = {
@@ -102,7 +103,7 @@ def run(quick: bool) -> dict[str, Any]:
             }
         return out
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 def main(argv: list[str] | None = None) -> None:

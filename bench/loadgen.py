@@ -11,12 +11,14 @@ import asyncio
 import json
 import time
 
+from tarscascade.wire.idl.queryf import FIND_IN_SAME_GROUP, QUERY_SERVANT
 from tarscascade.wire.rpc import ClientRpc
 
 
 class _Load(asyncio.Protocol):
-    def __init__(self, frame: bytes, depth: int, counter: list[int]) -> None:
-        self.frame = frame
+    def __init__(self, frames: list[bytes], depth: int, counter: list[int]) -> None:
+        self.frames = frames
+        self.next = 0
         self.depth = depth
         self.counter = counter
         self.buf = bytearray()
@@ -26,7 +28,7 @@ class _Load(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        transport.write(self.frame * self.depth)
+        transport.write(self._take(self.depth))
 
     def data_received(self, data: bytes) -> None:
         buf = self.buf
@@ -41,18 +43,46 @@ class _Load(asyncio.Protocol):
         del buf[:pos]
         self.counter[0] += done
         if done and not self.stop and self.transport is not None:
-            self.transport.write(self.frame * done)
+            self.transport.write(self._take(done))
+
+    def _take(self, n: int) -> bytes:
+        frames, i = self.frames, self.next
+        if len(frames) == 1:
+            return frames[0] * n
+        out = b"".join(frames[(i + k) % len(frames)] for k in range(n))
+        self.next = (i + n) % len(frames)
+        return out
 
 
-async def run(host: str, port: int, conns: int, depth: int, warmup: float, duration: float) -> dict:
-    from bench.serve_hello import HELLO, OBJ
+def build_frames(query_objects: list[str], caller: str) -> list[bytes]:
+    """Pre-encoded requests: `hello`, or QueryF InSameGroup for each object id given."""
+    rpc = ClientRpc()
+    if not query_objects:
+        from bench.serve_hello import HELLO, OBJ
 
-    frame = ClientRpc().send_request(OBJ, "hello", HELLO.encode_args("bench"))[1]
+        return [rpc.send_request(OBJ, "hello", HELLO.encode_args("bench"))[1]]
+    m = FIND_IN_SAME_GROUP
+    ctx = {"node_name": caller}
+    return [
+        rpc.send_request(QUERY_SERVANT, m.name, m.encode_args(o), context=ctx)[1]
+        for o in query_objects
+    ]
+
+
+async def run(
+    host: str,
+    port: int,
+    conns: int,
+    depth: int,
+    warmup: float,
+    duration: float,
+    frames: list[bytes],
+) -> dict:
     loop = asyncio.get_running_loop()
     counter = [0]
     protos: list[_Load] = []
     for _ in range(conns):
-        _, p = await loop.create_connection(lambda: _Load(frame, depth, counter), host, port)
+        _, p = await loop.create_connection(lambda: _Load(frames, depth, counter), host, port)
         protos.append(p)
     await asyncio.sleep(warmup)
     start_count, t0 = counter[0], time.perf_counter()
@@ -73,8 +103,12 @@ def main() -> None:
     ap.add_argument("--depth", type=int, default=100)
     ap.add_argument("--warmup", type=float, default=0.5)
     ap.add_argument("--duration", type=float, default=3.0)
+    ap.add_argument("--query-objects", default="", help="comma-separated ids: QueryF load")
+    ap.add_argument("--caller", default="10.0.0.1", help="context node_name for QueryF")
     a = ap.parse_args()
-    res = asyncio.run(run(a.host, a.port, a.connections, a.depth, a.warmup, a.duration))
+    objs = [o for o in a.query_objects.split(",") if o]
+    frames = build_frames(objs, a.caller)
+    res = asyncio.run(run(a.host, a.port, a.connections, a.depth, a.warmup, a.duration, frames))
     print(json.dumps(res), flush=True)
 
 

@@ -1,0 +1,194 @@
+"""``CascadeF`` (servant ``tars.tarsregistry.CascadeObj``): the cascade sync protocol.
+
+See docs/protocol.md. The equivalent TARS IDL::
+
+    module tarscascade {
+        struct VersionF { 0 require string epoch; 1 require long revision; };
+        struct CategoryStateF {
+            0 require string category; 1 require VersionF version; 2 optional long digest;
+        };
+        struct CategoryPlanF {
+            0 require string category; 1 require int action; 2 require VersionF version;
+        };
+        struct NodeAckF { 0 require string nodeName; 1 require vector<CategoryStateF> held; };
+        struct SubscribeReq {
+            0 require string nodeName; 1 require string token;
+            2 require vector<CategoryStateF> held; 3 optional string address;
+            4 optional int protocol = 1;
+        };
+        struct SubscribeRsp { 0 require vector<CategoryPlanF> plan; 1 optional string upstream; };
+        struct HeartbeatReq {
+            0 require string nodeName; 1 require vector<CategoryStateF> held;
+            2 optional vector<NodeAckF> descendants; 3 optional map<string, string> info;
+        };
+        struct HeartbeatRsp { 0 require vector<CategoryPlanF> plan; };
+        struct AckReq {
+            0 require string nodeName; 1 require vector<CategoryStateF> held;
+            2 optional vector<NodeAckF> descendants;
+        };
+        struct SnapshotChunkF {
+            0 require string category; 1 require VersionF version; 2 require int seq;
+            3 require int total; 4 require vector<byte> payload; 5 optional long digest;
+            6 optional long count;
+        };
+        struct DeltaF {
+            0 require string category; 1 require VersionF from; 2 require VersionF to;
+            3 require vector<byte> payload;
+        };
+        struct ResyncF { 0 require string category; 1 optional string reason; };
+        interface CascadeF {
+            int subscribe(SubscribeReq req, out SubscribeRsp rsp);
+            int heartbeat(HeartbeatReq req, out HeartbeatRsp rsp);
+            void ack(AckReq req);
+        };
+    };
+
+Digests are unsigned 64-bit values carried in a ``long``: ``to_wire_digest`` /
+``from_wire_digest`` map them to and from the signed range.
+"""
+
+from __future__ import annotations
+
+from tarscascade.wire.codec import BYTES, INT32_K, INT64_K, STRING, STRING_MAP, list_of
+from tarscascade.wire.interface import Interface, Method, Param
+from tarscascade.wire.struct import struct_kind, tars_struct, tfield
+
+CASCADE_SERVANT = "tars.tarsregistry.CascadeObj"
+PROTOCOL_VERSION = 1
+
+# push function names (status TARS_FUNC of a push)
+PUSH_SNAPSHOT = "cascade.snapshot"
+PUSH_DELTA = "cascade.delta"
+PUSH_RESYNC = "cascade.resync"
+
+# CategoryPlanF.action
+UP_TO_DATE = 0
+RESUME = 1
+SNAPSHOT = 2
+
+# return codes of subscribe / heartbeat (method return values, not framework codes)
+OK = 0
+AUTH_FAILED = 1
+BAD_REQUEST = 2
+NOT_SUBSCRIBED = 3
+
+
+def to_wire_digest(d: int) -> int:
+    return d - (1 << 64) if d >= 1 << 63 else d
+
+
+def from_wire_digest(d: int) -> int:
+    return d + (1 << 64) if d < 0 else d
+
+
+@tars_struct
+class VersionF:
+    epoch: str = tfield(0, STRING, require=True, default="")
+    revision: int = tfield(1, INT64_K, require=True, default=0)
+
+
+VERSION_F = struct_kind(VersionF)
+
+
+@tars_struct
+class CategoryStateF:
+    category: str = tfield(0, STRING, require=True, default="")
+    version: VersionF = tfield(1, VERSION_F, require=True, default_factory=VersionF)
+    digest: int = tfield(2, INT64_K, default=0)
+
+
+STATE_LIST = list_of(struct_kind(CategoryStateF))
+
+
+@tars_struct
+class CategoryPlanF:
+    category: str = tfield(0, STRING, require=True, default="")
+    action: int = tfield(1, INT32_K, require=True, default=UP_TO_DATE)
+    version: VersionF = tfield(2, VERSION_F, require=True, default_factory=VersionF)
+
+
+PLAN_LIST = list_of(struct_kind(CategoryPlanF))
+
+
+@tars_struct
+class NodeAckF:
+    nodeName: str = tfield(0, STRING, require=True, default="")
+    held: list[CategoryStateF] = tfield(1, STATE_LIST, require=True, default_factory=list)
+
+
+ACK_LIST = list_of(struct_kind(NodeAckF))
+
+
+@tars_struct
+class SubscribeReq:
+    nodeName: str = tfield(0, STRING, require=True, default="")
+    token: str = tfield(1, STRING, require=True, default="")
+    held: list[CategoryStateF] = tfield(2, STATE_LIST, require=True, default_factory=list)
+    address: str = tfield(3, STRING, default="")
+    protocol: int = tfield(4, INT32_K, default=PROTOCOL_VERSION, skip_default=True)
+
+
+@tars_struct
+class SubscribeRsp:
+    plan: list[CategoryPlanF] = tfield(0, PLAN_LIST, require=True, default_factory=list)
+    upstream: str = tfield(1, STRING, default="")
+
+
+@tars_struct
+class HeartbeatReq:
+    nodeName: str = tfield(0, STRING, require=True, default="")
+    held: list[CategoryStateF] = tfield(1, STATE_LIST, require=True, default_factory=list)
+    descendants: list[NodeAckF] = tfield(2, ACK_LIST, default_factory=list)
+    info: dict[str, str] = tfield(3, STRING_MAP, default_factory=dict)
+
+
+@tars_struct
+class HeartbeatRsp:
+    plan: list[CategoryPlanF] = tfield(0, PLAN_LIST, require=True, default_factory=list)
+
+
+@tars_struct
+class AckReq:
+    nodeName: str = tfield(0, STRING, require=True, default="")
+    held: list[CategoryStateF] = tfield(1, STATE_LIST, require=True, default_factory=list)
+    descendants: list[NodeAckF] = tfield(2, ACK_LIST, default_factory=list)
+
+
+@tars_struct
+class SnapshotChunkF:
+    category: str = tfield(0, STRING, require=True, default="")
+    version: VersionF = tfield(1, VERSION_F, require=True, default_factory=VersionF)
+    seq: int = tfield(2, INT32_K, require=True, default=0)
+    total: int = tfield(3, INT32_K, require=True, default=1)
+    payload: bytes = tfield(4, BYTES, require=True, default=b"")
+    digest: int = tfield(5, INT64_K, default=0)
+    count: int = tfield(6, INT64_K, default=0)
+
+
+@tars_struct
+class DeltaF:
+    category: str = tfield(0, STRING, require=True, default="")
+    from_: VersionF = tfield(1, VERSION_F, require=True, default_factory=VersionF)
+    to: VersionF = tfield(2, VERSION_F, require=True, default_factory=VersionF)
+    payload: bytes = tfield(3, BYTES, require=True, default=b"")
+
+
+@tars_struct
+class ResyncF:
+    category: str = tfield(0, STRING, require=True, default="")
+    reason: str = tfield(1, STRING, default="")
+
+
+SUBSCRIBE = Method(
+    "subscribe",
+    (Param("req", struct_kind(SubscribeReq)), Param("rsp", struct_kind(SubscribeRsp), out=True)),
+    INT32_K,
+)
+HEARTBEAT = Method(
+    "heartbeat",
+    (Param("req", struct_kind(HeartbeatReq)), Param("rsp", struct_kind(HeartbeatRsp), out=True)),
+    INT32_K,
+)
+ACK = Method("ack", (Param("req", struct_kind(AckReq)),), None)
+
+CASCADE_F = Interface.of("CascadeF", SUBSCRIBE, HEARTBEAT, ACK)
