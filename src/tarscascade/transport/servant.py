@@ -25,6 +25,8 @@ MaybeAwaitable = Result | Awaitable[Result]
 class Pusher(Protocol):
     def push(self, func: str, body: bytes) -> bool: ...
 
+    def add_close_callback(self, fn: Callable[[], None]) -> None: ...
+
 
 class Current:
     """The context of one request."""

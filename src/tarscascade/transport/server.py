@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,7 @@ class ServerOptions:
 
 class _Conn(asyncio.Protocol):
     __slots__ = (
+        "_close_callbacks",
         "_closing",
         "_paused_writing",
         "_tasks",
@@ -65,6 +66,7 @@ class _Conn(asyncio.Protocol):
         self._tasks: set[asyncio.Task[Result]] = set()
         self._paused_writing = False
         self._closing = False
+        self._close_callbacks: list[Callable[[], None]] = []
         now = time.monotonic()
         self.last_activity = now
         self.last_progress = now
@@ -87,6 +89,19 @@ class _Conn(asyncio.Protocol):
         self.server._conns.discard(self)
         for t in self._tasks:
             t.cancel()
+        callbacks, self._close_callbacks = self._close_callbacks, []
+        for cb in callbacks:
+            try:
+                cb()
+            except Exception:
+                log.exception("close callback failed")
+
+    def add_close_callback(self, fn: Callable[[], None]) -> None:
+        """Call ``fn()`` once when this connection closes (subscriptions clean up here)."""
+        if self._closing:
+            fn()
+        else:
+            self._close_callbacks.append(fn)
 
     def pause_writing(self) -> None:
         # The peer is not reading its replies: stop reading its requests.

@@ -1,0 +1,93 @@
+"""The node's TARS servants: ``tars.tarsnode.ServerObj`` and its ``QueryObj`` alias.
+
+ServerObj answers QueryF (from the replica, with the same catalog code as the
+registry) and ServerF (keepAlive from business servers on this host). Before the
+replica holds any data the node does not answer QueryF with empty lists: it returns
+TARSSERVERUNKNOWNERR with a message, and TARS clients keep their old list on an error.
+``registerQuery(id, name)`` subscribes the calling connection to pushes when that
+object's endpoint list changes (the SDK uses it to see a drain within milliseconds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tarscascade.catalog import QueryAnswerer
+from tarscascade.catalog.queryf import Result, handle_query
+from tarscascade.node.keepalive import KeepAliveTracker
+from tarscascade.node.watch import ObjectWatch
+from tarscascade.transport import Current
+from tarscascade.wire.idl.serverf import SERVER_F, ServerInfo
+from tarscascade.wire.interface import Method
+from tarscascade.wire.packets import TUP_VERSION, Ret
+
+NODE_SERVANT = "tars.tarsnode.ServerObj"
+NOT_SYNCED = "node has no data yet (not synced with any upstream): keep your old list"
+
+
+class NodeQueryServant:
+    """QueryF (+ ServerF when ``keepalive`` is given) served from the replica."""
+
+    def __init__(
+        self,
+        name: str,
+        answerer: QueryAnswerer,
+        watch: ObjectWatch,
+        has_data: Callable[[], bool],
+        keepalive: KeepAliveTracker | None = None,
+        clock: Callable[[], float] | None = None,
+        on_keepalive: Callable[[], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.answerer = answerer
+        self.watch = watch
+        self.has_data = has_data
+        self.keepalive = keepalive
+        self.clock = clock
+        self.on_keepalive = on_keepalive
+
+    def dispatch(self, current: Current) -> Result:
+        req = current.request
+        func = req.sFuncName
+        if self.keepalive is not None and func in SERVER_F.methods:
+            return self._server_f(SERVER_F.methods[func], current)
+        if func.startswith("find") and not self.has_data():
+            return (Ret.UNKNOWN, b"", NOT_SYNCED)
+
+        def register_query(method: Method, args: list[object], caller: str) -> Result:
+            ok = self.watch.subscribe(str(args[0]), current.conn)
+            return (Ret.SUCCESS, method.encode_result(0 if ok else -1), "")
+
+        return handle_query(
+            self.answerer,
+            func,
+            req.sBuffer,
+            req.iVersion,
+            current.host_name,
+            extra={"registerQuery": register_query},
+        )
+
+    def _server_f(self, method: Method, current: Current) -> Result:
+        req = current.request
+        tup = req.iVersion == TUP_VERSION
+        try:
+            args = method.decode_args_tup(req.sBuffer) if tup else method.decode_args(req.sBuffer)
+        except Exception as exc:
+            return (Ret.SERVER_DECODE_ERR, b"", f"cannot decode {method.name} arguments: {exc}")
+        assert self.keepalive is not None
+        assert self.clock is not None
+        now = self.clock()
+        if method.name in ("keepAlive", "keepActiving"):
+            info: ServerInfo = args[0]
+            accepted = self.keepalive.keep_alive(
+                info.application, info.serverName, info.pid, info.adapter, now
+            )
+            if accepted and self.on_keepalive is not None:
+                self.on_keepalive()
+            ret: object = 0
+        elif method.name == "getLatestKeepAliveTime":
+            ret = int(self.keepalive.latest()) & 0xFFFFFFFF
+        else:  # reportVersion: accepted, nothing to do for routing
+            ret = 0
+        body = method.encode_result_tup(ret) if tup else method.encode_result(ret)
+        return (Ret.SUCCESS, body, "")
