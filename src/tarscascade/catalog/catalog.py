@@ -124,6 +124,15 @@ class Catalog:
             return ()
         return tuple(eps[hp] for hp in sorted(eps))
 
+    def endpoints_of_node(self, node_name: str) -> list[EndpointRecord]:
+        """Every endpoint record hosted on ``node_name`` (a node agent's own servers)."""
+        return [
+            r
+            for oid in list(self._objects.objects_on_node(node_name))
+            for r in self.get_object(oid)
+            if r.node_name == node_name
+        ]
+
     def has_object(self, object_id: str) -> bool:
         return self._objects.get(object_id) is not None
 

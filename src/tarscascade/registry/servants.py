@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Awaitable
+from dataclasses import replace
+
 from tarscascade.catalog import QueryAnswerer
-from tarscascade.catalog.queryf import handle_query
+from tarscascade.catalog.queryf import Result, handle_query
+from tarscascade.errors import DecodeError
+from tarscascade.model import State
+from tarscascade.registry.core import RegistryCore
+from tarscascade.store import Put, WriteOp
 from tarscascade.transport import Current
 from tarscascade.wire.idl.queryf import QUERY_SERVANT
+from tarscascade.wire.idl.reportf import (
+    AUTH_FAILED,
+    NOT_YOURS,
+    REPORT_SERVANT,
+    REPORT_STATES,
+    ReportStatesReq,
+)
+from tarscascade.wire.packets import Ret
 
 
 class QueryServant:
@@ -24,3 +40,48 @@ class QueryServant:
         return handle_query(
             self.answerer, req.sFuncName, req.sBuffer, req.iVersion, current.host_name
         )
+
+
+class ReportServant:
+    """``ReportObj``: a node reports the present state of the endpoints it hosts.
+
+    Only endpoints whose ``node_name`` is the reporting node are accepted (a node cannot
+    flip another host's servers); the changes are one versioned write.
+    """
+
+    def __init__(self, core: RegistryCore, token: str | None) -> None:
+        self.name = REPORT_SERVANT
+        self.core = core
+        self.token = token or ""
+
+    def dispatch(
+        self, current: Current
+    ) -> Awaitable[tuple[int, bytes, str]] | tuple[int, bytes, str]:
+        req = current.request
+        if req.sFuncName != REPORT_STATES.name:
+            return (Ret.NO_FUNC, b"", f"ReportF has no function {req.sFuncName!r}")
+        try:
+            (report,) = REPORT_STATES.decode_args(req.sBuffer)
+        except DecodeError as exc:
+            return (Ret.SERVER_DECODE_ERR, b"", f"cannot decode reportStates: {exc}")
+        return self._apply(report)
+
+    async def _apply(self, report: ReportStatesReq) -> Result:
+        if not hmac.compare_digest(report.token.encode(), self.token.encode()):
+            return (Ret.SUCCESS, REPORT_STATES.encode_result(AUTH_FAILED), "")
+        puts: list[WriteOp] = []
+        for s in report.states:
+            if s.state not in (State.ACTIVE, State.INACTIVE):
+                return (Ret.SUCCESS, REPORT_STATES.encode_result(NOT_YOURS), "bad state")
+            found = [
+                r
+                for r in self.core.catalog.get_object(s.objectId)
+                if r.host == s.host and r.port == s.port
+            ]
+            if not found or found[0].node_name != report.nodeName:
+                return (Ret.SUCCESS, REPORT_STATES.encode_result(NOT_YOURS), "not yours")
+            if found[0].present_state != s.state:
+                puts.append(Put(replace(found[0], present_state=State(s.state))))
+        if puts:
+            await self.core.write(puts)
+        return (Ret.SUCCESS, REPORT_STATES.encode_result(len(puts)), "")
