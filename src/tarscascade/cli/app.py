@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from tarscascade import __version__
+from tarscascade.cli import registry_cmds
 
 app = typer.Typer(
     name="tarscascade",
@@ -12,6 +13,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(registry_cmds.app)  # endpoint, objects, status, resolve, ...: the admin API client
 
 
 def _version(value: bool) -> None:

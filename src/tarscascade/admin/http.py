@@ -1,0 +1,129 @@
+"""HTTP plumbing shared by the admin APIs: JSON error answers and request metrics.
+
+Every error leaves as ``{"error": "<one readable line>"}``: the library's exceptions by
+kind (bad input 400, missing 404, duplicate 409, database trouble 503), FastAPI's
+request validation as 400 (not 422: the CLI and scripts need one rule, "4xx means your
+request was refused, nothing changed"), and Starlette's own 404/405.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tarscascade.admin.metrics import RegistryMetrics
+from tarscascade.errors import (
+    ConflictError,
+    EndpointSyntaxError,
+    InvalidRecordError,
+    NotFoundError,
+    StoreError,
+)
+from tarscascade.registry.admin_ops import ValidationError
+
+# Looked up along the exception's MRO, so NotFoundError wins over its base StoreError.
+ERROR_STATUS: dict[type[Exception], int] = {
+    ValidationError: 400,
+    EndpointSyntaxError: 400,
+    InvalidRecordError: 400,
+    NotFoundError: 404,
+    ConflictError: 409,
+    StoreError: 503,
+}
+MAX_SHOWN_ERRORS = 3
+
+
+def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def describe_validation(errors: Sequence[Any]) -> str:
+    """FastAPI/pydantic errors as one line: ``body.port: Input should be ...; ...``."""
+    parts = []
+    for e in errors[:MAX_SHOWN_ERRORS]:
+        loc = tuple(e.get("loc", ()))
+        if loc == ("body",) and e.get("type") == "missing":
+            parts.append("a JSON request body is required")
+            continue
+        if e.get("type") == "json_invalid":
+            detail = (e.get("ctx") or {}).get("error", "")
+            parts.append(f"the request body is not valid JSON: {detail}".rstrip(": "))
+            continue
+        where = ".".join(str(x) for x in loc) or "request"
+        parts.append(f"{where}: {e.get('msg', 'invalid')}")
+    if len(errors) > MAX_SHOWN_ERRORS:
+        parts.append(f"and {len(errors) - MAX_SHOWN_ERRORS} more")
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(400, describe_validation(exc.errors()))
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404 and exc.detail == "Not Found":
+            message = f"no such route: {request.url.path}"
+        elif exc.status_code == 405:
+            message = f"method {request.method} not allowed on {request.url.path}"
+        else:
+            message = str(exc.detail)
+        return error_response(exc.status_code, message, exc.headers)
+
+    async def on_library_error(request: Request, exc: Exception) -> Response:
+        status = next((ERROR_STATUS[t] for t in type(exc).__mro__ if t in ERROR_STATUS), 500)
+        return error_response(status, str(exc) or type(exc).__name__)
+
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    for exc_type in ERROR_STATUS:
+        app.add_exception_handler(exc_type, on_library_error)
+
+
+class RequestMetricsMiddleware:
+    """Counts requests by route *template* (bounded label values), method and status."""
+
+    METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+    def __init__(self, app: ASGIApp, *, metrics: RegistryMetrics, routes: list[BaseRoute]):
+        self.app = app
+        self.metrics = metrics
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500  # if the app raises before answering
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            method = scope["method"] if scope["method"] in self.METHODS else "OTHER"
+            self.metrics.observe_request(self._route(scope), method, status)
+
+    def _route(self, scope: Scope) -> str:
+        # Matched here rather than read from scope["route"]: requests refused by the
+        # guard (401/413) never reach the router but should still count per route.
+        partial = None
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return str(getattr(route, "path", "?"))
+            if match is Match.PARTIAL and partial is None:
+                partial = str(getattr(route, "path", "?"))
+        return partial or "unmatched"

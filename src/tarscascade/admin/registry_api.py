@@ -1,0 +1,344 @@
+"""The registry's admin HTTP API: JSON under ``/v1``, ``/healthz``, ``/metrics``, OpenAPI.
+
+Every route goes through :class:`RegistryAdmin`, which validates before writing; this
+module adds the HTTP shape (paths, strict bodies, status codes) and nothing else. Write
+answers carry the store ``revision`` that contains the change, so a caller can wait for
+a node agent to report that version. Handlers are ``async def`` on purpose: the catalog
+is mutated on the event loop, and a sync handler would read it from a worker thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Path, Security
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPBearer
+
+from tarscascade import __version__
+from tarscascade.admin.guard import (
+    DEFAULT_MAX_BODY,
+    GuardMiddleware,
+    UnsafeListenError,
+    check_listen_safety,
+)
+from tarscascade.admin.http import RequestMetricsMiddleware, error_response, install_error_handlers
+from tarscascade.admin.metrics import RegistryMetrics
+from tarscascade.admin.schemas import (
+    INT32_MAX,
+    EndpointCreate,
+    EndpointPatch,
+    GroupPriorityBody,
+    GroupRuleBody,
+    NodeBody,
+    SettingBody,
+    StateBody,
+)
+from tarscascade.errors import EndpointSyntaxError, NotFoundError
+from tarscascade.model import EndpointRecord, GroupPriority, GroupRule, NodeRecord, State
+from tarscascade.registry.admin_ops import RegistryAdmin, ValidationError, validate_name
+from tarscascade.wire.endpoint import Endpoint, format_endpoint, validate_object_id
+
+__all__ = ["UnsafeListenError", "check_listen_safety", "create_registry_app"]
+
+Json = dict[str, Any]
+Port = Annotated[int, Path(ge=1, le=65535)]
+RecordId = Annotated[int, Path(ge=0, le=INT32_MAX)]
+_TRANSPORTS = {0: "udp", 1: "tcp", 2: "ssl"}
+_TYPED_WEIGHT_MAX = 100  # TARS caps weights at 100 when a weight type is set
+
+# Documents the scheme in OpenAPI; the check itself is GuardMiddleware's (before parsing).
+_bearer = HTTPBearer(auto_error=False, description="the admin token, needed for writes")
+WRITE = [Security(_bearer)]
+
+DESCRIPTION = """Administer a tarscascade registry: servant objects and their endpoints,
+node agents, IDC group rules and priorities (stations), settings.
+
+Reads are open. When the registry has an admin token, every write (POST, PUT, PATCH,
+DELETE) needs `Authorization: Bearer <token>`. Errors are `{"error": "..."}` with a 4xx
+status (or 503 when the database is unavailable) and change nothing."""
+
+
+def create_registry_app(
+    admin: RegistryAdmin,
+    *,
+    token: str | None,
+    metrics: RegistryMetrics | None = None,
+    max_body: int = DEFAULT_MAX_BODY,
+) -> FastAPI:
+    """The ASGI app; serve it with uvicorn after :func:`check_listen_safety`."""
+    metrics = metrics if metrics is not None else RegistryMetrics(admin.core)
+    app = FastAPI(
+        title="tarscascade registry admin API", version=__version__, description=DESCRIPTION
+    )
+    install_error_handlers(app)
+    # Routes go straight onto app.router (no include_router): the metrics middleware
+    # matches requests against app.router.routes to label them by route template.
+    _ops_routes(app.router, admin, metrics)
+    for add_routes in (
+        _status_routes,
+        _object_routes,
+        _node_routes,
+        _group_routes,
+        _setting_routes,
+    ):
+        add_routes(app.router, admin)
+    app.add_middleware(GuardMiddleware, token=token or None, max_body=max_body)
+    # added last = outermost, so it also counts what the guard refuses
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics, routes=app.router.routes)
+    return app
+
+
+def _ops_routes(r: APIRouter, admin: RegistryAdmin, metrics: RegistryMetrics) -> None:
+    @r.get(
+        "/healthz",
+        tags=["operations"],
+        summary="200 when the catalog has loaded and serves, else 503",
+    )
+    async def healthz() -> Response:
+        if not admin.core.ready.is_set():
+            return error_response(503, "registry is starting: the catalog is not loaded yet")
+        return JSONResponse({"status": "ok", "revision": admin.core.revision})
+
+    @r.get("/metrics", tags=["operations"], summary="Prometheus text exposition")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type=metrics.content_type)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _oid(object_id: str) -> str:
+    validate_object_id(object_id)  # EndpointSyntaxError -> 400
+    return object_id
+
+
+def endpoint_string(r: EndpointRecord) -> str:
+    """The record as a TARS endpoint string (``-s`` is the registry's set id)."""
+    try:
+        ep = Endpoint(
+            transport=_TRANSPORTS[r.istcp],  # type: ignore[arg-type]
+            host=r.host,
+            port=r.port,
+            timeout=r.timeout,
+            grid=r.grid,
+            qos=r.qos,
+            weight=r.weight,
+            weight_type=r.weight_type,
+            auth_type=r.auth_type,
+            set_id=r.set_id,
+        )
+    except (EndpointSyntaxError, KeyError):
+        return f"{_TRANSPORTS.get(r.istcp, 'tcp')} -h {r.host} -p {r.port}"
+    return format_endpoint(ep)
+
+
+def _endpoint_view(admin: RegistryAdmin, r: EndpointRecord) -> Json:
+    view = admin.endpoint_view(r)
+    view["endpoint"] = endpoint_string(r)
+    return view
+
+
+def _written(admin: RegistryAdmin, revision: int, key: str, record: Any) -> Json:
+    if isinstance(record, EndpointRecord):
+        return {"revision": revision, key: _endpoint_view(admin, record)}
+    return {"revision": revision, key: dataclasses.asdict(record)}
+
+
+# ---------------------------------------------------------------------------- routes
+
+
+def _status_routes(r: APIRouter, admin: RegistryAdmin) -> None:
+    @r.get("/v1/status", tags=["status"], summary="versions and digests per category, counts")
+    async def status() -> Json:
+        return admin.status()
+
+
+def _object_routes(r: APIRouter, admin: RegistryAdmin) -> None:
+    ep_path = "/v1/objects/{object_id}/endpoints/{host}/{port}"
+
+    @r.get("/v1/objects", tags=["objects"], summary="every object with endpoint counts")
+    async def list_objects() -> Json:
+        return {"revision": admin.core.revision, "objects": admin.list_objects()}
+
+    @r.get("/v1/objects/{object_id}", tags=["objects"], summary="an object's endpoints")
+    async def get_object(object_id: str) -> Json:
+        eps = admin.get_object(_oid(object_id))
+        return {
+            "revision": admin.core.revision,
+            "object_id": object_id,
+            "endpoints": [_endpoint_view(admin, e) for e in eps],
+        }
+
+    @r.post(
+        "/v1/objects/{object_id}/endpoints",
+        tags=["objects"],
+        status_code=201,
+        dependencies=WRITE,
+        summary="add an endpoint from a TARS endpoint string (409 if it exists)",
+    )
+    async def add_endpoint(object_id: str, body: EndpointCreate) -> Json:
+        record = admin.build_endpoint(
+            _oid(object_id),
+            body.endpoint,
+            node_name=body.node,
+            set_id=body.set_id,
+            enable_group=body.enable_group,
+            ip_group_name=body.ip_group_name,
+            bak_flag=body.bak_flag,
+            setting_state=State(body.state),
+            present_state=State(body.present_state),
+        )
+        res = await admin.add_endpoint(record, replace=body.replace)
+        return _written(admin, res.revision, "endpoint", res.record)
+
+    @r.get(ep_path, tags=["objects"], summary="one endpoint")
+    async def get_endpoint(object_id: str, host: str, port: Port) -> Json:
+        return _endpoint_view(admin, admin.get_endpoint(_oid(object_id), host, port))
+
+    @r.patch(ep_path, tags=["objects"], dependencies=WRITE, summary="change endpoint fields")
+    async def update_endpoint(object_id: str, host: str, port: Port, body: EndpointPatch) -> Json:
+        changes = body.model_dump(exclude_unset=True)
+        nulls = sorted(k for k, v in changes.items() if v is None)
+        if nulls:
+            raise ValidationError(f"fields cannot be null: {', '.join(nulls)}")
+        if not changes:
+            raise ValidationError("nothing to change: give at least one field")
+        for name in ("setting_state", "present_state"):
+            if name in changes:
+                changes[name] = State(changes[name])
+        _check_typed_weight(admin.get_endpoint(_oid(object_id), host, port), changes)
+        res = await admin.update_endpoint(object_id, host, port, changes)
+        return _written(admin, res.revision, "endpoint", res.record)
+
+    @r.put(ep_path + "/state", tags=["objects"], dependencies=WRITE, summary="active or inactive")
+    async def set_state(object_id: str, host: str, port: Port, body: StateBody) -> Json:
+        res = await admin.set_endpoint_state(_oid(object_id), host, port, State(body.state))
+        return _written(admin, res.revision, "endpoint", res.record)
+
+    @r.delete(ep_path, tags=["objects"], dependencies=WRITE, summary="remove an endpoint")
+    async def remove_endpoint(object_id: str, host: str, port: Port) -> Json:
+        res = await admin.remove_endpoint(_oid(object_id), host, port)
+        return {"revision": res.revision}
+
+
+def _check_typed_weight(current: EndpointRecord, changes: Json) -> None:
+    """With a weight type, TARS weights are 0..100 (the endpoint string rule)."""
+    weight_type = changes.get("weight_type", current.weight_type)
+    weight = changes.get("weight", current.weight)
+    if weight_type and not 0 <= weight <= _TYPED_WEIGHT_MAX:
+        raise ValidationError(f"with weight_type {weight_type} the weight must be 0..100")
+
+
+def _node_routes(r: APIRouter, admin: RegistryAdmin) -> None:
+    def find(name: str) -> NodeRecord | None:
+        validate_name("node name", name)
+        return next((n for n in admin.list_nodes() if n.name == name), None)
+
+    @r.get("/v1/nodes", tags=["nodes"], summary="every node agent")
+    async def list_nodes() -> Json:
+        nodes = [dataclasses.asdict(n) for n in admin.list_nodes()]
+        return {"revision": admin.core.revision, "nodes": nodes}
+
+    @r.get("/v1/nodes/{name}", tags=["nodes"], summary="one node agent")
+    async def get_node(name: str) -> Json:
+        node = find(name)
+        if node is None:
+            raise NotFoundError([name])
+        return dataclasses.asdict(node)
+
+    @r.put(
+        "/v1/nodes/{name}",
+        tags=["nodes"],
+        dependencies=WRITE,
+        summary="add a node, or change the fields given (heartbeat state is kept)",
+    )
+    async def put_node(name: str, body: NodeBody | None = None) -> Json:
+        given = body.model_dump(exclude_unset=True) if body is not None else {}
+        if "state" in given:
+            given["setting_state"] = State(given.pop("state"))
+        node = dataclasses.replace(find(name) or NodeRecord(name), **given)
+        res = await admin.put_node(node)
+        return _written(admin, res.revision, "node", res.record)
+
+    @r.delete("/v1/nodes/{name}", tags=["nodes"], dependencies=WRITE, summary="remove a node")
+    async def remove_node(name: str) -> Json:
+        res = await admin.remove_node(validate_name("node name", name))
+        return {"revision": res.revision}
+
+
+def _group_routes(r: APIRouter, admin: RegistryAdmin) -> None:
+    @r.get("/v1/groups/rules", tags=["groups"], summary="IDC group rules")
+    async def list_rules() -> Json:
+        rules = [dataclasses.asdict(g) for g in admin.list_group_rules()]
+        return {"revision": admin.core.revision, "rules": rules}
+
+    @r.put(
+        "/v1/groups/rules/{group_id}",
+        tags=["groups"],
+        dependencies=WRITE,
+        summary="set an IDC group rule (IP patterns a.b.c.d or a.b.c.*)",
+    )
+    async def put_rule(group_id: RecordId, body: GroupRuleBody) -> Json:
+        rule = GroupRule(
+            group_id,
+            body.group_name,
+            tuple(body.allow_ip_rule),
+            body.ip_order,
+            tuple(body.denny_ip_rule),
+        )
+        res = await admin.put_group_rule(rule)
+        return _written(admin, res.revision, "rule", res.record)
+
+    @r.delete("/v1/groups/rules/{group_id}", tags=["groups"], dependencies=WRITE)
+    async def remove_rule(group_id: RecordId) -> Json:
+        return {"revision": (await admin.remove_group_rule(group_id)).revision}
+
+    @r.get("/v1/groups/priorities", tags=["groups"], summary="group priorities and stations")
+    async def list_priorities() -> Json:
+        prios = [dataclasses.asdict(p) for p in admin.list_group_priorities()]
+        return {"revision": admin.core.revision, "priorities": prios}
+
+    @r.put(
+        "/v1/groups/priorities/{prio_id}",
+        tags=["groups"],
+        dependencies=WRITE,
+        summary="set a group priority (an ordered group list, optionally a station)",
+    )
+    async def put_priority(prio_id: RecordId, body: GroupPriorityBody) -> Json:
+        prio = GroupPriority(
+            prio_id, body.name, tuple(body.group_list), body.list_order, body.station
+        )
+        res = await admin.put_group_priority(prio)
+        return _written(admin, res.revision, "priority", res.record)
+
+    @r.delete("/v1/groups/priorities/{prio_id}", tags=["groups"], dependencies=WRITE)
+    async def remove_priority(prio_id: RecordId) -> Json:
+        return {"revision": (await admin.remove_group_priority(prio_id)).revision}
+
+
+def _setting_routes(r: APIRouter, admin: RegistryAdmin) -> None:
+    @r.get("/v1/settings", tags=["settings"], summary="every setting")
+    async def list_settings() -> Json:
+        settings = [dataclasses.asdict(s) for s in admin.list_settings()]
+        return {"revision": admin.core.revision, "settings": settings}
+
+    @r.get("/v1/settings/{name}", tags=["settings"], summary="one setting")
+    async def get_setting(name: str) -> Json:
+        validate_name("setting name", name)
+        for s in admin.list_settings():
+            if s.name == name:
+                return dataclasses.asdict(s)
+        raise NotFoundError([name])
+
+    @r.put("/v1/settings/{name}", tags=["settings"], dependencies=WRITE, summary="set a setting")
+    async def put_setting(name: str, body: SettingBody) -> Json:
+        res = await admin.put_setting(name, body.value)
+        return _written(admin, res.revision, "setting", res.record)
+
+    @r.delete("/v1/settings/{name}", tags=["settings"], dependencies=WRITE)
+    async def remove_setting(name: str) -> Json:
+        return {
+            "revision": (await admin.remove_setting(validate_name("setting name", name))).revision
+        }

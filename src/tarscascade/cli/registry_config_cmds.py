@@ -1,0 +1,217 @@
+"""Registry configuration commands: node agents, IDC groups and stations, settings.
+
+Sub-apps ``node``, ``group`` (with ``rule`` and ``priority``) and ``setting``, and the
+``settings`` listing; :mod:`tarscascade.cli.registry_cmds` mounts them on the root.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from tarscascade.cli.registry_client import (
+    DEFAULT_REGISTRY,
+    EXIT_USAGE,
+    AdminClient,
+    JsonOpt,
+    RegistryOpt,
+    TokenOpt,
+    fail,
+    path,
+    print_json,
+    print_table,
+    write,
+)
+
+node_app = typer.Typer(help="Add and remove node agents.", no_args_is_help=True)
+group_app = typer.Typer(help="IDC group rules, priorities and stations.", no_args_is_help=True)
+rule_app = typer.Typer(help="Add and remove IDC group rules.", no_args_is_help=True)
+priority_app = typer.Typer(help="Add and remove group priorities.", no_args_is_help=True)
+setting_app = typer.Typer(help="Set and remove settings.", no_args_is_help=True)
+group_app.add_typer(rule_app, name="rule")
+group_app.add_typer(priority_app, name="priority")
+
+
+# ---------------------------------------------------------------------------- reads
+
+
+def settings(registry: RegistryOpt = DEFAULT_REGISTRY, as_json: JsonOpt = False) -> None:
+    """List settings."""
+    data = AdminClient(registry).get(path("settings"))
+    if as_json:
+        print_json(data)
+        return
+    print_table(None, ("setting", "value"), [(s["name"], s["value"]) for s in data["settings"]])
+
+
+@group_app.command()
+def rules(registry: RegistryOpt = DEFAULT_REGISTRY, as_json: JsonOpt = False) -> None:
+    """List IDC group rules."""
+    data = AdminClient(registry).get(path("groups", "rules"))
+    if as_json:
+        print_json(data)
+        return
+    rows = [
+        (
+            r["group_id"],
+            r["group_name"],
+            "|".join(r["allow_ip_rule"]),
+            r["ip_order"],
+            "|".join(r["denny_ip_rule"]),
+        )
+        for r in data["rules"]
+    ]
+    print_table(None, ("id", "name", "allow", "order", "deny"), rows)
+
+
+@group_app.command()
+def priorities(registry: RegistryOpt = DEFAULT_REGISTRY, as_json: JsonOpt = False) -> None:
+    """List group priorities and stations."""
+    data = AdminClient(registry).get(path("groups", "priorities"))
+    if as_json:
+        print_json(data)
+        return
+    rows = [
+        (p["id"], p["name"], ",".join(map(str, p["group_list"])), p["list_order"], p["station"])
+        for p in data["priorities"]
+    ]
+    print_table(None, ("id", "name", "groups", "order", "station"), rows)
+
+
+# ---------------------------------------------------------------------------- nodes
+
+
+@node_app.command("add")
+def node_add(
+    name: Annotated[str, typer.Argument(help="Node name.")],
+    host: Annotated[str | None, typer.Option("--host", help="Node agent address.")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Node agent port.")] = None,
+    inactive: Annotated[bool, typer.Option("--inactive", help="Add it inactive.")] = False,
+    registry: RegistryOpt = DEFAULT_REGISTRY,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a node agent (or change the options given)."""
+    body: dict[str, Any] = {"state": "inactive" if inactive else "active"}
+    if host is not None:
+        body["host"] = host
+    if port is not None:
+        body["port"] = port
+    write(registry, token, "PUT", path("nodes", name), body, as_json, f"node {name} added")
+
+
+@node_app.command("rm")
+def node_rm(
+    name: Annotated[str, typer.Argument(help="Node name.")],
+    registry: RegistryOpt = DEFAULT_REGISTRY,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove a node agent."""
+    write(registry, token, "DELETE", path("nodes", name), None, as_json, f"node {name} removed")
+
+
+# ---------------------------------------------------------------------------- groups
+
+
+@rule_app.command("add")
+def rule_add(
+    group_id: Annotated[int, typer.Argument(metavar="ID", help="Group id.")],
+    name: Annotated[str, typer.Argument(help="Group name.")],
+    allow: Annotated[
+        str, typer.Option("--allow", help='IP patterns, "|"-separated: "10.0.1.*|10.0.2.3".')
+    ],
+    deny: Annotated[str, typer.Option("--deny", help="IP patterns to exclude.")] = "",
+    order: Annotated[str, typer.Option("--order", help="allow_denny or denny_allow.")] = (
+        "allow_denny"
+    ),
+    registry: RegistryOpt = DEFAULT_REGISTRY,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set an IDC group rule: hosts matching the patterns belong to the group."""
+    body = {
+        "group_name": name,
+        "allow_ip_rule": _split(allow, "|"),
+        "denny_ip_rule": _split(deny, "|"),
+        "ip_order": order,
+    }
+    url = path("groups", "rules", group_id)
+    write(registry, token, "PUT", url, body, as_json, f"group rule {group_id} set")
+
+
+@rule_app.command("rm")
+def rule_rm(
+    group_id: Annotated[int, typer.Argument(metavar="ID", help="Group id.")],
+    registry: RegistryOpt = DEFAULT_REGISTRY,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove an IDC group rule."""
+    url = path("groups", "rules", group_id)
+    write(registry, token, "DELETE", url, None, as_json, f"group rule {group_id} removed")
+
+
+@priority_app.command("add")
+def priority_add(
+    prio_id: Annotated[int, typer.Argument(metavar="ID", help="Priority id.")],
+    groups: Annotated[str, typer.Option("--groups", help="Group ids in order: 1,2,3.")],
+    order: Annotated[int, typer.Option("--order", help="Position among priorities.")] = 0,
+    station: Annotated[str, typer.Option("--station", help="Station name.")] = "",
+    name: Annotated[str, typer.Option("--name", help="Priority name.")] = "",
+    registry: RegistryOpt = DEFAULT_REGISTRY,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set a group priority: an ordered group list, optionally a station."""
+    try:
+        group_list = [int(g) for g in _split(groups, ",")]
+    except ValueError:
+        fail(f"--groups must be comma-separated group ids, got {groups!r}", EXIT_USAGE)
+    body = {"name": name, "group_list": group_list, "list_order": order, "station": station}
+    url = path("groups", "priorities", prio_id)
+    write(registry, token, "PUT", url, body, as_json, f"group priority {prio_id} set")
+
+
+@priority_app.command("rm")
+def priority_rm(
+    prio_id: Annotated[int, typer.Argument(metavar="ID", help="Priority id.")],
+    registry: RegistryOpt = DEFAULT_REGISTRY,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove a group priority."""
+    url = path("groups", "priorities", prio_id)
+    write(registry, token, "DELETE", url, None, as_json, f"group priority {prio_id} removed")
+
+
+def _split(text: str, sep: str) -> list[str]:
+    return [p.strip() for p in text.split(sep) if p.strip()]
+
+
+# ---------------------------------------------------------------------------- settings
+
+
+@setting_app.command("set")
+def setting_set(
+    name: Annotated[str, typer.Argument(help="Setting name.")],
+    value: Annotated[str, typer.Argument(help="Value.")],
+    registry: RegistryOpt = DEFAULT_REGISTRY,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set a setting."""
+    body = {"value": value}
+    write(registry, token, "PUT", path("settings", name), body, as_json, f"{name} set")
+
+
+@setting_app.command("rm")
+def setting_rm(
+    name: Annotated[str, typer.Argument(help="Setting name.")],
+    registry: RegistryOpt = DEFAULT_REGISTRY,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove a setting."""
+    write(registry, token, "DELETE", path("settings", name), None, as_json, f"{name} removed")

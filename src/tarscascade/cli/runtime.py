@@ -1,0 +1,135 @@
+"""Composition: the registry process (store + core + TARS server + admin HTTP).
+
+Used by ``tarscascade registry`` and ``tarscascade up``, and by tests that need a real
+registry on loopback ports. ``async with RegistryProcess(...)`` returns once every part
+listens; leaving the block stops them in stages (HTTP, TARS, loops, store).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+import uvicorn
+
+from tarscascade.admin.metrics import RegistryMetrics
+from tarscascade.admin.registry_api import check_listen_safety, create_registry_app
+from tarscascade.registry.admin_ops import RegistryAdmin
+from tarscascade.registry.core import RegistryCore, RegistryOptions
+from tarscascade.registry.servants import QueryServant
+from tarscascade.store import SqlStore
+from tarscascade.transport import ServerOptions, TarsServer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TARS = ("127.0.0.1", 17890)
+DEFAULT_HTTP = ("127.0.0.1", 17880)
+
+
+def parse_hostport(value: str, default_port: int) -> tuple[str, int]:
+    """``HOST:PORT``, ``:PORT``, ``HOST`` or ``[v6]:PORT``."""
+    v = value.strip()
+    if v.startswith("["):
+        host, _, rest = v[1:].partition("]")
+        port = rest.lstrip(":")
+    elif v.count(":") == 1:
+        host, port = v.split(":")
+    else:
+        host, port = v, ""
+    if not port:
+        return host or "127.0.0.1", default_port
+    if not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"bad port in {value!r}")
+    return host or "127.0.0.1", int(port)
+
+
+@dataclass(slots=True)
+class RegistryConfig:
+    db: str = "sqlite:///.tarscascade/registry.db"
+    listen: tuple[str, int] = DEFAULT_TARS
+    http: tuple[str, int] | None = DEFAULT_HTTP
+    token: str | None = None
+    options: RegistryOptions = field(default_factory=RegistryOptions)
+    server_options: ServerOptions = field(default_factory=ServerOptions)
+
+
+class RegistryProcess:
+    def __init__(self, config: RegistryConfig) -> None:
+        self.config = config
+        self.store: SqlStore | None = None
+        self.core: RegistryCore | None = None
+        self.tars: TarsServer | None = None
+        self.http: uvicorn.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.tars_port = 0
+        self.http_port = 0
+
+    async def start(self) -> None:
+        cfg = self.config
+        if cfg.http is not None:
+            check_listen_safety(cfg.http[0], cfg.token)
+        try:
+            self.store = await asyncio.to_thread(SqlStore.open, cfg.db)
+            core = self.core = RegistryCore(self.store, cfg.options)
+            await core.start()
+            self.tars = TarsServer(
+                [QueryServant(core.answerer)], cfg.listen[0], cfg.listen[1], cfg.server_options
+            )
+            await self.tars.start()
+            self.tars_port = self.tars.port
+            self._tasks.append(asyncio.create_task(core.run(), name="registry-loops"))
+            if cfg.http is not None:
+                tars = self.tars
+                metrics = RegistryMetrics(core, tars_requests=lambda: tars.stats["requests"])
+                app = create_registry_app(RegistryAdmin(core), token=cfg.token, metrics=metrics)
+                self.http = uvicorn.Server(
+                    uvicorn.Config(
+                        app,
+                        host=cfg.http[0],
+                        port=cfg.http[1],
+                        log_level="warning",
+                        lifespan="off",
+                    )
+                )
+                self._tasks.append(asyncio.create_task(self.http.serve(), name="registry-http"))
+                while not self.http.started:
+                    if self._tasks[-1].done():  # bind failed: surface the error
+                        await self._tasks[-1]
+                        raise OSError(f"admin HTTP did not start on {cfg.http}")
+                    await asyncio.sleep(0.01)
+                self.http_port = self.http.servers[0].sockets[0].getsockname()[1]
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        if self.http is not None:
+            self.http.should_exit = True
+        if self.tars is not None:
+            await self.tars.aclose()
+        for t in reversed(self._tasks):
+            if t.get_name() == "registry-http":
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(t, 5)
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+        if self.core is not None:
+            await self.core.aclose()
+        if self.store is not None:
+            await asyncio.to_thread(self.store.close)
+            self.store = None
+
+    async def __aenter__(self) -> RegistryProcess:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def locator(self) -> str:
+        host = self.config.listen[0]
+        return f"tars.tarsregistry.QueryObj@tcp -h {host} -p {self.tars_port}"
