@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from tarscascade import __version__
-from tarscascade.cli import registry_cmds
+from tarscascade.cli import registry_cmds, serve_cmds
 
 app = typer.Typer(
     name="tarscascade",
@@ -14,6 +14,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(registry_cmds.app)  # endpoint, objects, status, resolve, ...: the admin API client
+app.add_typer(serve_cmds.app)  # registry, node, up: the long-running processes
 
 
 def _version(value: bool) -> None:
