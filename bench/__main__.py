@@ -14,6 +14,8 @@ SUITE = {
     "store": "bench.bench_store",
     "transport": "bench.bench_transport",
     "registry": "bench.bench_registry",
+    "client": "bench.bench_client",
+    "cascade": "bench.bench_cascade",
 }
 
 

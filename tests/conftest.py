@@ -1,4 +1,4 @@
-"""Shared fixtures. Databases: one suite over three backends: SQLite (a temp file), MariaDB, PostgreSQL.
+"""Shared fixtures. Databases: one suite over SQLite (a temp file), MariaDB and PostgreSQL.
 
 Each session creates its own throwaway database on each server (``tc_test_<random>``) and
 drops it at the end, so parallel runs and leftovers never collide; each test starts from

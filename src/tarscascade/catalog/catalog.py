@@ -248,6 +248,15 @@ class Catalog:
         self._notify(None if everything else affected)
         return affected
 
+    def advance(self, category: Category, version: Version) -> None:
+        """Set a category's version without touching its content (a *bookmark*).
+
+        For a replica whose upstream proved, by digest, that the content it holds is the
+        content at ``version`` (a registry restarted and renumbered, or no change of this
+        category happened in between). No answer changes, so no listener is told.
+        """
+        self._versions[Category(category)] = version
+
     def diff(self, category: Category, records: Iterable[Record]) -> list[Change]:
         """The ``(op, key, record)`` steps that turn this category's content into ``records``.
 

@@ -169,6 +169,11 @@ class ObjectSnapshot:
     def endpoint_count(self) -> int:
         return self._table.endpoint_count
 
+    @property
+    def digest(self) -> int:
+        """The digest the category will have once replaced (a receiver checks it first)."""
+        return self._table.digest
+
     def __repr__(self) -> str:
         t = self._table
         return f"<ObjectSnapshot {len(t)} objects, {t.endpoint_count} endpoints so far>"

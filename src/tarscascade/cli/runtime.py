@@ -16,9 +16,11 @@ import uvicorn
 
 from tarscascade.admin.metrics import RegistryMetrics
 from tarscascade.admin.registry_api import check_listen_safety, create_registry_app
+from tarscascade.cascade import CascadeHub, HubOptions
 from tarscascade.registry.admin_ops import RegistryAdmin
+from tarscascade.registry.cascade import attach_cascade
 from tarscascade.registry.core import RegistryCore, RegistryOptions
-from tarscascade.registry.servants import QueryServant
+from tarscascade.registry.servants import QueryServant, ReportServant
 from tarscascade.store import SqlStore
 from tarscascade.transport import ServerOptions, TarsServer
 
@@ -53,6 +55,7 @@ class RegistryConfig:
     token: str | None = None
     options: RegistryOptions = field(default_factory=RegistryOptions)
     server_options: ServerOptions = field(default_factory=ServerOptions)
+    hub_options: HubOptions = field(default_factory=HubOptions)
 
 
 class RegistryProcess:
@@ -61,6 +64,7 @@ class RegistryProcess:
         self.store: SqlStore | None = None
         self.core: RegistryCore | None = None
         self.tars: TarsServer | None = None
+        self.hub: CascadeHub | None = None
         self.http: uvicorn.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.tars_port = 0
@@ -74,8 +78,12 @@ class RegistryProcess:
             self.store = await asyncio.to_thread(SqlStore.open, cfg.db)
             core = self.core = RegistryCore(self.store, cfg.options)
             await core.start()
+            self.hub = await attach_cascade(core, token=cfg.token, options=cfg.hub_options)
             self.tars = TarsServer(
-                [QueryServant(core.answerer)], cfg.listen[0], cfg.listen[1], cfg.server_options
+                [QueryServant(core.answerer), self.hub.servant, ReportServant(core, cfg.token)],
+                cfg.listen[0],
+                cfg.listen[1],
+                cfg.server_options,
             )
             await self.tars.start()
             self.tars_port = self.tars.port
@@ -83,7 +91,8 @@ class RegistryProcess:
             if cfg.http is not None:
                 tars = self.tars
                 metrics = RegistryMetrics(core, tars_requests=lambda: tars.stats["requests"])
-                app = create_registry_app(RegistryAdmin(core), token=cfg.token, metrics=metrics)
+                admin = RegistryAdmin(core, hub=self.hub)
+                app = create_registry_app(admin, token=cfg.token, metrics=metrics)
                 self.http = uvicorn.Server(
                     uvicorn.Config(
                         app,
@@ -117,6 +126,8 @@ class RegistryProcess:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self._tasks.clear()
+        if self.hub is not None:
+            await self.hub.aclose()
         if self.core is not None:
             await self.core.aclose()
         if self.store is not None:

@@ -32,13 +32,32 @@ class KeepAliveTracker:
     #: (application, serverName, adapter) -> last keepAlive time; adapter "" = every object
     last: dict[tuple[str, str, str], float] = field(default_factory=dict)
     pids: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: (object id, host, port) -> endpoint string a server announced in its keepAlive context
+    announced: dict[tuple[str, str, int], str] = field(default_factory=dict)
 
-    def keep_alive(self, application: str, server: str, pid: int, adapter: str, now: float) -> bool:
-        """Record one keepAlive; False (ignored) for pid <= 0, as tarsnode does."""
-        if pid <= 0 or not application or not server:
+    def keep_alive(
+        self,
+        application: str,
+        server: str,
+        pid: int,
+        adapter: str,
+        now: float,
+        endpoint: tuple[str, int, str] | None = None,
+    ) -> bool:
+        """Record one keepAlive; False (ignored) for pid 0, as tarsnode does.
+
+        A negative pid is the SDK's "leaving" message at a graceful stop: the server's
+        endpoints turn inactive at once instead of after the timeout. ``endpoint``
+        (host, port, endpoint string) announces the endpoint this process serves.
+        """
+        if pid == 0 or not application or not server:
             return False
-        self.last[(application, server, adapter)] = now
-        self.pids[(application, server)] = pid
+        key = (application, server, adapter)
+        self.last[key] = now if pid > 0 else float("-inf")
+        self.pids[(application, server)] = abs(pid)
+        if endpoint is not None and adapter and pid > 0:
+            host, port, text = endpoint
+            self.announced[(adapter, host, port)] = text
         return True
 
     def last_seen(self, r: EndpointRecord) -> float | None:

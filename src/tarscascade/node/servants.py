@@ -14,14 +14,18 @@ from collections.abc import Callable
 
 from tarscascade.catalog import QueryAnswerer
 from tarscascade.catalog.queryf import Result, handle_query
+from tarscascade.errors import EndpointSyntaxError
 from tarscascade.node.keepalive import KeepAliveTracker
 from tarscascade.node.watch import ObjectWatch
 from tarscascade.transport import Current
+from tarscascade.wire.endpoint import format_endpoint, parse_endpoint
 from tarscascade.wire.idl.serverf import SERVER_F, ServerInfo
 from tarscascade.wire.interface import Method
 from tarscascade.wire.packets import TUP_VERSION, Ret
 
 NODE_SERVANT = "tars.tarsnode.ServerObj"
+#: keepAlive context key naming the endpoint the calling process serves (SDK contract)
+ENDPOINT_CONTEXT_KEY = "tarscascade.endpoint"
 NOT_SYNCED = "node has no data yet (not synced with any upstream): keep your old list"
 
 
@@ -80,7 +84,12 @@ class NodeQueryServant:
         if method.name in ("keepAlive", "keepActiving"):
             info: ServerInfo = args[0]
             accepted = self.keepalive.keep_alive(
-                info.application, info.serverName, info.pid, info.adapter, now
+                info.application,
+                info.serverName,
+                info.pid,
+                info.adapter,
+                now,
+                _announced(req.context.get(ENDPOINT_CONTEXT_KEY, "")),
             )
             if accepted and self.on_keepalive is not None:
                 self.on_keepalive()
@@ -91,3 +100,13 @@ class NodeQueryServant:
             ret = 0
         body = method.encode_result_tup(ret) if tup else method.encode_result(ret)
         return (Ret.SUCCESS, body, "")
+
+
+def _announced(text: str) -> tuple[str, int, str] | None:
+    if not text:
+        return None
+    try:
+        ep = parse_endpoint(text)
+    except EndpointSyntaxError:
+        return None
+    return (ep.host, ep.port, format_endpoint(ep))

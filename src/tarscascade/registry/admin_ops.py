@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from tarscascade.cascade import CascadeHub
 from tarscascade.errors import ConflictError, EndpointSyntaxError, NotFoundError, TarsCascadeError
 from tarscascade.model import (
     Category,
@@ -88,8 +89,9 @@ def _host_port(host: str, port: int) -> tuple[str, int]:
 class RegistryAdmin:
     """The registry's administrative surface."""
 
-    def __init__(self, core: RegistryCore) -> None:
+    def __init__(self, core: RegistryCore, hub: CascadeHub | None = None) -> None:
         self.core = core
+        self.hub = hub  # the cascade hub: node versions, lag, drain
 
     @property
     def catalog(self) -> Any:

@@ -69,11 +69,17 @@ class RegistryCore:
         self.started_at = 0.0
         self._apply_lock = asyncio.Lock()
         self._listeners: list[EventListener] = []
+        self._reload_listeners: list[Callable[[], None]] = []
         self.ready = asyncio.Event()
 
     def add_listener(self, fn: EventListener) -> None:
         """``fn(events)`` after each batch is applied (the cascade hub subscribes here)."""
         self._listeners.append(fn)
+
+    def add_reload_listener(self, fn: Callable[[], None]) -> None:
+        """``fn()`` after a full reload replaced every category (no events were emitted:
+        the cascade hub resets its change logs and resyncs nodes from here)."""
+        self._reload_listeners.append(fn)
 
     @property
     def version(self) -> Version:
@@ -96,6 +102,11 @@ class RegistryCore:
         self.epoch, self.revision = snap.epoch, snap.revision
         self.stats.full_reloads += 1
         log.info("loaded %r", snap)
+        for fn in self._reload_listeners:
+            try:
+                fn()
+            except Exception:
+                log.exception("reload listener failed")
 
     # ------------------------------------------------------------------ writes
 

@@ -8,17 +8,19 @@ from dataclasses import replace
 
 from tarscascade.catalog import QueryAnswerer
 from tarscascade.catalog.queryf import Result, handle_query
-from tarscascade.errors import DecodeError
-from tarscascade.model import State
+from tarscascade.errors import DecodeError, EndpointSyntaxError
+from tarscascade.model import EndpointRecord, State
 from tarscascade.registry.core import RegistryCore
 from tarscascade.store import Put, WriteOp
 from tarscascade.transport import Current
+from tarscascade.wire.endpoint import parse_endpoint, validate_object_id
 from tarscascade.wire.idl.queryf import QUERY_SERVANT
 from tarscascade.wire.idl.reportf import (
     AUTH_FAILED,
     NOT_YOURS,
     REPORT_SERVANT,
     REPORT_STATES,
+    EndpointStateF,
     ReportStatesReq,
 )
 from tarscascade.wire.packets import Ret
@@ -78,6 +80,12 @@ class ReportServant:
                 for r in self.core.catalog.get_object(s.objectId)
                 if r.host == s.host and r.port == s.port
             ]
+            if not found and s.endpoint:
+                created = self._announced(report.nodeName, s)
+                if created is None:
+                    return (Ret.SUCCESS, REPORT_STATES.encode_result(NOT_YOURS), "bad endpoint")
+                puts.append(Put(created))
+                continue
             if not found or found[0].node_name != report.nodeName:
                 return (Ret.SUCCESS, REPORT_STATES.encode_result(NOT_YOURS), "not yours")
             if found[0].present_state != s.state:
@@ -85,3 +93,29 @@ class ReportServant:
         if puts:
             await self.core.write(puts)
         return (Ret.SUCCESS, REPORT_STATES.encode_result(len(puts)), "")
+
+    @staticmethod
+    def _announced(node: str, s: EndpointStateF) -> EndpointRecord | None:
+        """A server announced an endpoint the registry does not know: register it."""
+        try:
+            validate_object_id(s.objectId)
+            ep = parse_endpoint(s.endpoint)
+        except EndpointSyntaxError:
+            return None
+        if (ep.host, ep.port) != (s.host, s.port) or not node:
+            return None
+        return EndpointRecord(
+            object_id=s.objectId,
+            host=ep.host,
+            port=ep.port,
+            istcp=ep.istcp,
+            timeout=ep.timeout,
+            node_name=node,
+            set_id=ep.set_id,
+            grid=ep.grid,
+            qos=ep.qos,
+            weight=ep.weight,
+            weight_type=ep.weight_type,
+            auth_type=ep.auth_type,
+            present_state=State(s.state),
+        )

@@ -131,6 +131,17 @@ class Channel:
     def pending_count(self) -> int:
         return len(self._pending)
 
+    async def wait_disconnected(self) -> None:
+        """Return when the current connection is lost (at once when not connected).
+
+        Lets a subscriber holding a long-lived connection notice a drop immediately
+        instead of at its next call.
+        """
+        proto = self._proto
+        if proto is None:
+            return
+        await asyncio.shield(proto.closed)
+
     async def connect(self) -> None:
         """Connect now (calls also connect lazily)."""
         await self._ensure_connected(self.options.connect_timeout)

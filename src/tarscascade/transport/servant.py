@@ -28,12 +28,28 @@ class Pusher(Protocol):
     def add_close_callback(self, fn: Callable[[], None]) -> None: ...
 
 
+class Connection(Pusher, Protocol):
+    """What a servant may do with the connection a request came on (a server ``_Conn``)."""
+
+    def push_frame(self, frame: bytes) -> bool: ...
+
+    async def drain(self) -> None: ...
+
+    @property
+    def is_closing(self) -> bool: ...
+
+    @property
+    def write_buffer_size(self) -> int: ...
+
+    def abort(self) -> None: ...
+
+
 class Current:
     """The context of one request."""
 
     __slots__ = ("conn", "peer", "request")
 
-    def __init__(self, request: RequestPacket, peer: tuple[str, int], conn: Pusher) -> None:
+    def __init__(self, request: RequestPacket, peer: tuple[str, int], conn: Connection) -> None:
         self.request = request
         self.peer = peer
         self.conn = conn

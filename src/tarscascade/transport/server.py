@@ -50,6 +50,7 @@ class _Conn(asyncio.Protocol):
         "_closing",
         "_paused_writing",
         "_tasks",
+        "_writable",
         "last_activity",
         "last_progress",
         "peer",
@@ -65,6 +66,7 @@ class _Conn(asyncio.Protocol):
         self.peer: tuple[str, int] = ("", 0)
         self._tasks: set[asyncio.Task[Result]] = set()
         self._paused_writing = False
+        self._writable: asyncio.Event | None = None  # created by the first drain()
         self._closing = False
         self._close_callbacks: list[Callable[[], None]] = []
         now = time.monotonic()
@@ -86,6 +88,8 @@ class _Conn(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
+        if self._writable is not None:
+            self._writable.set()  # wake drain() waiters: the connection is gone
         self.server._conns.discard(self)
         for t in self._tasks:
             t.cancel()
@@ -106,11 +110,15 @@ class _Conn(asyncio.Protocol):
     def pause_writing(self) -> None:
         # The peer is not reading its replies: stop reading its requests.
         self._paused_writing = True
+        if self._writable is not None:
+            self._writable.clear()
         if self.transport is not None:
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self._paused_writing = False
+        if self._writable is not None:
+            self._writable.set()
         if self.transport is not None and not self._closing and not self.server._draining:
             self.transport.resume_reading()
 
@@ -189,12 +197,37 @@ class _Conn(asyncio.Protocol):
         self.transport.write(encode_push(func, body, self.rpc.max_frame))
         return True
 
+    def push_frame(self, frame: bytes) -> bool:
+        """Write an already encoded push frame (one encoding shared by many connections)."""
+        if self._closing or self.transport is None or self.transport.is_closing():
+            return False
+        self.transport.write(frame)
+        return True
+
+    async def drain(self) -> None:
+        """Wait until the write buffer is below the low-water mark (or the connection is gone).
+
+        For servants streaming large pushes (snapshots): write, then drain, so a peer that
+        reads slowly holds back the sender instead of growing our buffer.
+        """
+        if not self._paused_writing or self._closing:
+            return
+        if self._writable is None:
+            self._writable = asyncio.Event()
+        await self._writable.wait()
+
+    @property
+    def is_closing(self) -> bool:
+        return self._closing or self.transport is None or self.transport.is_closing()
+
     @property
     def write_buffer_size(self) -> int:
         return self.transport.get_write_buffer_size() if self.transport else 0
 
     def abort(self) -> None:
         self._closing = True
+        if self._writable is not None:
+            self._writable.set()
         if self.transport is not None:
             self.transport.abort()
 

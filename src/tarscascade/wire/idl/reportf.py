@@ -8,6 +8,7 @@ forwards it to its own upstream. The TARS IDL::
     struct EndpointStateF {
         0 require string objectId; 1 require string host; 2 require int port;
         3 require string state;   // "active" | "inactive"
+        4 optional string endpoint = "";  // "tcp -h H -p P ...": create it when unknown
     };
     struct ReportStatesReq {
         0 require string nodeName; 1 require string token; 2 require vector<EndpointStateF> states;
@@ -35,6 +36,8 @@ class EndpointStateF:
     host: str = tfield(1, STRING, require=True, default="")
     port: int = tfield(2, INT32_K, require=True, default=0)
     state: str = tfield(3, STRING, require=True, default="")
+    #: optional TARS endpoint string: lets the registry create an endpoint it does not know
+    endpoint: str = tfield(4, STRING, default="", skip_default=True)
 
 
 @tars_struct

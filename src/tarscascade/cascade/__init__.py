@@ -1,0 +1,36 @@
+"""The cascade sync layer (docs/protocol.md): upstream hub, downstream client, payloads.
+
+Layer ``cascade``: imports ``catalog``, ``transport``, ``wire`` (and ``model``,
+``errors``). The registry runs a :class:`CascadeHub` over its catalog; a node agent
+runs a :class:`CascadeClient` into its replica and, as a relay, a hub over that replica.
+"""
+
+from tarscascade.cascade.client import CascadeClient, ClientOptions, ClientStats
+from tarscascade.cascade.hub import CascadeHub, NodeInfo
+from tarscascade.cascade.payload import (
+    PayloadError,
+    decode_events,
+    decode_records,
+    encode_events,
+    encode_records,
+)
+from tarscascade.cascade.replica import AppliedHook
+from tarscascade.cascade.tracker import NodeState
+from tarscascade.cascade.upstream import HubOptions, HubStats
+
+__all__ = [
+    "AppliedHook",
+    "CascadeClient",
+    "CascadeHub",
+    "ClientOptions",
+    "ClientStats",
+    "HubOptions",
+    "HubStats",
+    "NodeInfo",
+    "NodeState",
+    "PayloadError",
+    "decode_events",
+    "decode_records",
+    "encode_events",
+    "encode_records",
+]

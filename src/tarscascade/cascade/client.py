@@ -1,0 +1,386 @@
+"""``CascadeClient``: the downstream reflector that keeps a replica catalog current.
+
+List-then-watch, like a Kubernetes reflector: connect to the first reachable upstream
+(in order, failing over with jittered backoff, also when the current one drops),
+subscribe with the versions and digests the catalog holds, apply the pushed snapshots
+and deltas (:class:`~tarscascade.cascade.replica.Replica`), acknowledge each applied
+push one-way, and heartbeat every few seconds (jittered). A push that does not fit
+makes it re-subscribe on the same connection, rate-limited by a backoff.
+
+One task (``run``) owns everything; per connection a TaskGroup runs the heartbeat, ack
+and re-subscribe loops and ends when the connection does. :meth:`aclose` always closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from tarscascade.cascade.progress import SyncProgress
+from tarscascade.cascade.replica import AppliedHook, Outcome, Replica
+from tarscascade.cascade.states import held_states
+from tarscascade.catalog import Catalog
+from tarscascade.errors import (
+    CallTimeoutError,
+    ConnectError,
+    ConnectionClosedError,
+    OverloadError,
+    ServerError,
+    TarsCascadeError,
+)
+from tarscascade.transport import Backoff, Channel, ChannelOptions
+from tarscascade.wire.framing import DEFAULT_MAX_FRAME
+from tarscascade.wire.idl.cascadef import (
+    ACK,
+    AUTH_FAILED,
+    CASCADE_SERVANT,
+    HEARTBEAT,
+    NOT_SUBSCRIBED,
+    OK,
+    SUBSCRIBE,
+    AckReq,
+    HeartbeatReq,
+    NodeAckF,
+    SubscribeReq,
+)
+from tarscascade.wire.packets import STATUS_PUSH_FUNC, ResponsePacket
+
+log = logging.getLogger(__name__)
+
+#: A connection that served at least this long resets the reconnect backoff.
+HEALTHY_AFTER_S = 5.0
+
+
+@dataclass(slots=True)
+class ClientOptions:
+    heartbeat_interval: float = 3.0
+    heartbeat_jitter: float = 0.2  # fraction: each interval is drawn from ±20 %
+    connect_timeout: float = 3.0
+    call_timeout: float = 10.0
+    #: heartbeats in a row that may time out before the upstream counts as gone
+    max_heartbeat_failures: int = 2
+    reconnect_initial: float = 0.2
+    reconnect_max: float = 10.0
+    resubscribe_initial: float = 0.05
+    resubscribe_max: float = 5.0
+    max_frame: int = DEFAULT_MAX_FRAME
+    #: a snapshot with no chunk for this long is dropped and asked again
+    snapshot_stall_timeout: float = 60.0
+    rng: random.Random = field(default_factory=random.Random)
+
+
+@dataclass(slots=True)
+class ClientStats:
+    connects: int = 0
+    failovers: int = 0  # connected to another upstream than the previous one
+    subscribes: int = 0
+    resubscribes: int = 0
+    refused: int = 0
+    snapshots_received: int = 0
+    snapshot_chunks_received: int = 0
+    deltas_received: int = 0
+    bookmarks_received: int = 0
+    pushes_ignored: int = 0
+    resyncs: int = 0  # pushes that did not fit, or the upstream asked
+    heartbeats: int = 0
+    heartbeat_failures: int = 0
+    acks_sent: int = 0
+    last_error: str = ""
+
+
+class _Disconnected(Exception):
+    """The connection is gone (or unusable): serve the next upstream."""
+
+
+class _Refused(TarsCascadeError):
+    """The upstream refused the subscription (credentials, bad request)."""
+
+
+def _reraise_unexpected(group: BaseExceptionGroup[BaseException]) -> None:
+    """End of a connection's TaskGroup: a drop is normal; anything else goes up, unwrapped
+    (so ``run`` tells a refusal from a bug)."""
+    rest = group.subgroup(lambda e: not isinstance(e, _Disconnected | BaseExceptionGroup))
+    while isinstance(rest, BaseExceptionGroup):
+        first = rest.exceptions[0]
+        if not isinstance(first, BaseExceptionGroup):
+            raise first from group
+        rest = first
+
+
+class CascadeClient:
+    def __init__(
+        self,
+        catalog: Catalog,
+        upstreams: Sequence[tuple[str, int]],
+        *,
+        node_name: str,
+        token: str = "",
+        address: str = "",
+        options: ClientOptions | None = None,
+        on_applied: AppliedHook | None = None,
+        descendants: Callable[[], list[NodeAckF]] | None = None,
+    ) -> None:
+        if not upstreams:
+            raise ValueError("a cascade client needs at least one upstream")
+        self.catalog = catalog
+        self.upstreams = [(str(h), int(p)) for h, p in upstreams]
+        self.node_name = node_name
+        self.token = token
+        self.address = address
+        self.options = options or ClientOptions()
+        self.stats = ClientStats()
+        #: set once every category was received, or was already current
+        self.synced = asyncio.Event()
+        #: True while not subscribed to any upstream (the replica may be out of date)
+        self.stale = True
+        self.upstream: tuple[str, int] | None = None
+        self._replica = Replica(catalog, on_applied)
+        self._descendants = descendants
+        self._rng = self.options.rng
+        self._task: asyncio.Task[None] | None = None
+        self._ack_wanted = asyncio.Event()
+        self._resubscribe_wanted = asyncio.Event()
+        self._progress = SyncProgress(catalog.version)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Run in a task this client owns (``aclose`` cancels and awaits it)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self.run(), name=f"cascade-client:{self.node_name}"
+            )
+
+    async def aclose(self) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # we are being cancelled ourselves: do not swallow that
+        self.stale = True
+
+    async def __aenter__(self) -> CascadeClient:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def request_ack(self) -> None:
+        """Send an ack soon (a relay calls this when a descendant acknowledged)."""
+        self._ack_wanted.set()
+
+    # ------------------------------------------------------------------ the loop
+
+    async def run(self) -> None:
+        """Serve upstreams in order until cancelled."""
+        opts = self.options
+        backoff = Backoff(initial=opts.reconnect_initial, maximum=opts.reconnect_max, rng=self._rng)
+        loop = asyncio.get_running_loop()
+        while True:
+            healthy = False
+            for host, port in self.upstreams:
+                started = loop.time()
+                try:
+                    await self._serve(host, port)
+                except _Refused as exc:
+                    self.stats.refused += 1
+                    self.stats.last_error = f"{host}:{port}: {exc}"
+                    log.warning(
+                        "cascade upstream %s:%s refused %s: %s", host, port, self.node_name, exc
+                    )
+                    continue
+                except (TarsCascadeError, OSError) as exc:
+                    self.stats.last_error = f"{host}:{port}: {exc}"
+                    log.info("cascade upstream %s:%s: %s", host, port, exc)
+                    continue
+                except Exception as exc:  # a bug: report it, keep the replica syncing
+                    self.stats.last_error = f"{host}:{port}: {exc!r}"
+                    log.exception("cascade session with %s:%s failed", host, port)
+                    continue
+                healthy = loop.time() - started >= HEALTHY_AFTER_S
+                break  # served until it dropped: start again from the first upstream
+            if healthy:
+                backoff.reset()
+                delay = opts.reconnect_initial * self._rng.random()  # spread a herd
+            else:
+                delay = backoff.next_delay()
+            await asyncio.sleep(delay)
+
+    async def _serve(self, host: str, port: int) -> None:
+        """One connection: subscribe, then heartbeat/ack/re-subscribe until it drops."""
+        opts = self.options
+        channel = Channel(
+            host,
+            port,
+            ChannelOptions(
+                connect_timeout=opts.connect_timeout,
+                call_timeout=opts.call_timeout,
+                max_frame=opts.max_frame,
+            ),
+            on_push=self._on_push,
+        )
+        try:
+            await channel.connect()
+            self.stats.connects += 1
+            if self.upstream is not None and self.upstream != (host, port):
+                self.stats.failovers += 1
+            self.upstream = (host, port)
+            await self._subscribe(channel)
+            self.stale = False
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self._heartbeats(channel))
+                    tg.create_task(self._acks(channel))
+                    tg.create_task(self._resubscriber(channel))
+                    await channel.wait_disconnected()
+                    raise _Disconnected
+            except BaseExceptionGroup as group:
+                _reraise_unexpected(group)
+        finally:
+            self.stale = True
+            self._replica.reset()
+            await channel.aclose()
+
+    async def _subscribe(self, channel: Channel) -> None:
+        self._replica.reset()  # leftovers of an earlier subscription never complete
+        req = SubscribeReq(
+            nodeName=self.node_name,
+            token=self.token,
+            held=held_states(self.catalog),
+            address=self.address,
+        )
+        mark = self._progress.mark()
+        try:
+            ret, rsp = await channel.call(CASCADE_SERVANT, SUBSCRIBE, req)
+        except (ConnectionClosedError, ConnectError) as exc:
+            raise _Disconnected from exc
+        self.stats.subscribes += 1
+        if ret == AUTH_FAILED:
+            raise _Refused("authentication failed")
+        if ret != OK:
+            raise _Refused(f"subscribe answered {ret}")
+        if self._progress.plan(rsp.plan, mark):
+            self.synced.set()
+
+    # ------------------------------------------------------------------ pushes
+
+    def _on_push(self, packet: ResponsePacket) -> None:
+        func = packet.status.get(STATUS_PUSH_FUNC, "")
+        result = self._replica.handle(func, packet.sBuffer)
+        cat, stats = result.category, self.stats
+        if result.outcome is Outcome.APPLIED and cat is not None:
+            if result.snapshot:
+                stats.snapshots_received += 1
+                stats.snapshot_chunks_received += 1
+            else:
+                stats.deltas_received += 1
+                stats.bookmarks_received += result.bookmark
+            if self._progress.applied(cat, snapshot=result.snapshot):
+                self.synced.set()
+            self._ack_wanted.set()
+        elif result.outcome is Outcome.PENDING:
+            stats.snapshot_chunks_received += 1
+        elif result.outcome is Outcome.IGNORED:
+            stats.pushes_ignored += 1
+        elif result.outcome is Outcome.RESYNC:
+            stats.resyncs += 1
+            log.info("cascade %s: %s; re-subscribing", self.node_name, result.reason)
+            self._resubscribe_wanted.set()
+
+    # ------------------------------------------------------------------ loops
+
+    def _descendant_acks(self) -> list[NodeAckF]:
+        if self._descendants is None:
+            return []
+        try:
+            return self._descendants()
+        except Exception:
+            log.exception("descendants callback failed")
+            return []
+
+    async def _heartbeats(self, channel: Channel) -> None:
+        opts = self.options
+        failures = 0
+        while True:
+            spread = 1.0 + opts.heartbeat_jitter * (2.0 * self._rng.random() - 1.0)
+            await asyncio.sleep(opts.heartbeat_interval * spread)
+            if self._replica.expire(opts.snapshot_stall_timeout):
+                self._resubscribe_wanted.set()  # a snapshot stopped half-way
+            req = HeartbeatReq(
+                nodeName=self.node_name,
+                held=held_states(self.catalog),
+                descendants=self._descendant_acks(),
+            )
+            try:
+                ret, _rsp = await channel.call(CASCADE_SERVANT, HEARTBEAT, req)
+            except (ConnectionClosedError, ConnectError) as exc:
+                raise _Disconnected from exc
+            except (CallTimeoutError, OverloadError, ServerError) as exc:
+                failures += 1
+                self.stats.heartbeat_failures += 1
+                if failures >= opts.max_heartbeat_failures:
+                    log.warning("cascade upstream %s unresponsive: %s", self.upstream, exc)
+                    raise _Disconnected from exc
+                continue
+            failures = 0
+            self.stats.heartbeats += 1
+            if ret == NOT_SUBSCRIBED:
+                self._resubscribe_wanted.set()  # the upstream lost our session
+            elif ret != OK:
+                log.warning("cascade heartbeat answered %d", ret)
+
+    async def _acks(self, channel: Channel) -> None:
+        while True:
+            await self._ack_wanted.wait()
+            self._ack_wanted.clear()
+            req = AckReq(
+                nodeName=self.node_name,
+                held=held_states(self.catalog),
+                descendants=self._descendant_acks(),
+            )
+            try:
+                await channel.invoke(CASCADE_SERVANT, ACK.name, ACK.encode_args(req), oneway=True)
+            except (ConnectionClosedError, ConnectError) as exc:
+                raise _Disconnected from exc
+            except (CallTimeoutError, OverloadError):
+                continue  # the next push or heartbeat carries the same news
+            self.stats.acks_sent += 1
+
+    async def _resubscriber(self, channel: Channel) -> None:
+        opts = self.options
+        backoff = Backoff(
+            initial=opts.resubscribe_initial, maximum=opts.resubscribe_max, rng=self._rng
+        )
+        loop = asyncio.get_running_loop()
+        last = -1e9
+        while True:
+            await self._resubscribe_wanted.wait()
+            # The first re-subscribe in a while goes at once; repeats back off, so an
+            # upstream that keeps sending what does not fit is not hammered.
+            if loop.time() - last > HEALTHY_AFTER_S * 6:
+                backoff.reset()
+            else:
+                await asyncio.sleep(backoff.next_delay())
+            self._resubscribe_wanted.clear()
+            last = loop.time()
+            self.stats.resubscribes += 1
+            try:
+                await self._subscribe(channel)
+            except (CallTimeoutError, OverloadError, ServerError) as exc:
+                log.info("cascade re-subscribe failed: %s", exc)
+                self._resubscribe_wanted.set()
+
+    def __repr__(self) -> str:
+        where = f"{self.upstream[0]}:{self.upstream[1]}" if self.upstream else "-"
+        state = "stale" if self.stale else "live"
+        synced = "synced" if self.synced.is_set() else "syncing"
+        return f"<CascadeClient {self.node_name} -> {where} {state} {synced}>"

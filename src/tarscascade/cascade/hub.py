@@ -1,0 +1,387 @@
+"""``CascadeHub``: the upstream side of the cascade (``tars.tarsregistry.CascadeObj``).
+
+Serves downstream nodes from a source :class:`Catalog` — the registry's, or a relay
+node's replica. The owner calls :meth:`publish` after each change it applied to the
+source and :meth:`reset` after replacing a category wholesale; the hub keeps the change
+logs, plans each subscriber's sync, pushes deltas and snapshots, records what every
+node acknowledged, and answers "has every node got revision r yet?".
+
+Request handlers are synchronous, so a subscribe reply is written before the session's
+first push; the per-session worker tasks and the ``on_subscribe`` callbacks are owned
+by the hub: :meth:`aclose` cancels and awaits them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from tarscascade.cascade.changelog import ChangeLog
+from tarscascade.cascade.frames import delta_frames, version_f
+from tarscascade.cascade.session import Session
+from tarscascade.cascade.states import (
+    BadRequestError,
+    Held,
+    check_name,
+    parse_address,
+    parse_descendants,
+    parse_held,
+    states_of,
+)
+from tarscascade.cascade.tracker import AckTracker, NodeState
+from tarscascade.cascade.upstream import HubOptions, HubStats, Upstream
+from tarscascade.catalog import NO_VERSION, Catalog
+from tarscascade.errors import ServerError
+from tarscascade.model import INCREMENTAL, Category, ChangeEvent, Version
+from tarscascade.transport import Current, InterfaceServant
+from tarscascade.transport.servant import Connection
+from tarscascade.wire.idl.cascadef import (
+    AUTH_FAILED,
+    BAD_REQUEST,
+    CASCADE_F,
+    CASCADE_SERVANT,
+    NOT_SUBSCRIBED,
+    OK,
+    PROTOCOL_VERSION,
+    SNAPSHOT,
+    UP_TO_DATE,
+    AckReq,
+    CategoryPlanF,
+    HeartbeatReq,
+    HeartbeatRsp,
+    NodeAckF,
+    SubscribeReq,
+    SubscribeRsp,
+)
+from tarscascade.wire.packets import Ret
+
+log = logging.getLogger(__name__)
+
+__all__ = ["CascadeHub", "HubOptions", "HubStats", "NodeInfo", "NodeState"]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """A node that subscribed: its name and the address its own TARS port listens on."""
+
+    name: str
+    host: str
+    port: int
+    peer: tuple[str, int]
+
+
+class CascadeHub:
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        authenticate: Callable[[str, str], bool],
+        options: HubOptions | None = None,
+        on_subscribe: Callable[[NodeInfo], Awaitable[None]] | None = None,
+        on_heartbeat: Callable[[str], None] | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.options = options or HubOptions()
+        self._up = Upstream(catalog, self.options)
+        self.stats: HubStats = self._up.stats
+        self.tracker = AckTracker(self.options.max_offline_nodes)
+        self._authenticate = authenticate
+        self._on_subscribe = on_subscribe
+        self._on_heartbeat = on_heartbeat
+        self._sessions: dict[str, Session] = {}
+        self._by_conn: dict[int, Session] = {}  # id(conn): registered once per connection
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
+        self.servant = InterfaceServant(CASCADE_SERVANT, CASCADE_F, _CascadeImpl(self))
+
+    # ------------------------------------------------------------------ source changes
+
+    def publish(
+        self,
+        category: Category,
+        from_version: Version,
+        to_version: Version,
+        events: Sequence[ChangeEvent],
+    ) -> None:
+        """The source catalog applied ``events`` taking ``category`` from -> to: push them."""
+        cat = Category(category)
+        if to_version != self.catalog.version(cat) or from_version.epoch != to_version.epoch:
+            log.error(
+                "publish of %s %s->%s does not match the catalog: resetting",
+                cat,
+                from_version,
+                to_version,
+            )
+            self.reset(cat)
+            return
+        if cat not in INCREMENTAL:
+            snap = self._up.snapshots.current(cat)
+            for s in list(self._sessions.values()):
+                s.on_whole(snap)
+            return
+        self._up.logs[cat].append(from_version, to_version, events)
+        digest = self.catalog.digest(cat)
+        frames: list[bytes] = []
+        opts = self.options
+
+        def shared() -> list[bytes]:  # encoded once, on first use, for every session
+            if not frames:
+                frames.extend(
+                    delta_frames(
+                        cat, from_version, to_version, events, opts.delta_events, opts.max_frame
+                    )
+                )
+            return frames
+
+        for s in list(self._sessions.values()):
+            s.on_delta(cat, from_version, to_version, events, shared, digest)
+
+    def reset(self, category: Category) -> None:
+        """The source replaced ``category`` wholesale: the log restarts at its version."""
+        cat = Category(category)
+        version, digest = self.catalog.version(cat), self.catalog.digest(cat)
+        log_ = self._up.logs.get(cat)
+        if log_ is not None:
+            log_.reset(version)
+        self._up.snapshots.invalidate(cat)
+        for s in list(self._sessions.values()):
+            if s.sent.get(cat) != version or s.sent_digest.get(cat) != digest:
+                self.stats.resyncs += 1
+                s.request(cat)  # a bookmark if the content is equal, else a snapshot
+
+    def replica_applied(
+        self,
+        category: Category,
+        before: Version | None,
+        after: Version,
+        events: list[ChangeEvent] | None,
+    ) -> None:
+        """A relay's feed: pass as the ``on_applied`` of the client filling this catalog.
+
+        A snapshot (``events`` None) resets the category here; a delta or a bookmark is
+        published as it came.
+        """
+        if events is None or before is None:
+            self.reset(category)
+        else:
+            self.publish(category, before, after, events)
+
+    def preload_log(self, category: Category, events: Sequence[ChangeEvent], since: int) -> int:
+        """Older history for a restarted upstream: ``events`` are every change of
+        ``category`` in ``(since, x]`` with ``x`` at least the log's floor."""
+        log_ = self._up.logs.get(Category(category))
+        return 0 if log_ is None else log_.preload(events, since)
+
+    def change_log(self, category: Category) -> ChangeLog | None:
+        return self._up.logs.get(Category(category))
+
+    # ------------------------------------------------------------------ views
+
+    def node_states(self) -> dict[str, NodeState]:
+        """Every known node (direct and reported by relays), with its lag per category."""
+        versions = self.catalog.versions()
+        out: dict[str, NodeState] = {}
+        for st in self.tracker.states():
+            lag: dict[Category, int | None] = {}
+            for cat, v in versions.items():
+                held = st.held.get(cat)
+                same = held is not None and held.epoch == v.epoch
+                lag[cat] = max(0, v.revision - held.revision) if same and held else None
+            out[st.name] = replace(st, held=dict(st.held), digests=dict(st.digests), lag=lag)
+        return out
+
+    def descendant_acks(self) -> list[NodeAckF]:
+        """What this hub's connected nodes hold, for a relay to report upstream."""
+        out = []
+        for st in self.tracker.states():
+            if st.connected:
+                held = {c: Held(v, st.digests.get(c, 0)) for c, v in st.held.items()}
+                out.append(NodeAckF(nodeName=st.name, held=states_of(held)))
+        return out
+
+    @property
+    def session_count(self) -> int:
+        return len(self._sessions)
+
+    async def wait_acked(
+        self,
+        category: Category,
+        version: Version,
+        nodes: Collection[str] | None = None,
+        timeout: float = 10.0,
+    ) -> tuple[float, list[str]]:
+        """Wait until every connected (or every given) node acked ``version`` or later.
+
+        Returns ``(elapsed seconds, nodes still behind)`` — empty when all got there.
+        """
+        return await self.tracker.wait(category, version, nodes, timeout)
+
+    # ------------------------------------------------------------------ requests
+
+    def _subscribe(self, current: Current, req: SubscribeReq) -> tuple[int, SubscribeRsp]:
+        try:
+            name = check_name(req.nodeName)
+            held = parse_held(req.held)
+            host, port = parse_address(req.address, current.peer[0])
+            if req.protocol != PROTOCOL_VERSION:
+                raise BadRequestError(f"protocol {req.protocol}, this upstream speaks 1")
+        except BadRequestError as exc:
+            self.stats.bad_requests += 1
+            log.info("bad subscribe from %s:%s: %s", *current.peer, exc)
+            return BAD_REQUEST, SubscribeRsp()
+        if not self._authenticate(name, req.token):
+            self.stats.auth_failures += 1
+            log.warning("cascade auth failed for %r from %s:%s", name, *current.peer)
+            return AUTH_FAILED, SubscribeRsp()
+        conn = current.conn
+        old = self._sessions.get(name)
+        if self._closed or (old is None and len(self._sessions) >= self.options.max_sessions):
+            raise ServerError(Ret.OVERLOAD, "no more cascade sessions here")
+        self.stats.subscribes += 1
+        if old is not None:
+            self.stats.resubscribes += 1
+            self._end(old, abort=old.conn is not conn)  # one session per node name
+        previous = self._by_conn.get(id(conn))
+        if previous is not None and previous is not old:
+            self._end(previous, abort=False)  # this connection now speaks for another name
+        state = self.tracker.connected(name, f"{host}:{port}")
+        self.tracker.record(name, held, heartbeat=True)
+        s = Session(self._up, name, conn, current.peer, state, self._dropped)
+        plan = []
+        for cat in Category:
+            h = held.get(cat)
+            s.sent[cat] = h.version if h else NO_VERSION
+            s.sent_digest[cat] = h.digest if h else None
+            action = self._up.plan(cat, h.version if h else None, h.digest if h else None)
+            if action != UP_TO_DATE and self._up.version(cat).epoch:
+                s.request(cat, snapshot=action == SNAPSHOT)
+            plan.append(CategoryPlanF(str(cat), action, version_f(self._up.version(cat))))
+        self._sessions[name] = s
+        if id(conn) not in self._by_conn:
+            self._by_conn[id(conn)] = s
+            conn.add_close_callback(lambda c=conn: self._conn_closed(c))  # type: ignore[misc]
+        else:
+            self._by_conn[id(conn)] = s
+        if not s.closed:
+            s.task = self._spawn(s.run(), f"cascade-session:{name}")
+        if self._on_subscribe is not None:
+            self._spawn(
+                self._on_subscribe(NodeInfo(name, host, port, current.peer)), "on-subscribe"
+            )
+        return OK, SubscribeRsp(plan=plan)
+
+    def _heartbeat(self, current: Current, req: HeartbeatReq) -> tuple[int, HeartbeatRsp]:
+        s = self._sessions.get(req.nodeName)
+        if s is None or s.conn is not current.conn or s.closed:
+            return NOT_SUBSCRIBED, HeartbeatRsp()
+        try:
+            held = parse_held(req.held)
+            descendants = parse_descendants(req.descendants, self.options.max_descendants)
+        except BadRequestError as exc:
+            self.stats.bad_requests += 1
+            log.info("bad heartbeat from %s: %s", s.name, exc)
+            return BAD_REQUEST, HeartbeatRsp()
+        self.stats.heartbeats += 1
+        self.tracker.record(s.name, held, heartbeat=True)
+        self.tracker.record_descendants(s.name, descendants, heartbeat=True)
+        plan = [
+            CategoryPlanF(str(cat), s.check(cat, held.get(cat)), version_f(self._up.version(cat)))
+            for cat in Category
+        ]
+        self._heard(s.name, descendants)
+        return OK, HeartbeatRsp(plan=plan)
+
+    def _ack(self, current: Current, req: AckReq) -> None:
+        s = self._sessions.get(req.nodeName)
+        if s is None or s.conn is not current.conn or s.closed:
+            return
+        try:
+            held = parse_held(req.held)
+            descendants = parse_descendants(req.descendants, self.options.max_descendants)
+        except BadRequestError as exc:
+            self.stats.bad_requests += 1
+            log.info("bad ack from %s: %s", s.name, exc)
+            return
+        self.stats.acks += 1
+        self.tracker.record(s.name, held, heartbeat=False)
+        if descendants:
+            self.tracker.record_descendants(s.name, descendants, heartbeat=False)
+        self._heard(s.name, descendants)
+
+    def _heard(self, name: str, descendants: dict[str, dict[Category, Held]]) -> None:
+        if self._on_heartbeat is None:
+            return
+        for n in (name, *descendants):
+            try:
+                self._on_heartbeat(n)
+            except Exception:
+                log.exception("on_heartbeat callback failed")
+
+    # ------------------------------------------------------------------ sessions
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("cascade hub task %s failed", task.get_name(), exc_info=task.exception())
+
+    def _end(self, s: Session, *, abort: bool) -> None:
+        s.closed = True
+        if s.task is not None:
+            s.task.cancel()
+        if self._sessions.get(s.name) is s:
+            del self._sessions[s.name]
+            self.tracker.disconnected(s.name)
+        if abort:
+            s.conn.abort()
+
+    def _dropped(self, s: Session, reason: str) -> None:
+        self._end(s, abort=False)  # the session already closed its connection
+
+    def _conn_closed(self, conn: Connection) -> None:
+        s = self._by_conn.pop(id(conn), None)
+        if s is not None:
+            self._end(s, abort=False)
+
+    async def aclose(self) -> None:
+        """End every session (their connections close) and await every hub task."""
+        self._closed = True
+        for s in list(self._sessions.values()):
+            self._end(s, abort=True)
+        tasks = list(self._tasks)
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        await self._up.snapshots.aclose()
+
+    def __repr__(self) -> str:
+        return (
+            f"<CascadeHub {len(self._sessions)} sessions, {self.stats.snapshots_sent} snapshots,"
+            f" {self.stats.deltas_sent} deltas sent>"
+        )
+
+
+class _CascadeImpl:
+    """The CascadeF methods, bound by :class:`InterfaceServant` (kept off the hub's API)."""
+
+    def __init__(self, hub: CascadeHub) -> None:
+        self._hub = hub
+
+    def subscribe(self, current: Current, req: SubscribeReq) -> tuple[int, SubscribeRsp]:
+        return self._hub._subscribe(current, req)
+
+    def heartbeat(self, current: Current, req: HeartbeatReq) -> tuple[int, HeartbeatRsp]:
+        return self._hub._heartbeat(current, req)
+
+    def ack(self, current: Current, req: AckReq) -> None:
+        self._hub._ack(current, req)

@@ -1,0 +1,120 @@
+"""Held-version lists on the wire, validated: what a downstream says it holds.
+
+Both sides use these: the client builds ``CategoryStateF`` lists from its catalog, the
+hub parses them from requests and refuses anything malformed (``BAD_REQUEST``) before
+it changes any state. Pure.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tarscascade.catalog import Catalog
+from tarscascade.errors import TarsCascadeError
+from tarscascade.model import Category, Version
+from tarscascade.wire.idl.cascadef import (
+    CategoryStateF,
+    NodeAckF,
+    VersionF,
+    from_wire_digest,
+    to_wire_digest,
+)
+
+#: Node names: what TARS uses (host names, IPs), bounded; no spaces or control chars.
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@\-]{0,127}")
+_EPOCH = re.compile(r"[\x21-\x7e]{0,64}")
+_HOST = re.compile(r"[A-Za-z0-9_.:\-\[\]%]{1,255}")
+MAX_REVISION = 2**63 - 1
+
+
+class BadRequestError(TarsCascadeError, ValueError):
+    """A cascade request with malformed fields; answered with BAD_REQUEST, nothing changes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """What a downstream holds of one category: its version and that version's digest."""
+
+    version: Version
+    digest: int
+
+
+def check_name(name: object) -> str:
+    if not isinstance(name, str) or _NAME.fullmatch(name) is None:
+        raise BadRequestError(f"bad node name {name!r:.80}")
+    return name
+
+
+def parse_held(states: Sequence[CategoryStateF]) -> dict[Category, Held]:
+    """``{category: Held}`` from a request; raises BadRequestError on anything odd."""
+    if len(states) > len(Category):
+        raise BadRequestError(f"{len(states)} category states, at most {len(Category)}")
+    out: dict[Category, Held] = {}
+    for st in states:
+        try:
+            cat = Category(st.category)
+        except ValueError:
+            raise BadRequestError(f"unknown category {st.category!r:.40}") from None
+        if cat in out:
+            raise BadRequestError(f"category {cat} given twice")
+        v = st.version
+        if _EPOCH.fullmatch(v.epoch) is None:
+            raise BadRequestError(f"bad epoch {v.epoch!r:.80}")
+        if not 0 <= v.revision <= MAX_REVISION or (not v.epoch and v.revision):
+            raise BadRequestError(f"bad revision {v.revision} for {cat}")
+        out[cat] = Held(Version(v.epoch, v.revision), from_wire_digest(st.digest))
+    return out
+
+
+def parse_address(address: str, peer_host: str) -> tuple[str, int]:
+    """``host:port`` (empty: the peer's address, port 0); BadRequestError otherwise."""
+    if not address:
+        return peer_host, 0
+    host, sep, port = address.rpartition(":")
+    if not sep or _HOST.fullmatch(host) is None or not port.isdigit() or len(port) > 5:
+        raise BadRequestError(f"bad address {address!r:.80} (want host:port)")
+    if not 0 < int(port) < 65536:
+        raise BadRequestError(f"bad port in address {address!r:.80}")
+    return host, int(port)
+
+
+def parse_descendants(acks: Sequence[NodeAckF], limit: int) -> dict[str, dict[Category, Held]]:
+    if len(acks) > limit:
+        raise BadRequestError(f"{len(acks)} descendants, at most {limit}")
+    out: dict[str, dict[Category, Held]] = {}
+    for ack in acks:
+        out[check_name(ack.nodeName)] = parse_held(ack.held)
+    return out
+
+
+def held_states(catalog: Catalog) -> list[CategoryStateF]:
+    """What a catalog holds, as sent in subscribe/heartbeat/ack (empty epoch: nothing)."""
+    out = []
+    for cat in Category:
+        v = catalog.version(cat)
+        out.append(
+            CategoryStateF(
+                category=str(cat),
+                version=VersionF(epoch=v.epoch, revision=v.revision),
+                digest=to_wire_digest(catalog.digest(cat)),
+            )
+        )
+    return out
+
+
+def states_of(held: dict[Category, Held]) -> list[CategoryStateF]:
+    return [
+        CategoryStateF(
+            category=str(cat),
+            version=VersionF(epoch=h.version.epoch, revision=h.version.revision),
+            digest=to_wire_digest(h.digest),
+        )
+        for cat, h in held.items()
+    ]
+
+
+def is_at_least(held: Version | None, version: Version) -> bool:
+    """Whether a downstream at ``held`` has everything up to ``version`` (same lineage)."""
+    return held is not None and held.epoch == version.epoch and held.revision >= version.revision

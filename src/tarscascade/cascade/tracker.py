@@ -1,0 +1,177 @@
+"""Which version every downstream node holds, and waiting until they all hold one.
+
+Fed by heartbeats and one-way acks (the node's own, and those it relays for its
+descendants). ``wait`` answers the drain question "has every node applied revision
+r?" as soon as the last ack arrives: each waiter keeps the set of nodes still behind
+and each ack only touches the waiters that wait for that node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+
+from tarscascade.cascade.states import Held, is_at_least
+from tarscascade.model import Category, Version
+
+
+@dataclass(slots=True)
+class NodeState:
+    """One downstream node as the upstream sees it."""
+
+    name: str
+    address: str = ""
+    connected: bool = False
+    #: the relay that reported this node; "" for a node with its own session here
+    via: str = ""
+    held: dict[Category, Version] = field(default_factory=dict)
+    digests: dict[Category, int] = field(default_factory=dict)
+    #: revisions behind the upstream per category; None when on another epoch
+    lag: dict[Category, int | None] = field(default_factory=dict)
+    last_heartbeat: float = 0.0  # unix seconds; 0 = never
+    last_ack: float = 0.0
+    snapshots_sent: int = 0
+    deltas_sent: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class _Waiter:
+    category: Category
+    version: Version
+    pending: set[str]
+    done: asyncio.Future[None]
+
+
+class AckTracker:
+    def __init__(self, max_offline: int = 10_000, clock: Callable[[], float] = time.time) -> None:
+        self.max_offline = max_offline
+        self.clock = clock
+        self._nodes: dict[str, NodeState] = {}
+        self._children: dict[str, set[str]] = {}
+        self._offline: dict[str, None] = {}  # insertion-ordered: oldest first
+        self._waiters: set[_Waiter] = set()
+
+    # ------------------------------------------------------------------ updates
+
+    def connected(self, name: str, address: str) -> NodeState:
+        st = self._nodes.get(name)
+        if st is None:
+            st = self._nodes[name] = NodeState(name)
+        st.address, st.connected, st.via = address, True, ""
+        self._offline.pop(name, None)
+        return st
+
+    def disconnected(self, name: str) -> None:
+        st = self._nodes.get(name)
+        if st is None or st.via:
+            return
+        st.connected = False
+        self._offline[name] = None
+        for child in self._children.pop(name, ()):
+            self._forget_child(name, child)
+        while len(self._offline) > self.max_offline:
+            old = next(iter(self._offline))
+            del self._offline[old]
+            self._nodes.pop(old, None)
+
+    def record(self, name: str, held: dict[Category, Held], *, heartbeat: bool) -> None:
+        st = self._nodes.get(name)
+        if st is None:
+            return
+        self._store(st, held, heartbeat)
+
+    def record_descendants(
+        self, relay: str, acks: dict[str, dict[Category, Held]], *, heartbeat: bool
+    ) -> None:
+        """A relay's report of its descendants; those it no longer reports are forgotten."""
+        before = self._children.get(relay, set())
+        now: set[str] = set()
+        for name, held in acks.items():
+            st = self._nodes.get(name)
+            if st is not None and st.connected and not st.via:
+                continue  # it has its own session here: that is the better source
+            if st is None:
+                st = self._nodes[name] = NodeState(name)
+            st.via, st.connected = relay, True
+            self._offline.pop(name, None)
+            now.add(name)
+            self._store(st, held, heartbeat)
+        for gone in before - now:
+            self._forget_child(relay, gone)
+        if now:
+            self._children[relay] = now
+        else:
+            self._children.pop(relay, None)
+
+    def _forget_child(self, relay: str, name: str) -> None:
+        st = self._nodes.get(name)
+        if st is not None and st.via == relay:
+            del self._nodes[name]
+
+    def _store(self, st: NodeState, held: dict[Category, Held], heartbeat: bool) -> None:
+        now = self.clock()
+        if heartbeat:
+            st.last_heartbeat = now
+        else:
+            st.last_ack = now
+        for cat, h in held.items():
+            st.held[cat] = h.version
+            st.digests[cat] = h.digest
+        if self._waiters:
+            self._check_waiters(st)
+
+    def _check_waiters(self, st: NodeState) -> None:
+        for w in list(self._waiters):
+            if st.name in w.pending and is_at_least(st.held.get(w.category), w.version):
+                w.pending.discard(st.name)
+                if not w.pending and not w.done.done():
+                    w.done.set_result(None)
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, name: str) -> NodeState | None:
+        return self._nodes.get(name)
+
+    def states(self) -> list[NodeState]:
+        return list(self._nodes.values())
+
+    def connected_names(self) -> set[str]:
+        return {n for n, st in self._nodes.items() if st.connected}
+
+    def descendants_of(self, relay: str) -> set[str]:
+        return set(self._children.get(relay, ()))
+
+    async def wait(
+        self,
+        category: Category,
+        version: Version,
+        nodes: Collection[str] | None,
+        timeout: float,
+    ) -> tuple[float, list[str]]:
+        """Wait until every node (default: every connected one) holds >= ``version``.
+
+        Returns ``(elapsed seconds, nodes still behind)``; the list is empty on success.
+        A node that disconnects meanwhile stays pending: it may still serve the old data.
+        """
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        cat = Category(category)
+        names = self.connected_names() if nodes is None else set(nodes)
+        pending = {
+            n
+            for n in names
+            if (st := self._nodes.get(n)) is None or not is_at_least(st.held.get(cat), version)
+        }
+        if pending:
+            waiter = _Waiter(cat, version, pending, loop.create_future())
+            self._waiters.add(waiter)
+            try:
+                async with asyncio.timeout(timeout):
+                    await waiter.done
+            except TimeoutError:
+                pass  # the caller gets the laggards
+            finally:
+                self._waiters.discard(waiter)
+        return loop.time() - start, sorted(pending)

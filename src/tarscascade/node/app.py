@@ -1,0 +1,379 @@
+"""The node agent: replica + cascade client + local servants + relay hub + disk snapshot.
+
+* A :class:`CascadeClient` keeps the replica catalog current from the upstreams (the
+  registry, or another node: a relay), failing over between them.
+* ``tars.tarsnode.ServerObj`` and its alias ``tars.tarsregistry.QueryObj`` answer QueryF
+  from the replica with the registry's own catalog code; ServerObj also takes
+  ``ServerF.keepAlive`` from the business servers on this host.
+* A :class:`CascadeHub` over the replica serves ``CascadeObj`` to downstream nodes, and
+  ``ReportObj`` forwards their reports upward: any node can be a relay, at any depth.
+* Present-state changes learnt from keepAlive are reported upstream (``ReportObj``).
+* The replica is written to disk (last known good) after changes, and loaded at start,
+  so a node restarted while every upstream is down still answers — marked stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tarscascade.cascade import (
+    CascadeClient,
+    CascadeHub,
+    ClientOptions,
+    HubOptions,
+    decode_records,
+    encode_records,
+)
+from tarscascade.catalog import NO_VERSION, Catalog, QueryAnswerer
+from tarscascade.errors import TarsCascadeError
+from tarscascade.model import Category, ChangeEvent, Version
+from tarscascade.node.keepalive import DEFAULT_KEEPALIVE_TIMEOUT, KeepAliveTracker, server_of
+from tarscascade.node.servants import NODE_SERVANT, NodeQueryServant
+from tarscascade.node.snapshot_file import (
+    CategoryImage,
+    ReplicaImage,
+    SnapshotError,
+    read_image,
+    write_image,
+)
+from tarscascade.node.watch import ObjectWatch
+from tarscascade.transport import Channel, Current, ServerOptions, TarsServer
+from tarscascade.wire.idl.queryf import QUERY_SERVANT
+from tarscascade.wire.idl.reportf import (
+    REPORT_SERVANT,
+    REPORT_STATES,
+    EndpointStateF,
+    ReportStatesReq,
+)
+from tarscascade.wire.packets import Ret
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class NodeConfig:
+    name: str
+    upstreams: list[tuple[str, int]]
+    listen: tuple[str, int] = ("127.0.0.1", 19386)
+    data_dir: Path | None = None
+    token: str = ""
+    #: address downstream nodes and the registry see for this node ("" = listen address)
+    advertise: str = ""
+    keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT
+    report_interval: float = 1.0
+    snapshot_interval: float = 2.0
+    client_options: ClientOptions = field(default_factory=ClientOptions)
+    hub_options: HubOptions = field(default_factory=HubOptions)
+    server_options: ServerOptions = field(default_factory=ServerOptions)
+    clock: Callable[[], float] = field(default=time.time)
+
+
+class NodeAgent:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.catalog = Catalog()
+        self.answerer = QueryAnswerer(self.catalog)
+        self.watch = ObjectWatch()
+        self.keepalive = KeepAliveTracker(config.name, config.keepalive_timeout)
+        self.hub = CascadeHub(
+            self.catalog,
+            authenticate=lambda _n, t: not config.token or t == config.token,
+            options=config.hub_options,
+        )
+        self.client: CascadeClient | None = None
+        self.server: TarsServer | None = None
+        self.loaded_from_disk = False
+        self.disk_age: float | None = None
+        self.reports_sent = 0
+        self._dirty = asyncio.Event()
+        self._report_now = asyncio.Event()
+        self._changed_ids: set[str] | None = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._reported: dict[tuple[str, str, int], tuple[str, float]] = {}
+        self._report_channel: Channel | None = None
+        self._closed = False
+        self.catalog.add_listener(self._on_catalog_change)
+
+    # ------------------------------------------------------------------ state
+
+    def has_data(self) -> bool:
+        return any(v != NO_VERSION for v in self.catalog.versions().values())
+
+    @property
+    def stale(self) -> bool:
+        return self.client is None or self.client.stale
+
+    @property
+    def port(self) -> int:
+        return self.server.port if self.server is not None else 0
+
+    def status(self) -> dict[str, Any]:
+        cat = self.catalog
+        client = self.client
+        return {
+            "node": self.config.name,
+            "stale": self.stale,
+            "synced": bool(client and client.synced.is_set()),
+            "has_data": self.has_data(),
+            "loaded_from_disk": self.loaded_from_disk,
+            "upstream": f"{client.upstream[0]}:{client.upstream[1]}"
+            if client and client.upstream
+            else None,
+            "upstreams": [f"{h}:{p}" for h, p in self.config.upstreams],
+            "categories": {
+                c.value: {
+                    "version": {"epoch": cat.version(c).epoch, "revision": cat.version(c).revision},
+                    "digest": f"{cat.digest(c):016x}",
+                }
+                for c in Category
+            },
+            "counts": cat.counts(),
+            "client": _asdict(client.stats) if client else {},
+            "downstream_nodes": len(self.hub.node_states()),
+            "keepalive_servers": len(self.keepalive.pids),
+            "subscriptions": self.watch.subscriptions,
+            "reports_sent": self.reports_sent,
+        }
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        cfg = self.config
+        try:
+            if cfg.data_dir is not None:
+                await self._load_disk(cfg.data_dir)
+            servant_args = (self.answerer, self.watch, self.has_data)
+            server_obj = NodeQueryServant(
+                NODE_SERVANT,
+                *servant_args,
+                keepalive=self.keepalive,
+                clock=cfg.clock,
+                on_keepalive=self._report_now.set,
+            )
+            query_obj = NodeQueryServant(QUERY_SERVANT, *servant_args)
+            self.server = TarsServer(
+                [server_obj, query_obj, self.hub.servant, _ReportRelay(self)],
+                cfg.listen[0],
+                cfg.listen[1],
+                cfg.server_options,
+            )
+            await self.server.start()
+            address = cfg.advertise or f"{cfg.listen[0]}:{self.server.port}"
+            self.client = CascadeClient(
+                self.catalog,
+                cfg.upstreams,
+                node_name=cfg.name,
+                token=cfg.token,
+                address=address,
+                options=cfg.client_options,
+                on_applied=self._on_applied,
+                descendants=self.hub.descendant_acks,
+            )
+            self.client.start()
+            self._spawn(self._report_loop(), "node-reports")
+            if cfg.data_dir is not None:
+                self._spawn(self._snapshot_loop(cfg.data_dir), "node-snapshot")
+        except BaseException:
+            await self.aclose()
+            raise
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=name))
+
+    async def aclose(self) -> None:
+        """Stop in stages: TARS server, cascade client, loops, final snapshot (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.server is not None:
+            await self.server.aclose()
+        if self.client is not None:
+            await self.client.aclose()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._tasks.clear()
+        if self._report_channel is not None:
+            await self._report_channel.aclose()
+            self._report_channel = None
+        await self.hub.aclose()
+        if self.config.data_dir is not None and self._dirty.is_set():
+            with contextlib.suppress(OSError):
+                await self._write_disk(self.config.data_dir)
+        self.answerer.close()
+
+    async def __aenter__(self) -> NodeAgent:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # ------------------------------------------------------------------ replica feed
+
+    def _on_catalog_change(self, ids: Any) -> None:
+        # the catalog reports which objects an apply touched (None: all of them)
+        if ids is None or self._changed_ids is None:
+            self._changed_ids = None
+        else:
+            self._changed_ids |= set(ids)
+
+    def _on_applied(
+        self,
+        category: Category,
+        before: Version | None,
+        after: Version,
+        events: list[ChangeEvent] | None,
+    ) -> None:
+        self.hub.replica_applied(category, before, after, events)
+        changed, self._changed_ids = self._changed_ids, set()
+        if changed is None or changed:
+            self.watch.changed(changed, after.revision)
+        self._dirty.set()
+
+    # ------------------------------------------------------------------ disk
+
+    async def _load_disk(self, directory: Path) -> None:
+        try:
+            image = await asyncio.to_thread(read_image, directory)
+        except SnapshotError as exc:
+            log.info("no last-known-good replica: %s", exc)
+            return
+        if image.node_name != self.config.name:
+            log.warning("snapshot in %s belongs to node %r: ignored", directory, image.node_name)
+            return
+        for cat, ci in image.categories.items():
+            records = await asyncio.to_thread(decode_records, ci.payload, cat)
+            self.catalog.replace_category(cat, records, ci.version)
+            if self.catalog.digest(cat) != ci.digest:
+                log.warning("snapshot category %s fails its digest: starting without it", cat)
+                self.catalog.replace_category(cat, [], NO_VERSION)
+        self.loaded_from_disk = self.has_data()
+        self.disk_age = max(0.0, time.time() - image.written_at)
+        self.watch.changed(None, max(v.revision for v in self.catalog.versions().values()))
+        log.info("loaded the last-known-good replica (%.0f s old)", self.disk_age)
+
+    async def _write_disk(self, directory: Path) -> None:
+        cats = {}
+        for cat in Category:
+            records = list(self.catalog.records(cat))
+            cats[cat] = (self.catalog.version(cat), self.catalog.digest(cat), records)
+
+        def encode() -> ReplicaImage:
+            return ReplicaImage(
+                self.config.name,
+                time.time(),
+                {
+                    c: CategoryImage(v, d, len(r), encode_records(r))
+                    for c, (v, d, r) in cats.items()
+                },
+            )
+
+        image = await asyncio.to_thread(encode)
+        await asyncio.to_thread(write_image, directory, image)
+
+    async def _snapshot_loop(self, directory: Path) -> None:
+        while True:
+            await self._dirty.wait()
+            await asyncio.sleep(self.config.snapshot_interval)  # coalesce bursts of pushes
+            self._dirty.clear()
+            try:
+                await self._write_disk(directory)
+            except OSError as exc:
+                log.warning("cannot write the last-known-good replica: %s", exc)
+                self._dirty.set()
+
+    # ------------------------------------------------------------------ reports upstream
+
+    def pending_reports(self, now: float) -> list[EndpointStateF]:
+        """Present-state changes (and announced unknown endpoints) to send upstream."""
+        out: list[EndpointStateF] = []
+        mine = self.catalog.endpoints_of_node(self.config.name)
+        known = {(r.object_id, r.host, r.port) for r in mine}
+        for r in self.keepalive.transitions(mine, now):
+            want = "inactive" if r.present_state.value == "active" else "active"
+            out.append(EndpointStateF(r.object_id, r.host, r.port, want))
+        for (oid, host, port), text in self.keepalive.announced.items():
+            if (oid, host, port) not in known:
+                seen = self.keepalive.last.get((*server_of(oid), oid))
+                if seen is not None and now - seen <= self.keepalive.timeout:
+                    out.append(EndpointStateF(oid, host, port, "active", text))
+        # the same report is not repeated while the cascade brings its effect back
+        fresh = []
+        for s in out:
+            key = (s.objectId, s.host, s.port)
+            prev = self._reported.get(key)
+            if prev is None or prev[0] != s.state or now - prev[1] > 5.0:
+                fresh.append(s)
+                self._reported[key] = (s.state, now)
+        return fresh
+
+    async def _report_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._report_now.wait(), self.config.report_interval)
+            self._report_now.clear()
+            states = self.pending_reports(self.config.clock())
+            if states:
+                await self.report_upstream(
+                    ReportStatesReq(self.config.name, self.config.token, states)
+                )
+
+    async def report_upstream(self, req: ReportStatesReq) -> int:
+        """Send a report to the current upstream; -99 when none answers."""
+        client = self.client
+        if client is None or client.upstream is None:
+            return Ret.UNKNOWN
+        host, port = client.upstream
+        ch = self._report_channel
+        if ch is None or (ch.host, ch.port) != (host, port):
+            if ch is not None:
+                await ch.aclose()
+            ch = self._report_channel = Channel(host, port)
+        try:
+            (ret,) = await ch.call(REPORT_SERVANT, REPORT_STATES, req, timeout=5.0)
+        except TarsCascadeError as exc:
+            log.warning("state report upstream failed: %s", exc)
+            for s in req.states:  # send again next round
+                self._reported.pop((s.objectId, s.host, s.port), None)
+            return Ret.UNKNOWN
+        self.reports_sent += 1
+        return int(ret)
+
+
+class _ReportRelay:
+    """``ReportObj`` on a node: downstream nodes' reports are forwarded upstream as is."""
+
+    name = REPORT_SERVANT
+
+    def __init__(self, agent: NodeAgent) -> None:
+        self.agent = agent
+
+    def dispatch(self, current: Current) -> Any:
+        req = current.request
+        if req.sFuncName != REPORT_STATES.name:
+            return (Ret.NO_FUNC, b"", f"ReportF has no function {req.sFuncName!r}")
+        try:
+            (report,) = REPORT_STATES.decode_args(req.sBuffer)
+        except TarsCascadeError as exc:
+            return (Ret.SERVER_DECODE_ERR, b"", str(exc))
+        return self._forward(report)
+
+    async def _forward(self, report: ReportStatesReq) -> tuple[int, bytes, str]:
+        ret = await self.agent.report_upstream(report)
+        if ret == Ret.UNKNOWN:
+            return (Ret.UNKNOWN, b"", "no upstream reachable")
+        return (Ret.SUCCESS, REPORT_STATES.encode_result(ret), "")
+
+
+def _asdict(obj: Any) -> dict[str, Any]:
+    return {k: getattr(obj, k) for k in getattr(obj, "__dataclass_fields__", {})}

@@ -1,0 +1,155 @@
+"""The registry's side of the cascade: its catalog, as it follows the store, feeds a hub.
+
+* Every batch the core applies is published per category, from the category's version
+  before the batch to its version after (remembered here, since the listener runs
+  after the catalog moved).
+* A full reload (trimmed change log, new epoch) resets every category at the hub.
+* A subscribing node is registered as an alive ``nodes`` record when it is new, moved,
+  or not alive; registrations arriving together are written in one batch. Heartbeats
+  and acks keep it alive through the liveness rule.
+* At start the hub's change logs are filled from the store's change log, so nodes
+  that held data before a registry restart resume with deltas, not snapshots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import Callable, Sequence
+
+from tarscascade.cascade import CascadeHub, HubOptions, NodeInfo
+from tarscascade.errors import ChangeLogTrimmedError, StoreError
+from tarscascade.model import INCREMENTAL, Category, ChangeEvent, NodeRecord, State, Version
+from tarscascade.registry.core import RegistryCore
+from tarscascade.store import Put
+
+log = logging.getLogger(__name__)
+
+
+def token_check(token: str | None) -> Callable[[str, str], bool]:
+    """None: no authentication; else the subscriber's token must equal it."""
+    if token is None:
+        return lambda _name, _given: True
+    expected = token.encode()
+    return lambda _name, given: hmac.compare_digest(given.encode(), expected)
+
+
+class RegistryFeed:
+    """Connects a :class:`RegistryCore` to a :class:`CascadeHub` (see the module doc)."""
+
+    def __init__(self, core: RegistryCore) -> None:
+        self.core = core
+        self.hub: CascadeHub | None = None
+        self._versions: dict[Category, Version] = core.catalog.versions()
+        self._pending: dict[str, NodeInfo] = {}
+        self._flushing = False
+        self.registrations = 0
+
+    def on_events(self, batch: Sequence[ChangeEvent]) -> None:
+        hub = self.hub
+        if hub is None:
+            return
+        by_cat: dict[Category, list[ChangeEvent]] = {}
+        for ev in batch:
+            by_cat.setdefault(ev.category, []).append(ev)
+        for cat, events in by_cat.items():
+            before, after = self._versions[cat], self.core.catalog.version(cat)
+            self._versions[cat] = after
+            hub.publish(cat, before, after, events)
+
+    def on_reload(self) -> None:
+        self._versions = self.core.catalog.versions()
+        if self.hub is not None:
+            for cat in Category:
+                self.hub.reset(cat)
+
+    def on_heartbeat(self, name: str) -> None:
+        self.core.heartbeat(name)
+
+    async def register(self, info: NodeInfo) -> None:
+        """Write the node's record if needed; concurrent calls share one batched write."""
+        self.core.heartbeat(info.name)
+        self._pending[info.name] = info
+        if self._flushing:
+            return  # the caller already flushing picks this one up
+        self._flushing = True
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, {}
+                ops = [Put(rec) for i in batch.values() if (rec := self._record(i)) is not None]
+                if not ops:
+                    continue
+                try:
+                    await self.core.write(ops)
+                    self.registrations += len(ops)
+                except StoreError as exc:
+                    # The liveness rule revives known nodes anyway; a new one is
+                    # registered at its next subscribe.
+                    log.warning("could not register %d cascade nodes: %s", len(ops), exc)
+        finally:
+            self._flushing = False
+
+    def _record(self, info: NodeInfo) -> NodeRecord | None:
+        cur = self.core.catalog.get_node(info.name)
+        if (
+            cur is not None
+            and (cur.host, cur.port) == (info.host, info.port)
+            and cur.present_state == State.ACTIVE
+        ):
+            return None  # identical where it matters: no write, no push to every node
+        return NodeRecord(
+            info.name,
+            info.host,
+            info.port,
+            setting_state=cur.setting_state if cur is not None else State.ACTIVE,
+            present_state=State.ACTIVE,
+            last_heartbeat=self.core.options.clock(),
+        )
+
+    async def preload(self, max_events: int) -> int:
+        """Fill the hub's change logs from the store's change log; returns events loaded."""
+        hub, core = self.hub, self.core
+        if hub is None or max_events <= 0:
+            return 0
+        since = max(0, core.revision - max_events)
+        floor_needed = max(core.catalog.version(c).revision for c in INCREMENTAL)
+        try:
+            try:
+                events = await asyncio.to_thread(core.store.changes_since, since, max_events)
+            except ChangeLogTrimmedError as exc:
+                since = exc.floor
+                events = await asyncio.to_thread(core.store.changes_since, since, max_events)
+        except StoreError as exc:
+            log.warning("cascade change log not preloaded: %s", exc)
+            return 0
+        if len(events) == max_events and events[-1].revision < floor_needed:
+            return 0  # not every change up to the logs' floors: resuming across it would lie
+        loaded = 0
+        for cat in INCREMENTAL:
+            loaded += hub.preload_log(cat, [e for e in events if e.category == cat], since)
+        log.info("cascade change log preloaded with %d events after revision %d", loaded, since)
+        return loaded
+
+
+async def attach_cascade(
+    core: RegistryCore, *, token: str | None, options: HubOptions | None = None
+) -> CascadeHub:
+    """A hub over the registry's catalog, fed by the core; add ``hub.servant`` to a server.
+
+    Call after ``core.start()``. ``token=None`` disables authentication.
+    """
+    opts = options or HubOptions()
+    feed = RegistryFeed(core)
+    hub = CascadeHub(
+        core.catalog,
+        authenticate=token_check(token),
+        options=opts,
+        on_subscribe=feed.register,
+        on_heartbeat=feed.on_heartbeat,
+    )
+    feed.hub = hub
+    core.add_listener(feed.on_events)
+    core.add_reload_listener(feed.on_reload)
+    await feed.preload(opts.log_events)
+    return hub
