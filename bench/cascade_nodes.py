@@ -43,7 +43,10 @@ async def run(port: int, count: int, prefix: str, heartbeat: float, timeout: flo
             Catalog(),
             [("127.0.0.1", port)],
             node_name=f"{prefix}{i}",
-            options=ClientOptions(heartbeat_interval=heartbeat, call_timeout=30.0),
+            # as a node agent runs: freeze the long-lived replica after a large snapshot
+            options=ClientOptions(
+                heartbeat_interval=heartbeat, call_timeout=30.0, freeze_gc_after_snapshot=True
+            ),
             on_applied=on_applied,
         )
         for i in range(count)

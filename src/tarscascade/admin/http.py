@@ -9,7 +9,7 @@ request was refused, nothing changed"), and Starlette's own 404/405.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,7 +18,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tarscascade.admin.metrics import RegistryMetrics
 from tarscascade.errors import (
     ConflictError,
     EndpointSyntaxError,
@@ -88,12 +87,18 @@ def install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(exc_type, on_library_error)
 
 
+class RequestObserver(Protocol):
+    """What counts requests: :class:`RegistryMetrics` or the node's ``NodeMetrics``."""
+
+    def observe_request(self, route: str, method: str, status: int) -> None: ...
+
+
 class RequestMetricsMiddleware:
     """Counts requests by route *template* (bounded label values), method and status."""
 
     METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
-    def __init__(self, app: ASGIApp, *, metrics: RegistryMetrics, routes: list[BaseRoute]):
+    def __init__(self, app: ASGIApp, *, metrics: RequestObserver, routes: list[BaseRoute]):
         self.app = app
         self.metrics = metrics
         self.routes = routes

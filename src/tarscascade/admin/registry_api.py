@@ -10,6 +10,7 @@ is mutated on the event loop, and a sync handler would read it from a worker thr
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Path, Security
@@ -27,6 +28,7 @@ from tarscascade.admin.http import RequestMetricsMiddleware, error_response, ins
 from tarscascade.admin.metrics import RegistryMetrics
 from tarscascade.admin.schemas import (
     INT32_MAX,
+    DrainBody,
     EndpointCreate,
     EndpointPatch,
     GroupPriorityBody,
@@ -35,9 +37,22 @@ from tarscascade.admin.schemas import (
     SettingBody,
     StateBody,
 )
+from tarscascade.cascade import NodeState
 from tarscascade.errors import EndpointSyntaxError, NotFoundError
-from tarscascade.model import EndpointRecord, GroupPriority, GroupRule, NodeRecord, State
-from tarscascade.registry.admin_ops import RegistryAdmin, ValidationError, validate_name
+from tarscascade.model import (
+    Category,
+    EndpointRecord,
+    GroupPriority,
+    GroupRule,
+    NodeRecord,
+    State,
+)
+from tarscascade.registry.admin_ops import (
+    DrainResult,
+    RegistryAdmin,
+    ValidationError,
+    validate_name,
+)
 from tarscascade.wire.endpoint import Endpoint, format_endpoint, validate_object_id
 
 __all__ = ["UnsafeListenError", "check_listen_safety", "create_registry_app"]
@@ -217,10 +232,39 @@ def _object_routes(r: APIRouter, admin: RegistryAdmin) -> None:
         res = await admin.set_endpoint_state(_oid(object_id), host, port, State(body.state))
         return _written(admin, res.revision, "endpoint", res.record)
 
+    @r.post(
+        ep_path + "/drain",
+        tags=["objects"],
+        dependencies=WRITE,
+        summary="set inactive, then wait until every connected node acknowledged it",
+        description="Answers once every node agent connected to the cascade (directly or"
+        " through a relay) acknowledged the objects version that has the endpoint inactive,"
+        " or when `timeout` seconds passed; `missing` names the nodes that did not."
+        " An endpoint that is inactive already is not written again: the wait is then for"
+        " the current objects version.",
+    )
+    async def drain(object_id: str, host: str, port: Port, body: DrainBody | None = None) -> Json:
+        timeout = body.timeout if body is not None else DrainBody().timeout
+        return _drained(admin, await admin.drain(_oid(object_id), host, port, timeout))
+
     @r.delete(ep_path, tags=["objects"], dependencies=WRITE, summary="remove an endpoint")
     async def remove_endpoint(object_id: str, host: str, port: Port) -> Json:
         res = await admin.remove_endpoint(_oid(object_id), host, port)
         return {"revision": res.revision}
+
+
+def _drained(admin: RegistryAdmin, res: DrainResult) -> Json:
+    return {
+        "revision": res.version.revision,
+        "version": {"epoch": res.version.epoch, "revision": res.version.revision},
+        "changed": res.changed,
+        "endpoint": _endpoint_view(admin, res.record),
+        "elapsed_s": round(res.elapsed_s, 6),
+        "nodes": res.nodes,
+        "acked": res.acked,
+        "missing": res.missing,
+        "complete": res.complete,
+    }
 
 
 def _check_typed_weight(current: EndpointRecord, changes: Json) -> None:
@@ -236,17 +280,29 @@ def _node_routes(r: APIRouter, admin: RegistryAdmin) -> None:
         validate_name("node name", name)
         return next((n for n in admin.list_nodes() if n.name == name), None)
 
-    @r.get("/v1/nodes", tags=["nodes"], summary="every node agent")
+    def hub_states() -> dict[str, NodeState]:
+        return admin.hub.node_states() if admin.hub is not None else {}
+
+    @r.get(
+        "/v1/nodes",
+        tags=["nodes"],
+        summary="every node agent: its record and the cascade's view (versions, lag)",
+    )
     async def list_nodes() -> Json:
-        nodes = [dataclasses.asdict(n) for n in admin.list_nodes()]
+        states = hub_states()
+        records = {n.name: n for n in admin.list_nodes()}
+        now = time.time()
+        names = sorted(records.keys() | states.keys())
+        nodes = [_node_view(n, records.get(n), states.get(n), now) for n in names]
         return {"revision": admin.core.revision, "nodes": nodes}
 
     @r.get("/v1/nodes/{name}", tags=["nodes"], summary="one node agent")
     async def get_node(name: str) -> Json:
         node = find(name)
-        if node is None:
+        state = hub_states().get(name)
+        if node is None and state is None:
             raise NotFoundError([name])
-        return dataclasses.asdict(node)
+        return _node_view(name, node, state, time.time())
 
     @r.put(
         "/v1/nodes/{name}",
@@ -266,6 +322,40 @@ def _node_routes(r: APIRouter, admin: RegistryAdmin) -> None:
     async def remove_node(name: str) -> Json:
         res = await admin.remove_node(validate_name("node name", name))
         return {"revision": res.revision}
+
+
+def _node_view(name: str, record: NodeRecord | None, state: NodeState | None, now: float) -> Json:
+    """The registry's record (defaults when the node is known to the cascade only) and
+    the hub's view: connection, versions held, lag per category, heartbeat age."""
+    view = dataclasses.asdict(record if record is not None else NodeRecord(name))
+    view["registered"] = record is not None
+    beat = record.last_heartbeat if record is not None else 0.0
+    if state is None:
+        view.update(connected=False, address="", via="", versions={}, lag={})
+    else:
+        beat = state.last_heartbeat or beat
+        view.update(
+            connected=state.connected,
+            address=state.address,
+            via=state.via,
+            versions={
+                cat.value: {
+                    "epoch": v.epoch,
+                    "revision": v.revision,
+                    "digest": f"{state.digests.get(cat, 0):016x}",
+                }
+                for cat in Category
+                if (v := state.held.get(cat)) is not None
+            },
+            lag={cat.value: state.lag[cat] for cat in Category if cat in state.lag},
+        )
+    view["last_heartbeat_age_s"] = _age(beat, now)
+    view["last_ack_age_s"] = _age(state.last_ack, now) if state is not None else None
+    return view
+
+
+def _age(ts: float, now: float) -> float | None:
+    return round(max(0.0, now - ts), 3) if ts else None
 
 
 def _group_routes(r: APIRouter, admin: RegistryAdmin) -> None:

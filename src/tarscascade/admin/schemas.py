@@ -92,3 +92,10 @@ class GroupPriorityBody(Body):
 
 class SettingBody(Body):
     value: Annotated[str, Field(max_length=4096)]
+
+
+class DrainBody(Body):
+    timeout: Annotated[
+        float,
+        Field(ge=0, le=600, description="seconds to wait for the nodes' acknowledgements"),
+    ] = 30.0

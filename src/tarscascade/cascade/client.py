@@ -31,6 +31,7 @@ from tarscascade.errors import (
     ServerError,
     TarsCascadeError,
 )
+from tarscascade.model import Category, Version
 from tarscascade.transport import Backoff, Channel, ChannelOptions
 from tarscascade.wire.framing import DEFAULT_MAX_FRAME
 from tarscascade.wire.idl.cascadef import (
@@ -42,9 +43,11 @@ from tarscascade.wire.idl.cascadef import (
     OK,
     SUBSCRIBE,
     AckReq,
+    CategoryPlanF,
     HeartbeatReq,
     NodeAckF,
     SubscribeReq,
+    VersionF,
 )
 from tarscascade.wire.packets import STATUS_PUSH_FUNC, ResponsePacket
 
@@ -52,6 +55,9 @@ log = logging.getLogger(__name__)
 
 #: A connection that served at least this long resets the reconnect backoff.
 HEALTHY_AFTER_S = 5.0
+#: After this many pushes of a category that did not fit, in a row, the client asks for
+#: the category whole: whatever the disagreement, a snapshot ends it.
+MAX_RESYNC_STREAK = 3
 
 
 @dataclass(slots=True)
@@ -69,6 +75,9 @@ class ClientOptions:
     max_frame: int = DEFAULT_MAX_FRAME
     #: a snapshot with no chunk for this long is dropped and asked again
     snapshot_stall_timeout: float = 60.0
+    #: after a large snapshot, ``gc.freeze()`` the process (a node agent's choice: its
+    #: replica is long-lived; saves the collector rescanning a million records)
+    freeze_gc_after_snapshot: bool = False
     rng: random.Random = field(default_factory=random.Random)
 
 
@@ -137,13 +146,19 @@ class CascadeClient:
         #: True while not subscribed to any upstream (the replica may be out of date)
         self.stale = True
         self.upstream: tuple[str, int] | None = None
-        self._replica = Replica(catalog, on_applied)
+        #: the upstream's version per category, from its last subscribe or heartbeat answer
+        self.upstream_versions: dict[Category, Version] = {}
+        self._replica = Replica(
+            catalog, on_applied, freeze_gc=self.options.freeze_gc_after_snapshot
+        )
         self._descendants = descendants
         self._rng = self.options.rng
         self._task: asyncio.Task[None] | None = None
         self._ack_wanted = asyncio.Event()
         self._resubscribe_wanted = asyncio.Event()
         self._progress = SyncProgress(catalog.version)
+        #: re-subscribes per category since its last applied push (escalates to a snapshot)
+        self._resync_streak: dict[Category, int] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -198,7 +213,7 @@ class CascadeClient:
                         "cascade upstream %s:%s refused %s: %s", host, port, self.node_name, exc
                     )
                     continue
-                except (TarsCascadeError, OSError) as exc:
+                except (_Disconnected, TarsCascadeError, OSError) as exc:
                     self.stats.last_error = f"{host}:{port}: {exc}"
                     log.info("cascade upstream %s:%s: %s", host, port, exc)
                     continue
@@ -252,24 +267,35 @@ class CascadeClient:
 
     async def _subscribe(self, channel: Channel) -> None:
         self._replica.reset()  # leftovers of an earlier subscription never complete
+        held = held_states(self.catalog)
+        for st in held:
+            if self._resync_streak.get(Category(st.category), 0) >= MAX_RESYNC_STREAK:
+                # What we hold keeps not fitting what this upstream sends: ask it whole.
+                st.version, st.digest = VersionF(), 0
         req = SubscribeReq(
-            nodeName=self.node_name,
-            token=self.token,
-            held=held_states(self.catalog),
-            address=self.address,
+            nodeName=self.node_name, token=self.token, held=held, address=self.address
         )
         mark = self._progress.mark()
         try:
             ret, rsp = await channel.call(CASCADE_SERVANT, SUBSCRIBE, req)
         except (ConnectionClosedError, ConnectError) as exc:
-            raise _Disconnected from exc
+            raise _Disconnected(f"lost while subscribing: {exc}") from exc
         self.stats.subscribes += 1
         if ret == AUTH_FAILED:
             raise _Refused("authentication failed")
         if ret != OK:
             raise _Refused(f"subscribe answered {ret}")
+        self._note_versions(rsp.plan)
         if self._progress.plan(rsp.plan, mark):
             self.synced.set()
+
+    def _note_versions(self, plan: Sequence[CategoryPlanF]) -> None:
+        for p in plan:
+            try:
+                cat = Category(p.category)
+            except ValueError:
+                continue
+            self.upstream_versions[cat] = Version(p.version.epoch, p.version.revision)
 
     # ------------------------------------------------------------------ pushes
 
@@ -278,6 +304,7 @@ class CascadeClient:
         result = self._replica.handle(func, packet.sBuffer)
         cat, stats = result.category, self.stats
         if result.outcome is Outcome.APPLIED and cat is not None:
+            self._resync_streak.pop(cat, None)
             if result.snapshot:
                 stats.snapshots_received += 1
                 stats.snapshot_chunks_received += 1
@@ -293,6 +320,8 @@ class CascadeClient:
             stats.pushes_ignored += 1
         elif result.outcome is Outcome.RESYNC:
             stats.resyncs += 1
+            if cat is not None:
+                self._resync_streak[cat] = self._resync_streak.get(cat, 0) + 1
             log.info("cascade %s: %s; re-subscribing", self.node_name, result.reason)
             self._resubscribe_wanted.set()
 
@@ -321,7 +350,7 @@ class CascadeClient:
                 descendants=self._descendant_acks(),
             )
             try:
-                ret, _rsp = await channel.call(CASCADE_SERVANT, HEARTBEAT, req)
+                ret, rsp = await channel.call(CASCADE_SERVANT, HEARTBEAT, req)
             except (ConnectionClosedError, ConnectError) as exc:
                 raise _Disconnected from exc
             except (CallTimeoutError, OverloadError, ServerError) as exc:
@@ -333,6 +362,8 @@ class CascadeClient:
                 continue
             failures = 0
             self.stats.heartbeats += 1
+            if ret == OK:
+                self._note_versions(rsp.plan)
             if ret == NOT_SUBSCRIBED:
                 self._resubscribe_wanted.set()  # the upstream lost our session
             elif ret != OK:

@@ -124,10 +124,13 @@ class Replica:
         catalog: Catalog,
         on_applied: AppliedHook | None = None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        freeze_gc: bool = False,
     ) -> None:
         self.catalog = catalog
         self.on_applied = on_applied
         self.clock = clock
+        self.freeze_gc = freeze_gc
         self._assembly: dict[Category, _Assembly] = {}
 
     def reset(self) -> None:
@@ -214,8 +217,12 @@ class Replica:
             return self._replace(cat, asm)
         finally:
             # Only now: the collector's first pass over the new records (~0.5 s for a
-            # million) then runs after the replica already serves them.
+            # million) then runs after the replica already serves them; or, when the
+            # process opted in, never (everything alive moves to the permanent
+            # generation, as a service does after loading its long-lived data).
             if asm.pause is not None:
+                if self.freeze_gc:
+                    gc.freeze()
                 asm.pause.release()
 
     def _replace(self, cat: Category, asm: _Assembly) -> Result:
@@ -259,13 +266,16 @@ class Replica:
             events = decode_events(delta.payload, cat)
         except DecodeError as exc:
             return Result(Outcome.RESYNC, cat, reason=f"bad delta payload: {exc}")
-        if events and (events[0].revision <= from_.revision or events[-1].revision != to.revision):
+        if events and (events[0].revision <= from_.revision or events[-1].revision > to.revision):
             return Result(Outcome.RESYNC, cat, reason=f"delta {from_}->{to}: revisions outside")
         try:
             if events:
                 self.catalog.apply(events, to.epoch)
-            else:
-                self.catalog.advance(cat, to)  # a bookmark: same content, newer version
+            # A category's version can be past its last event (a registry that loaded
+            # from the store numbers every category with the store's revision); and no
+            # events at all is a bookmark: same content, newer version.
+            if self.catalog.version(cat) != to:
+                self.catalog.advance(cat, to)
         except CatalogError as exc:
             return Result(Outcome.RESYNC, cat, reason=f"delta refused: {exc}")
         self._applied(cat, from_, to, events)

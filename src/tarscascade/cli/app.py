@@ -32,16 +32,5 @@ def _root(
     """TARS service registry with the IP-list cascade cache."""
 
 
-@app.command()
-def up() -> None:
-    """Run a registry and one node agent in the foreground (arrives with the registry issue)."""
-    typer.echo(
-        "tarscascade up: the registry and node agent are not built yet; "
-        "today this checkout provides the TARS wire protocol and transport (see README).",
-        err=True,
-    )
-    raise typer.Exit(2)
-
-
 def main() -> None:
     app()

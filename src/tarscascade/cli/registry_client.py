@@ -2,8 +2,9 @@
 
 Exit codes are part of the CLI's contract (scripts branch on them): 0 done, 1 the
 registry refused the request (any HTTP error answer, or a TARS error code), 2 usage
-(bad arguments, found before anything is sent), 3 the registry could not be reached.
-Every failure is one line on stderr.
+(bad arguments, found before anything is sent), 3 the registry could not be reached,
+4 a drain was done but some nodes did not acknowledge it in time. Every failure is one
+line on stderr.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ DEFAULT_REGISTRY = "http://127.0.0.1:17880"
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+EXIT_INCOMPLETE = 4
 HTTP_TIMEOUT = 10.0
 
 RegistryOpt = Annotated[
@@ -79,7 +81,9 @@ class AdminClient:
     def get(self, url_path: str) -> Any:
         return self.request("GET", url_path)
 
-    def request(self, method: str, url_path: str, body: Any = None) -> Any:
+    def request(
+        self, method: str, url_path: str, body: Any = None, *, timeout: float = HTTP_TIMEOUT
+    ) -> Any:
         url = self.base + url_path
         try:
             rsp = httpx.request(
@@ -87,14 +91,14 @@ class AdminClient:
                 url,
                 json=body,
                 headers=self.headers,
-                timeout=HTTP_TIMEOUT,
+                timeout=timeout,
                 follow_redirects=False,
             )
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             fail(f"cannot connect to the registry at {self.base}: {exc}", EXIT_UNREACHABLE)
         except httpx.TimeoutException:
             fail(
-                f"the registry at {self.base} did not answer in {HTTP_TIMEOUT:g} s",
+                f"the registry at {self.base} did not answer in {timeout:g} s",
                 EXIT_UNREACHABLE,
             )
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:

@@ -8,7 +8,6 @@ with exit 2 before anything is sent; everything else is the registry's to valida
 
 from __future__ import annotations
 
-import datetime as dt
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -16,7 +15,9 @@ import typer
 
 from tarscascade.cli.registry_client import (
     DEFAULT_REGISTRY,
+    EXIT_INCOMPLETE,
     EXIT_USAGE,
+    HTTP_TIMEOUT,
     AdminClient,
     JsonOpt,
     RegistryOpt,
@@ -102,7 +103,7 @@ def object_(
 
 @app.command()
 def nodes(registry: RegistryOpt = DEFAULT_REGISTRY, as_json: JsonOpt = False) -> None:
-    """List node agents."""
+    """List node agents: state, cascade connection, revisions held, lag, heartbeat."""
     data = AdminClient(registry).get(path("nodes"))
     if as_json:
         print_json(data)
@@ -110,20 +111,42 @@ def nodes(registry: RegistryOpt = DEFAULT_REGISTRY, as_json: JsonOpt = False) ->
     rows = [
         (
             n["name"],
-            f"{n['host']}:{n['port']}" if n["port"] else n["host"],
+            _address(n),
             n["setting_state"],
             n["present_state"],
-            _when(n["last_heartbeat"]),
+            _cascade(n),
+            ", ".join(f"{cat} {v['revision']}" for cat, v in n.get("versions", {}).items()),
+            _lag(n.get("lag", {})),
+            _ago(n.get("last_heartbeat_age_s")),
         )
         for n in data["nodes"]
     ]
-    print_table(None, ("node", "address", "setting", "present", "last heartbeat"), rows)
+    columns = ("node", "address", "setting", "present", "cascade", "revisions", "lag", "heartbeat")
+    print_table(None, columns, rows)
 
 
-def _when(ts: float) -> str:
-    if not ts:
-        return "never"
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+def _address(n: dict[str, Any]) -> str:
+    if n["host"]:
+        return f"{n['host']}:{n['port']}" if n["port"] else str(n["host"])
+    return str(n.get("address", ""))
+
+
+def _cascade(n: dict[str, Any]) -> str:
+    if n.get("connected"):
+        return f"via {n['via']}" if n.get("via") else "connected"
+    return "disconnected" if n.get("versions") else "-"
+
+
+def _lag(lag: dict[str, int | None]) -> str:
+    """``0`` when current everywhere, else the categories behind (``?``: another epoch)."""
+    if not lag:
+        return ""
+    behind = [f"{cat} {'?' if n is None else n}" for cat, n in lag.items() if n != 0]
+    return ", ".join(behind) or "0"
+
+
+def _ago(age: float | None) -> str:
+    return "never" if age is None else f"{age:.1f} s ago"
 
 
 @app.command()
@@ -249,3 +272,50 @@ def endpoint_update(
         fail("nothing to update: give at least one option (see --help)", EXIT_USAGE)
     url = _endpoint_url(obj, endpoint)
     write(registry, token, "PATCH", url, body, as_json, f"updated {endpoint!r} of {obj}")
+
+
+@app.command()
+def drain(
+    obj: ObjArg,
+    endpoint: EndpointArg,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            min=0,
+            max=600,
+            metavar="SECONDS",
+            help="How long to wait for the node agents' acknowledgements.",
+        ),
+    ] = 30.0,
+    registry: RegistryOpt = DEFAULT_REGISTRY,
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set an endpoint inactive and wait until every connected node agent applied it.
+
+    Exits 0 once every node acknowledged, 4 when some did not within --timeout (they are
+    named); the endpoint stays inactive either way.
+    """
+    url = _endpoint_url(obj, endpoint, "drain")
+    client = AdminClient(registry, token)
+    result = client.request("POST", url, {"timeout": timeout}, timeout=timeout + HTTP_TIMEOUT)
+    revision, nodes, missing = result["revision"], result["nodes"], result["missing"]
+    if as_json:
+        print_json(result)
+    else:
+        how = "is now inactive" if result["changed"] else "was inactive already"
+        say(f"{endpoint!r} of {obj} {how} (revision {revision})")
+        took = f"{result['elapsed_s']:.3f} s"
+        if not nodes:
+            say("no node agent is connected: nothing to wait for")
+        elif result["complete"]:
+            say(f"acknowledged by all {len(nodes)} connected nodes in {took}")
+        else:
+            say(f"acknowledged by {len(result['acked'])} of {len(nodes)} nodes; waited {took}")
+    if not result["complete"]:
+        fail(
+            f"{len(missing)} of {len(nodes)} nodes did not acknowledge revision {revision}"
+            f" within {timeout:g} s: {', '.join(missing)}",
+            EXIT_INCOMPLETE,
+        )

@@ -24,7 +24,7 @@ from tarscascade.cli.registry_client import (
     write,
 )
 
-node_app = typer.Typer(help="Add and remove node agents.", no_args_is_help=True)
+node_app = typer.Typer(help="Run a node agent; node add / node rm manage node records.")
 group_app = typer.Typer(help="IDC group rules, priorities and stations.", no_args_is_help=True)
 rule_app = typer.Typer(help="Add and remove IDC group rules.", no_args_is_help=True)
 priority_app = typer.Typer(help="Add and remove group priorities.", no_args_is_help=True)

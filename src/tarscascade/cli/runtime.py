@@ -11,12 +11,15 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import uvicorn
 
 from tarscascade.admin.metrics import RegistryMetrics
+from tarscascade.admin.node_api import create_node_app
 from tarscascade.admin.registry_api import check_listen_safety, create_registry_app
 from tarscascade.cascade import CascadeHub, HubOptions
+from tarscascade.node.app import NodeAgent, NodeConfig
 from tarscascade.registry.admin_ops import RegistryAdmin
 from tarscascade.registry.cascade import attach_cascade
 from tarscascade.registry.core import RegistryCore, RegistryOptions
@@ -66,6 +69,7 @@ class RegistryProcess:
         self.tars: TarsServer | None = None
         self.hub: CascadeHub | None = None
         self.http: uvicorn.Server | None = None
+        self._http_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.tars_port = 0
         self.http_port = 0
@@ -93,35 +97,21 @@ class RegistryProcess:
                 metrics = RegistryMetrics(core, tars_requests=lambda: tars.stats["requests"])
                 admin = RegistryAdmin(core, hub=self.hub)
                 app = create_registry_app(admin, token=cfg.token, metrics=metrics)
-                self.http = uvicorn.Server(
-                    uvicorn.Config(
-                        app,
-                        host=cfg.http[0],
-                        port=cfg.http[1],
-                        log_level="warning",
-                        lifespan="off",
-                    )
+                self.http, task, self.http_port = await serve_http(
+                    app, cfg.http[0], cfg.http[1], "registry-http"
                 )
-                self._tasks.append(asyncio.create_task(self.http.serve(), name="registry-http"))
-                while not self.http.started:
-                    if self._tasks[-1].done():  # bind failed: surface the error
-                        await self._tasks[-1]
-                        raise OSError(f"admin HTTP did not start on {cfg.http}")
-                    await asyncio.sleep(0.01)
-                self.http_port = self.http.servers[0].sockets[0].getsockname()[1]
+                self._http_task = task
         except BaseException:
             await self.aclose()
             raise
 
     async def aclose(self) -> None:
-        if self.http is not None:
-            self.http.should_exit = True
+        if self.http is not None and self._http_task is not None:
+            await stop_http(self.http, self._http_task)
+            self.http = None
         if self.tars is not None:
             await self.tars.aclose()
-        for t in reversed(self._tasks):
-            if t.get_name() == "registry-http":
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(t, 5)
+        for t in self._tasks:
             t.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
@@ -144,3 +134,78 @@ class RegistryProcess:
     def locator(self) -> str:
         host = self.config.listen[0]
         return f"tars.tarsregistry.QueryObj@tcp -h {host} -p {self.tars_port}"
+
+
+DEFAULT_NODE_TARS = ("127.0.0.1", 19386)
+DEFAULT_NODE_HTTP = ("127.0.0.1", 19380)
+
+
+async def serve_http(
+    app: Any, host: str, port: int, name: str
+) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
+    """Serve an ASGI app with uvicorn in this loop; returns once it listens (bounded)."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    )
+    task = asyncio.create_task(server.serve(), name=name)
+    async with asyncio.timeout(30):
+        while not server.started:
+            if task.done():
+                await task  # surfaces the bind error
+                raise OSError(f"{name} did not start on {host}:{port}")
+            await asyncio.sleep(0.01)
+    return server, task, int(server.servers[0].sockets[0].getsockname()[1])
+
+
+async def stop_http(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    server.should_exit = True
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(task, 5)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
+class NodeProcess:
+    """A node agent plus its HTTP status/lookup API."""
+
+    def __init__(
+        self, config: NodeConfig, http: tuple[str, int] | None = DEFAULT_NODE_HTTP
+    ) -> None:
+        self.config = config
+        self.http_addr = http
+        self.agent = NodeAgent(config)
+        self._http: tuple[uvicorn.Server, asyncio.Task[None]] | None = None
+        self.http_port = 0
+
+    @property
+    def tars_port(self) -> int:
+        return self.agent.port
+
+    async def start(self) -> None:
+        try:
+            await self.agent.start()
+            if self.http_addr is not None:
+                server, task, self.http_port = await serve_http(
+                    create_node_app(self.agent), *self.http_addr, "node-http"
+                )
+                self._http = (server, task)
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await stop_http(*self._http)
+            self._http = None
+        await self.agent.aclose()
+
+    async def __aenter__(self) -> NodeProcess:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def locator(self) -> str:
+        return f"tars.tarsnode.ServerObj@tcp -h {self.config.listen[0]} -p {self.tars_port}"

@@ -1,4 +1,4 @@
-"""Long-running commands: ``registry`` (and, with the node agent, ``node`` and ``up``)."""
+"""Long-running commands: ``registry``, ``node`` and ``up`` (both in one process)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,24 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
+from pathlib import Path
 
 import typer
 
-from tarscascade.cli.runtime import RegistryConfig, RegistryProcess, parse_hostport
+from tarscascade.cli.registry_config_cmds import node_app
+from tarscascade.cli.runtime import (
+    DEFAULT_HTTP,
+    DEFAULT_NODE_HTTP,
+    DEFAULT_NODE_TARS,
+    DEFAULT_TARS,
+    NodeProcess,
+    RegistryConfig,
+    RegistryProcess,
+    parse_hostport,
+)
+from tarscascade.node.app import NodeConfig
 from tarscascade.registry.core import RegistryOptions
 
 app = typer.Typer(add_completion=False)
@@ -80,3 +93,106 @@ async def _run_registry(cfg: RegistryConfig) -> None:
         typer.echo(f"locator   {rp.locator()}")
         await wait_for_signal()
         typer.echo("stopping", err=True)
+
+
+def _upstreams(value: str) -> list[tuple[str, int]]:
+    out = [_hostport(v, 17890, "--upstream") for v in value.split(",") if v.strip()]
+    if not out:
+        raise typer.BadParameter("--upstream: at least one HOST:PORT")
+    return out
+
+
+@node_app.callback(invoke_without_command=True)
+def node(
+    ctx: typer.Context,
+    name: str = typer.Option(socket.gethostname(), help="This node's name (its endpoints' node)."),
+    upstream: str = typer.Option(
+        "127.0.0.1:17890", help="Registry or relay node(s), HOST:PORT[,HOST:PORT...], in order."
+    ),
+    listen: str = typer.Option(
+        "127.0.0.1:19386", help="TARS port (ServerObj, QueryObj, CascadeObj)."
+    ),
+    http: str = typer.Option("127.0.0.1:19380", help="Status/lookup HTTP port, or 'off'."),
+    data_dir: Path | None = typer.Option(None, help="Where the last-known-good replica is kept."),
+    token: str = typer.Option("", envvar="TARSCASCADE_TOKEN", help="Cascade credentials."),
+    keepalive_timeout: float = typer.Option(
+        30.0, help="Seconds without keepAlive before inactive."
+    ),
+    log_level: str = typer.Option("info"),
+) -> None:
+    """Run a node agent in the foreground (or: node add NAME / node rm NAME)."""
+    if ctx.invoked_subcommand is not None:
+        return  # `node add` / `node rm`: admin commands, handled by the subcommand
+    setup_logging(log_level)
+    cfg = NodeConfig(
+        name=name,
+        upstreams=_upstreams(upstream),
+        listen=_hostport(listen, 19386, "--listen"),
+        data_dir=data_dir,
+        token=token,
+        keepalive_timeout=keepalive_timeout,
+    )
+    http_addr = None if http == "off" else _hostport(http, 19380, "--http")
+    try:
+        asyncio.run(_run_node(cfg, http_addr))
+    except (OSError, ValueError) as exc:
+        typer.echo(f"tarscascade node: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+async def _run_node(cfg: NodeConfig, http_addr: tuple[str, int] | None) -> None:
+    async with NodeProcess(cfg, http_addr) as np:
+        _print_node(np, http_addr)
+        await wait_for_signal()
+        typer.echo("stopping", err=True)
+
+
+def _print_node(np: NodeProcess, http_addr: tuple[str, int] | None) -> None:
+    host = np.config.listen[0]
+    ups = ",".join(f"{h}:{p}" for h, p in np.config.upstreams)
+    typer.echo(f"node      TARS  {host}:{np.tars_port}  (tars.tarsnode.ServerObj, upstream {ups})")
+    if http_addr is not None:
+        typer.echo(f"node      HTTP  http://{http_addr[0]}:{np.http_port}")
+
+
+@app.command()
+def up(
+    directory: Path = typer.Option(Path(".tarscascade"), "--dir", help="State directory."),
+    token: str = typer.Option("", envvar="TARSCASCADE_TOKEN", help="Admin and cascade token."),
+    node_name: str = typer.Option(socket.gethostname(), help="The local node's name."),
+    log_level: str = typer.Option("warning"),
+) -> None:
+    """Run a registry (SQLite under ./.tarscascade/) and one node agent in the foreground."""
+    setup_logging(log_level)
+    reg = RegistryConfig(
+        db=f"sqlite:///{directory / 'registry.db'}",
+        listen=DEFAULT_TARS,
+        http=DEFAULT_HTTP,
+        token=token or None,
+    )
+    try:
+        asyncio.run(_run_up(reg, directory, node_name, token))
+    except (OSError, ValueError) as exc:
+        typer.echo(f"tarscascade up: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+async def _run_up(reg: RegistryConfig, directory: Path, node_name: str, token: str) -> None:
+    async with RegistryProcess(reg) as rp:
+        cfg = NodeConfig(
+            name=node_name,
+            upstreams=[("127.0.0.1", rp.tars_port)],
+            listen=DEFAULT_NODE_TARS,
+            data_dir=directory / "node",
+            token=token,
+        )
+        async with NodeProcess(cfg, DEFAULT_NODE_HTTP) as np:
+            typer.echo(f"registry  TARS  127.0.0.1:{rp.tars_port}  (QueryObj, CascadeObj)")
+            typer.echo(f"registry  HTTP  http://127.0.0.1:{rp.http_port}  (admin API, /docs)")
+            _print_node(np, DEFAULT_NODE_HTTP)
+            typer.echo("")
+            typer.echo("Paste into a TARS client's config (tars.application.client):")
+            typer.echo(f"  locator = {np.locator()}:tcp -h 127.0.0.1 -p {rp.tars_port}")
+            typer.echo("Ctrl-C stops both.")
+            await wait_for_signal()
+            typer.echo("stopping", err=True)

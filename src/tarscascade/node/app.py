@@ -114,6 +114,17 @@ class NodeAgent:
     def port(self) -> int:
         return self.server.port if self.server is not None else 0
 
+    def lag(self) -> dict[Category, int | None]:
+        """Revisions behind the upstream per category, as of the upstream's last answer
+        (subscribe or heartbeat); None when unknown or on another epoch."""
+        upstream = self.client.upstream_versions if self.client is not None else {}
+        out: dict[Category, int | None] = {}
+        for c in Category:
+            up, held = upstream.get(c), self.catalog.version(c)
+            same = up is not None and up.epoch != "" and up.epoch == held.epoch
+            out[c] = max(0, up.revision - held.revision) if same and up is not None else None
+        return out
+
     def status(self) -> dict[str, Any]:
         cat = self.catalog
         client = self.client
@@ -134,6 +145,7 @@ class NodeAgent:
                 }
                 for c in Category
             },
+            "lag": {c.value: n for c, n in self.lag().items()},
             "counts": cat.counts(),
             "client": _asdict(client.stats) if client else {},
             "downstream_nodes": len(self.hub.node_states()),

@@ -24,6 +24,7 @@ from tarscascade.model import (
     NodeRecord,
     Setting,
     State,
+    Version,
     endpoint_key,
 )
 from tarscascade.registry.core import RegistryCore
@@ -33,6 +34,7 @@ from tarscascade.wire.endpoint import parse_endpoint, validate_object_id
 _SET_PART = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _IP_PATTERN = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}|\*)$")
+MAX_DRAIN_TIMEOUT = 600.0
 
 
 class ValidationError(TarsCascadeError, ValueError):
@@ -43,6 +45,27 @@ class ValidationError(TarsCascadeError, ValueError):
 class WriteResult:
     revision: int  # the store revision that contains the change (0 when nothing changed)
     record: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class DrainResult:
+    """An endpoint set inactive, and which nodes acknowledged the objects version with it."""
+
+    version: Version  # the objects version that carries the endpoint inactive
+    changed: bool  # False when it was inactive already (nothing written)
+    record: EndpointRecord
+    nodes: list[str]  # the nodes connected when the wait began: those waited for
+    missing: list[str]  # of those, the ones that did not acknowledge in time
+    elapsed_s: float
+
+    @property
+    def acked(self) -> list[str]:
+        gone = set(self.missing)
+        return [n for n in self.nodes if n not in gone]
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
 
 
 def validate_set_id(set_id: str) -> str:
@@ -277,6 +300,36 @@ class RegistryAdmin:
         self, object_id: str, host: str, port: int, state: State
     ) -> WriteResult:
         return await self.update_endpoint(object_id, host, port, {"setting_state": State(state)})
+
+    async def drain(
+        self, object_id: str, host: str, port: int, timeout: float = 30.0
+    ) -> DrainResult:
+        """Set the endpoint inactive, then wait until every node connected to the cascade
+        hub acknowledged the objects version that has it so (at most ``timeout`` s).
+
+        When it is inactive already nothing is written and the wait is for the current
+        objects version. A node that disconnects during the wait stays missing: it may
+        still serve the old list. Without a hub there is no node to wait for.
+        """
+        _object_id(object_id)
+        _host_port(host, port)
+        if not 0 <= timeout <= MAX_DRAIN_TIMEOUT:
+            raise ValidationError(f"timeout must be 0..{MAX_DRAIN_TIMEOUT:g} s, got {timeout}")
+        await self.core.catch_up()
+        record = self.get_endpoint(object_id, host, port)
+        changed = record.setting_state != State.INACTIVE
+        if changed:
+            res = await self.set_endpoint_state(object_id, host, port, State.INACTIVE)
+            version = Version(self.core.epoch, res.revision)
+            record = res.record
+        else:
+            version = self.core.catalog.version(Category.OBJECTS)
+        hub = self.hub
+        if hub is None:
+            return DrainResult(version, changed, record, [], [], 0.0)
+        nodes = sorted(n for n, st in hub.node_states().items() if st.connected)
+        elapsed, missing = await hub.wait_acked(Category.OBJECTS, version, nodes, timeout)
+        return DrainResult(version, changed, record, nodes, missing, elapsed)
 
     async def remove_endpoint(self, object_id: str, host: str, port: int) -> WriteResult:
         _host_port(host, port)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from tarscascade.cascade.frames import delta_frames
 from tarscascade.catalog import Catalog
 from tarscascade.model import Category, ChangeEvent, NodeRecord, Op, Setting, State, Version
 from tarscascade.store import Delete, Put, SqlStore
@@ -231,3 +232,33 @@ async def test_a_full_reload_at_the_registry_resyncs_nodes(cluster: Cluster) -> 
     await reg.core.start()
     await converged(nodes, reg, "after a reload with changes")
     assert all(all_ports(n.catalog) == [1, 2, 7] for n in nodes)
+
+
+async def test_deltas_that_keep_not_fitting_escalate_to_a_snapshot(cluster: Cluster) -> None:
+    """Whatever the disagreement (a bug upstream), a node ends it by asking for it whole."""
+    reg = await cluster.start_registry()
+    await reg.core.write([Put(ep(1))])
+    node = cluster.node("stubborn", [("127.0.0.1", reg.port)])
+    await converged([node], reg, "initial")
+    await cluster.close_node(node)
+    await reg.core.write([Put(ep(2))])
+
+    up = reg.hub._up
+    honest = up.catch_up
+
+    def broken_catch_up(cat: Category, sent: Version, digest: int | None) -> list[bytes] | None:
+        frames = honest(cat, sent, digest)
+        if frames and cat is Category.OBJECTS:
+            wrong = Version(sent.epoch, sent.revision + 1)  # never where the node is
+            return delta_frames(cat, wrong, up.version(cat), [])
+        return frames
+
+    up.catch_up = broken_catch_up  # type: ignore[method-assign]
+    # (a cached snapshot at the node's own old version would be followed by the broken
+    # catch-up again: let the escalated request get a fresh one)
+    up.snapshots.invalidate(Category.OBJECTS)
+    back = cluster.node("stubborn", [("127.0.0.1", reg.port)], catalog=node.catalog)
+    await converged([back], reg, "after escalating")
+    assert back.client.stats.resyncs >= 3
+    assert back.client.stats.snapshots_received >= 1
+    assert all_ports(back.catalog) == [1, 2]

@@ -114,13 +114,27 @@ def test_deltas_apply_only_on_top_of_their_starting_version() -> None:
     assert hook.calls[-1] == (Category.SETTINGS, Version(E, 6), Version(E, 30), [])
 
 
-def test_a_delta_whose_revisions_do_not_match_its_versions_is_refused() -> None:
+def test_a_delta_whose_revisions_fall_outside_its_versions_is_refused() -> None:
+    catalog = Catalog()
+    catalog.replace_category(Category.SETTINGS, [], Version(E, 5))
+    late = ChangeEvent(10, Category.SETTINGS, Op.PUT, "a", Setting("a", "2"))
+    (frame,) = delta_frames(Category.SETTINGS, Version(E, 5), Version(E, 9), [late])
+    assert Replica(catalog).handle(*unframe(frame)).outcome is Outcome.RESYNC
+    early = ChangeEvent(5, Category.SETTINGS, Op.PUT, "a", Setting("a", "2"))
+    (frame,) = delta_frames(Category.SETTINGS, Version(E, 5), Version(E, 9), [early])
+    assert Replica(catalog).handle(*unframe(frame)).outcome is Outcome.RESYNC
+    assert catalog.version(Category.SETTINGS) == Version(E, 5)
+
+
+def test_a_delta_may_end_past_its_last_event() -> None:
+    """A registry loaded from its store numbers every category with the store revision."""
     catalog = Catalog()
     catalog.replace_category(Category.SETTINGS, [], Version(E, 5))
     put = ChangeEvent(6, Category.SETTINGS, Op.PUT, "a", Setting("a", "2"))
     (frame,) = delta_frames(Category.SETTINGS, Version(E, 5), Version(E, 9), [put])
-    assert Replica(catalog).handle(*unframe(frame)).outcome is Outcome.RESYNC
-    assert catalog.version(Category.SETTINGS) == Version(E, 5)
+    assert Replica(catalog).handle(*unframe(frame)).outcome is Outcome.APPLIED
+    assert catalog.version(Category.SETTINGS) == Version(E, 9)
+    assert catalog.get_setting("a") == "2"
 
 
 def test_garbage_and_resync_pushes() -> None:
@@ -137,3 +151,23 @@ def test_garbage_and_resync_pushes() -> None:
     assert replica.handle(PUSH_SNAPSHOT, encode_struct(bad)).outcome is Outcome.RESYNC
     bad = SnapshotChunkF(category="nope", version=VersionF(epoch=E, revision=1), payload=b"[]")
     assert replica.handle(PUSH_SNAPSHOT, encode_struct(bad)).outcome is Outcome.RESYNC
+
+
+def test_the_collector_is_paused_during_a_large_snapshot_and_resumed_after() -> None:
+    import gc
+
+    frames = snapshot_of(eps(200), 7, chunk=256)
+    assert len(frames) >= 4
+    replica = Replica(Catalog(), freeze_gc=True)
+    replica.handle(*unframe(frames[0]))
+    assert not gc.isenabled()  # between chunks too
+    replica.reset()  # a dropped snapshot resumes it
+    assert gc.isenabled()
+    try:
+        for frame in frames:
+            result = replica.handle(*unframe(frame))
+        assert result.outcome is Outcome.APPLIED
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > 0  # opted in: the new replica is frozen
+    finally:
+        gc.unfreeze()
