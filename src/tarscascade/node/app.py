@@ -69,7 +69,10 @@ class NodeConfig:
     keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT
     report_interval: float = 1.0
     snapshot_interval: float = 2.0
-    client_options: ClientOptions = field(default_factory=ClientOptions)
+    # a node holds its replica for good: keep the collector from rescanning it after a snapshot
+    client_options: ClientOptions = field(
+        default_factory=lambda: ClientOptions(freeze_gc_after_snapshot=True)
+    )
     hub_options: HubOptions = field(default_factory=HubOptions)
     server_options: ServerOptions = field(default_factory=ServerOptions)
     clock: Callable[[], float] = field(default=time.time)
@@ -86,6 +89,8 @@ class NodeAgent:
             self.catalog,
             authenticate=lambda _n, t: not config.token or t == config.token,
             options=config.hub_options,
+            # a descendant's ack goes up at once, so drain sees nodes behind relays quickly
+            on_heartbeat=lambda _name: self.client.request_ack() if self.client else None,
         )
         self.client: CascadeClient | None = None
         self.server: TarsServer | None = None
