@@ -29,7 +29,7 @@ from tarscascade.model import (
 )
 from tarscascade.registry.core import RegistryCore
 from tarscascade.store import Delete, Put
-from tarscascade.wire.endpoint import parse_endpoint, validate_object_id
+from tarscascade.wire.endpoint import Endpoint, parse_endpoint, validate_object_id
 
 _SET_PART = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
@@ -107,6 +107,24 @@ def _host_port(host: str, port: int) -> tuple[str, int]:
     if not 0 < port < 65536:
         raise ValidationError(f"port must be 1..65535, got {port}")
     return host, port
+
+
+def record_from_endpoint(object_id: str, ep: Endpoint, **fields: Any) -> EndpointRecord:
+    """An endpoint record from a parsed TARS endpoint string plus the record-only fields."""
+    return EndpointRecord(
+        object_id=object_id,
+        host=ep.host,
+        port=ep.port,
+        istcp=ep.istcp,
+        timeout=ep.timeout,
+        set_id=fields.pop("set_id", ep.set_id),
+        grid=ep.grid,
+        qos=ep.qos,
+        weight=ep.weight,
+        weight_type=ep.weight_type,
+        auth_type=ep.auth_type,
+        **fields,
+    )
 
 
 class RegistryAdmin:
@@ -225,21 +243,13 @@ class RegistryAdmin:
         if bak_flag not in (0, 1):
             raise ValidationError(f"bak_flag must be 0 or 1, got {bak_flag}")
         sid = validate_set_id(ep.set_id if set_id is None else set_id)
-        return EndpointRecord(
-            object_id=object_id,
-            host=ep.host,
-            port=ep.port,
-            istcp=ep.istcp,
-            timeout=ep.timeout,
+        return record_from_endpoint(
+            object_id,
+            ep,
             node_name=node_name,
             set_id=sid,
             enable_group=enable_group,
             ip_group_name=ip_group_name,
-            grid=ep.grid,
-            qos=ep.qos,
-            weight=ep.weight,
-            weight_type=ep.weight_type,
-            auth_type=ep.auth_type,
             bak_flag=bak_flag,
             setting_state=State(setting_state),
             present_state=State(present_state),

@@ -10,6 +10,7 @@ from tarscascade.catalog import QueryAnswerer
 from tarscascade.catalog.queryf import Result, handle_query
 from tarscascade.errors import DecodeError, EndpointSyntaxError
 from tarscascade.model import EndpointRecord, State
+from tarscascade.registry.admin_ops import record_from_endpoint
 from tarscascade.registry.core import RegistryCore
 from tarscascade.store import Put, WriteOp
 from tarscascade.transport import Current
@@ -104,18 +105,4 @@ class ReportServant:
             return None
         if (ep.host, ep.port) != (s.host, s.port) or not node:
             return None
-        return EndpointRecord(
-            object_id=s.objectId,
-            host=ep.host,
-            port=ep.port,
-            istcp=ep.istcp,
-            timeout=ep.timeout,
-            node_name=node,
-            set_id=ep.set_id,
-            grid=ep.grid,
-            qos=ep.qos,
-            weight=ep.weight,
-            weight_type=ep.weight_type,
-            auth_type=ep.auth_type,
-            present_state=State(s.state),
-        )
+        return record_from_endpoint(s.objectId, ep, node_name=node, present_state=State(s.state))
