@@ -16,6 +16,7 @@ SUITE = {
     "registry": "bench.bench_registry",
     "client": "bench.bench_client",
     "cascade": "bench.bench_cascade",
+    "drain": "bench.bench_drain",
 }
 
 

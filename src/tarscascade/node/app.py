@@ -34,7 +34,7 @@ from tarscascade.cascade import (
 from tarscascade.catalog import NO_VERSION, Catalog, QueryAnswerer
 from tarscascade.errors import TarsCascadeError
 from tarscascade.model import Category, ChangeEvent, Version
-from tarscascade.node.keepalive import DEFAULT_KEEPALIVE_TIMEOUT, KeepAliveTracker, server_of
+from tarscascade.node.keepalive import DEFAULT_KEEPALIVE_TIMEOUT, KeepAliveTracker
 from tarscascade.node.servants import NODE_SERVANT, NodeQueryServant
 from tarscascade.node.snapshot_file import (
     CategoryImage,
@@ -321,7 +321,7 @@ class NodeAgent:
             out.append(EndpointStateF(r.object_id, r.host, r.port, want))
         for (oid, host, port), text in self.keepalive.announced.items():
             if (oid, host, port) not in known:
-                seen = self.keepalive.last.get((*server_of(oid), oid))
+                seen = self.keepalive.last_endpoint.get((oid, host, port))
                 if seen is not None and now - seen <= self.keepalive.timeout:
                     out.append(EndpointStateF(oid, host, port, "active", text))
         # the same report is not repeated while the cascade brings its effect back

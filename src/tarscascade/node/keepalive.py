@@ -34,6 +34,9 @@ class KeepAliveTracker:
     pids: dict[tuple[str, str], int] = field(default_factory=dict)
     #: (object id, host, port) -> endpoint string a server announced in its keepAlive context
     announced: dict[tuple[str, str, int], str] = field(default_factory=dict)
+    #: (object id, host, port) -> last keepAlive naming that very endpoint; it wins over the
+    #: per-server record, so two instances of one server on a host live and leave apart
+    last_endpoint: dict[tuple[str, str, int], float] = field(default_factory=dict)
 
     def keep_alive(
         self,
@@ -52,15 +55,21 @@ class KeepAliveTracker:
         """
         if pid == 0 or not application or not server:
             return False
-        key = (application, server, adapter)
-        self.last[key] = now if pid > 0 else float("-inf")
+        seen = now if pid > 0 else float("-inf")
         self.pids[(application, server)] = abs(pid)
-        if endpoint is not None and adapter and pid > 0:
+        if endpoint is not None and adapter:
             host, port, text = endpoint
-            self.announced[(adapter, host, port)] = text
+            self.last_endpoint[(adapter, host, port)] = seen
+            if pid > 0:
+                self.announced[(adapter, host, port)] = text
+        else:
+            self.last[(application, server, adapter)] = seen
         return True
 
     def last_seen(self, r: EndpointRecord) -> float | None:
+        own = self.last_endpoint.get((r.object_id, r.host, r.port))
+        if own is not None:
+            return own
         app, server = server_of(r.object_id)
         specific = self.last.get((app, server, r.object_id))
         whole = self.last.get((app, server, ""))
@@ -68,7 +77,7 @@ class KeepAliveTracker:
         return max(seen) if seen else None
 
     def latest(self) -> float:
-        return max(self.last.values(), default=0.0)
+        return max([*self.last.values(), *self.last_endpoint.values(), 0.0])
 
     def transitions(self, endpoints: Iterable[EndpointRecord], now: float) -> list[EndpointRecord]:
         """Endpoints of this node whose present state must change at ``now``."""

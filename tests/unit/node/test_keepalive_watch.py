@@ -111,3 +111,15 @@ def test_subscriptions_are_bounded_per_connection(monkeypatch: pytest.MonkeyPatc
     assert all(w.subscribe(f"A.B.O{i}", conn) for i in range(3))
     assert not w.subscribe("A.B.O9", conn)
     assert w.subscriptions == 3
+
+
+def test_two_instances_of_one_server_on_a_host_live_and_leave_apart() -> None:
+    ka = KeepAliveTracker("n1", timeout=30)
+    a = EndpointRecord(OBJ, "10.0.0.1", 9001, node_name="n1")
+    b = EndpointRecord(OBJ, "10.0.0.1", 9002, node_name="n1")
+    ka.keep_alive("Test", "HelloServer", 11, OBJ, now=100, endpoint=("10.0.0.1", 9001, "tcp"))
+    ka.keep_alive("Test", "HelloServer", 12, OBJ, now=100, endpoint=("10.0.0.1", 9002, "tcp"))
+    # instance a leaves gracefully; b keeps heartbeating: only a turns inactive
+    ka.keep_alive("Test", "HelloServer", -11, OBJ, now=101, endpoint=("10.0.0.1", 9001, "tcp"))
+    ka.keep_alive("Test", "HelloServer", 12, OBJ, now=102, endpoint=("10.0.0.1", 9002, "tcp"))
+    assert ka.transitions([a, b], now=103) == [a]
