@@ -217,6 +217,12 @@ async def test_a_full_reload_at_the_registry_resyncs_nodes(cluster: Cluster) -> 
     reg = await cluster.start_registry()
     await reg.core.write([Put(ep(1)), Put(ep(2))])
     nodes = [cluster.node(f"n{i}", [("127.0.0.1", reg.port)]) for i in range(2)]
+    # Both nodes' registrations (node records written at subscribe) must have landed and
+    # reached both nodes before the reload; otherwise a node still missing one is rightly
+    # sent the nodes category whole.
+    await eventually(
+        lambda: all(reg.core.catalog.get_node(n.name) for n in nodes), what="nodes registered"
+    )
     await converged(nodes, reg, "initial")
     snapshots = reg.hub.stats.snapshots_sent
     await reg.core.start()  # reload everything: nothing changed, so bookmarks at most
