@@ -35,6 +35,7 @@ class RegistryOptions:
     tail_interval: float = 0.25
     #: full reload + diff against the catalog (anti-entropy), seconds; 0 = off
     reload_interval: float = 60.0
+    #: seconds without heartbeat before a node is dead; 0 turns the rule off on this registry
     node_timeout: float = DEFAULT_NODE_TIMEOUT
     liveness_interval: float = 2.0
     #: change-log rows kept in the database (older ones are trimmed)
@@ -196,6 +197,8 @@ class RegistryCore:
         self.liveness.heartbeat(node, self.options.clock())
 
     async def check_liveness(self) -> int:
+        if self.options.node_timeout <= 0:
+            return 0  # liveness off here (another registry on the same database judges)
         nodes = self.catalog.records(Category.NODES)
         changes = self.liveness.transitions(
             nodes,  # type: ignore[arg-type]
@@ -217,7 +220,8 @@ class RegistryCore:
             tg.create_task(self._every(opts.tail_interval, self.catch_up, "tail"))
             if opts.reload_interval > 0:
                 tg.create_task(self._every(opts.reload_interval, self.reconcile, "reconcile"))
-            tg.create_task(self._every(opts.liveness_interval, self.check_liveness, "liveness"))
+            if opts.node_timeout > 0:
+                tg.create_task(self._every(opts.liveness_interval, self.check_liveness, "liveness"))
             tg.create_task(self._every(opts.trim_interval, self._trim, "trim"))
 
     async def _trim(self) -> int:

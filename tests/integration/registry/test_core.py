@@ -189,3 +189,13 @@ async def test_a_trimmed_change_log_makes_a_lagging_registry_reload(
     assert b.stats.full_reloads == reloads + 1
     assert answer(b) == ([100, 101, 102, 103, 104], [])
     assert b.version == a.version
+
+
+async def test_node_timeout_zero_turns_liveness_off(cores: Callable[..., RegistryCore]) -> None:
+    """A registry sharing the database with the one that judges liveness must not judge."""
+    clock = FakeClock()
+    core = await cores(clock=clock, node_timeout=0)  # type: ignore[misc]
+    await core.write([Put(NodeRecord("quiet")), Put(ep(1, "quiet"))])
+    clock.t += 10_000
+    assert await core.check_liveness() == 0
+    assert answer(core) == ([1], [])
