@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -40,6 +41,7 @@ from tarscascade.node.snapshot_file import (
     CategoryImage,
     ReplicaImage,
     SnapshotError,
+    age_seconds,
     read_image,
     write_image,
 )
@@ -152,7 +154,7 @@ class NodeAgent:
             },
             "lag": {c.value: n for c, n in self.lag().items()},
             "counts": cat.counts(),
-            "client": _asdict(client.stats) if client else {},
+            "client": dataclasses.asdict(client.stats) if client else {},
             "downstream_nodes": len(self.hub.node_states()),
             "keepalive_servers": len(self.keepalive.pids),
             "subscriptions": self.watch.subscriptions,
@@ -275,7 +277,7 @@ class NodeAgent:
                 log.warning("snapshot category %s fails its digest: starting without it", cat)
                 self.catalog.replace_category(cat, [], NO_VERSION)
         self.loaded_from_disk = self.has_data()
-        self.disk_age = max(0.0, time.time() - image.written_at)
+        self.disk_age = age_seconds(image)
         self.watch.changed(None, max(v.revision for v in self.catalog.versions().values()))
         log.info("loaded the last-known-good replica (%.0f s old)", self.disk_age)
 
@@ -390,7 +392,3 @@ class _ReportRelay:
         if ret == Ret.UNKNOWN:
             return (Ret.UNKNOWN, b"", "no upstream reachable")
         return (Ret.SUCCESS, REPORT_STATES.encode_result(ret), "")
-
-
-def _asdict(obj: Any) -> dict[str, Any]:
-    return {k: getattr(obj, k) for k in getattr(obj, "__dataclass_fields__", {})}

@@ -9,7 +9,6 @@ duplicate :class:`ConflictError` (409) — and changes nothing.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -398,11 +397,3 @@ class RegistryAdmin:
     async def _delete(self, category: Category, key: str) -> WriteResult:
         events = await self.core.write([Delete(category, key)])
         return WriteResult(events[-1].revision if events else 0)
-
-
-def is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

@@ -560,7 +560,7 @@ def decode_value(kind: Kind[T], data: bytes, tag: int = 0, *, require: bool = Tr
     except DecodeError:
         raise
     except _FOREIGN as exc:
-        raise DecodeError(f"truncated or malformed input: {exc}") from exc
+        raise translate_foreign(exc) from exc
     if require:
         raise DecodeError(f"require field not exist, tag {tag}")
     return kind.default()
