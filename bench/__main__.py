@@ -17,6 +17,7 @@ SUITE = {
     "client": "bench.bench_client",
     "cascade": "bench.bench_cascade",
     "drain": "bench.bench_drain",
+    "seen": "bench.bench_seen",
 }
 
 

@@ -1,20 +1,29 @@
-"""Cascade: propagation to 50 and 1,000 nodes, drain waits, idle cost, a 1M-endpoint snapshot.
+"""Cascade: propagation to 10, 100 and 1,000 nodes, drain waits, idle cost, 1M endpoints.
 
 Processes: a registry (``bench.serve_cascade``: SQLite store, core, hub) and node
 processes (``bench.cascade_nodes``: many CascadeClients, each with its own catalog and
 TCP connection), all on this machine, timestamps by ``time.time()``.
 
-1. Propagation: K endpoint updates, one write each; per update, the time from the
-   registry having the write committed and applied (the moment it acknowledges the
-   writer) to the last node applying it: p50/p99/max over the updates. Also per
-   node-update, and from the write being issued (SQLite commit included).
-2. Drain: update, then ``wait_acked`` until every connected node acknowledged it.
-3. Idle: registry CPU % with 1,000 nodes connected and heartbeating every 3 s (±20 %).
-4. Snapshot: a new node subscribing to a registry holding 1,000,000 endpoints (200,000
-   objects) until synced (first snapshot: encoded on demand; second: from the shared
-   cached copy), and the node process's RSS.
+Per fleet of 10, 100 and 1,000 nodes (quick: 10 and 50):
 
-Targets: p99 < 50 ms (50 nodes), < 500 ms (1,000 nodes); snapshot < 5 s, node RSS < 1 GB.
+1. Propagation: endpoint updates, one write each, paced (20 ms apart; 100 ms at 1,000
+   nodes) and in bursts (50 concurrent writes, serialized by the store); per update, the
+   time from the registry having the write committed and applied (the moment it
+   acknowledges the writer) to the last node applying it: p50/p99/max over the updates.
+   Also per node-update, and from the write being issued (SQLite commit included).
+2. Drain: update, then ``wait_acked`` until every connected node acknowledged it.
+3. Idle: registry CPU % with the nodes connected and heartbeating every 3 s (±20 %).
+
+At 1,000,000 endpoints (200,000 objects):
+
+4. Snapshot: a new node subscribing until synced (first snapshot: encoded on demand;
+   second: from the shared cached copy), and the node process's RSS.
+5. Bytes on the wire per single-endpoint change per node (kernel counters, ``ss``).
+6. A real node agent (``bench.serve_node``) synced from the registry: QueryF answers/s
+   from its QueryObj for 100 hot objects (one pipelined connection; 50 connections).
+
+Targets: paced p99 < 50 ms (issue 4, at 50 nodes; applied to 10 and 100), < 500 ms
+(1,000 nodes); snapshot < 5 s, node RSS < 1 GB; node QueryF >= 20,000/s.
 """
 
 from __future__ import annotations
@@ -32,7 +41,8 @@ from typing import Any
 import psutil
 
 from bench.bench_store import generate
-from bench.common import save, verdict
+from bench.bench_transport import scenario, start_server, stop
+from bench.common import median, save, socket_bytes, verdict
 from tarscascade.model import EndpointRecord
 from tarscascade.store import SqlStore
 
@@ -40,6 +50,7 @@ TARGET_P99_50_MS = 50.0
 TARGET_P99_1000_MS = 500.0
 TARGET_SNAPSHOT_S = 5.0
 TARGET_NODE_RSS_MB = 1024.0
+TARGET_NODE_QPS = 20_000  # the registry's QueryF target (issue 3), asked of a node too
 
 
 class Proc:
@@ -91,12 +102,12 @@ def summary_ms(values: list[float]) -> dict[str, float]:
     return {"p50": round(pct(ms, 0.5), 2), "p99": round(pct(ms, 0.99), 2), "max": round(max(ms), 2)}
 
 
-def propagation(
-    reg: Proc, procs: list[Proc], n_nodes: int, k: int, interval: float
-) -> dict[str, Any]:
-    writes = reg.ask(f"updates {k} {interval}")
-    applied: dict[int, list[float]] = {rev: [] for rev, _, _ in writes}
-    deadline = time.time() + 60
+def collect(
+    procs: list[Proc], writes: list[list[float]], n_nodes: int, timeout: float = 60.0
+) -> dict[int, list[float]]:
+    """Apply times per revision from every node process, until each update reached all."""
+    applied: dict[int, list[float]] = {int(rev): [] for rev, _, _ in writes}
+    deadline = time.time() + timeout
     while time.time() < deadline:
         for p in procs:
             for rev, times in p.ask("dump").items():
@@ -105,15 +116,31 @@ def propagation(
         if all(len(t) >= n_nodes for t in applied.values()):
             break
         time.sleep(0.2)
-    complete = [w for w in writes if len(applied[w[0]]) >= n_nodes]
-    all_nodes = [max(applied[rev]) - committed for rev, _, committed in complete]
-    from_issue = [max(applied[rev]) - issued for rev, issued, _ in complete]
-    per_node = [t - committed for rev, _, committed in complete for t in applied[rev]]
+    return applied
+
+
+def propagation(
+    reg: Proc, procs: list[Proc], n_nodes: int, k: int, interval: float, burst: int = 0
+) -> dict[str, Any]:
+    """Paced (one write every ``interval``) or, with ``burst``, k // burst bursts of
+    ``burst`` concurrent writes (a settle of 0.5 s between bursts)."""
+    writes: list[list[float]] = []
+    if burst:
+        for _ in range(max(1, k // burst)):
+            writes += reg.ask(f"burst {burst}")
+            time.sleep(0.5)
+    else:
+        writes = reg.ask(f"updates {k} {interval}")
+    applied = collect(procs, writes, n_nodes)
+    complete = [w for w in writes if len(applied[int(w[0])]) >= n_nodes]
+    all_nodes = [max(applied[int(rev)]) - committed for rev, _, committed in complete]
+    from_issue = [max(applied[int(rev)]) - issued for rev, issued, _ in complete]
+    per_node = [t - committed for rev, _, committed in complete for t in applied[int(rev)]]
     return {
         "nodes": n_nodes,
-        "updates": k,
+        "updates": len(writes),
         "updates_reaching_every_node": len(complete),
-        "interval_s": interval,
+        "mode": f"bursts of {burst} concurrent writes" if burst else f"paced, {interval} s apart",
         "commit_to_all_applied_ms": summary_ms(all_nodes),
         "commit_to_each_applied_ms": summary_ms(per_node),
         "write_issued_to_all_applied_ms": summary_ms(from_issue),
@@ -143,51 +170,88 @@ def fleet(tmp: str, name: str, n_nodes: int, n_procs: int) -> tuple[Proc, list[P
     return reg, procs, time.perf_counter() - t0
 
 
-def scenario_50(tmp: str, quick: bool) -> dict[str, Any]:
-    n = 10 if quick else 50
-    reg, procs, start_s = fleet(tmp, "fifty", n, 1)
-    try:
-        prop = propagation(reg, procs, n, 30 if quick else 200, 0.02)
-        waits = reg.ask(f"drain {20 if quick else 100}")
-        drain = {
-            "waits": len(waits),
-            "incomplete": sum(1 for _, missing in waits if missing),
-            "wait_acked_ms": summary_ms([e for e, _ in waits]),
-        }
-        stats = reg.ask("stats")
-    finally:
-        for p in procs:
-            p.stop()
-        reg.stop()
-    prop["target"] = verdict(prop["commit_to_all_applied_ms"]["p99"], TARGET_P99_50_MS)
-    return {
-        "fleet_start_s": round(start_s, 2),
-        "propagation": prop,
-        "drain": drain,
-        "registry": stats,
-    }
-
-
-def scenario_1000(tmp: str, quick: bool) -> dict[str, Any]:
-    n = 200 if quick else 1000
-    reg, procs, start_s = fleet(tmp, "thousand", n, 2)
+def scenario_fleet(tmp: str, n: int, n_procs: int, quick: bool) -> dict[str, Any]:
+    """n nodes: paced and burst propagation, drain waits, idle registry cost."""
+    reg, procs, start_s = fleet(tmp, f"fleet{n}", n, n_procs)
+    target = TARGET_P99_1000_MS if n > 100 else TARGET_P99_50_MS
     try:
         node_rss = [psutil.Process(p.p.pid).memory_info().rss / 2**20 for p in procs]
-        idle = reg.ask(f"idle {3 if quick else 15}")
-        prop = propagation(reg, procs, n, 30 if quick else 150, 0.05 if quick else 0.1)
+        idle = reg.ask(f"idle {3 if quick else 10}")
+        interval = 0.1 if n > 100 else 0.02
+        paced = propagation(reg, procs, n, 30 if quick else 200, interval)
+        burst = propagation(reg, procs, n, 40 if quick else 200, 0, burst=20 if quick else 50)
+        waits = reg.ask(f"drain {10 if quick else 50}")
         stats = reg.ask("stats")
     finally:
         for p in procs:
             p.stop()
         reg.stop()
-    prop["target"] = verdict(prop["commit_to_all_applied_ms"]["p99"], TARGET_P99_1000_MS)
+    paced["target"] = verdict(paced["commit_to_all_applied_ms"]["p99"], target)
     return {
+        "nodes": n,
+        "node_processes": n_procs,
         "fleet_start_s": round(start_s, 2),
         "node_process_rss_mb": [round(r, 1) for r in node_rss],
         "registry_idle": idle,
-        "propagation": prop,
+        "paced": paced,
+        "burst": burst,
+        "drain": {
+            "waits": len(waits),
+            "incomplete": sum(1 for _, missing in waits if missing),
+            "wait_acked_ms": summary_ms([e for e, _ in waits]),
+        },
         "registry": stats,
     }
+
+
+def wire_bytes_per_change(reg: Proc, port: int, k: int) -> dict[str, Any]:
+    """Kernel byte counters on the registry's cascade connections around k single-endpoint
+    updates (paced 20 ms), per update and connected node; the window also holds the
+    nodes' heartbeats (one per ~3 s per node), so this is an upper bound."""
+    n = int(reg.ask("stats")["sessions"])
+    before = socket_bytes(port)
+    t0 = time.perf_counter()
+    writes = reg.ask(f"updates {k} 0.02")
+    done = reg.ask(f"nodes {n} 30")  # every node applied and acknowledged the last one
+    window = time.perf_counter() - t0
+    after = socket_bytes(port)
+    per = max(1, k * n)
+    return {
+        "updates": len(writes),
+        "nodes": n,
+        "all_acked": done["ok"],
+        "window_s": round(window, 2),
+        "registry_to_node_bytes_per_change_per_node": round((after["sent"] - before["sent"]) / per),
+        "node_to_registry_bytes_per_change_per_node": round(
+            (after["received"] - before["received"]) / per
+        ),
+    }
+
+
+def node_queryf(port: int, objects: int, quick: bool) -> dict[str, Any]:
+    """A real node agent synced from the registry; QueryF load against its QueryObj."""
+    proc, ready = start_server([sys.executable, "-m", "bench.serve_node", "--upstream", str(port)])
+    try:
+        node_port, synced_s, rss = int(ready[0]), float(ready[1]), float(ready[2])
+        hot = [f"App{i % 997}.Server{i}.Obj{i % 3}" for i in range(0, objects, objects // 100)]
+        extra = ("--query-objects", ",".join(hot), "--caller", "10.0.0.1")
+        out: dict[str, Any] = {"node_synced_s": synced_s, "node_rss_mb": rss}
+        for name, (conns, depth) in {
+            "one_connection_pipelined": (1, 100),
+            "fifty_connections": (50, 8),
+        }.items():
+            runs = [
+                scenario(node_port, proc.pid, conns, depth, 1.0 if quick else 3.0, extra)
+                for _ in range(1 if quick else 3)
+            ]
+            rps = median([r["rps"] for r in runs])
+            out[name] = {
+                "answers_per_s_median": round(rps),
+                "target": verdict(rps, TARGET_NODE_QPS, lower_is_better=False),
+            }
+        return out
+    finally:
+        stop(proc)
 
 
 def scenario_snapshot(tmp: str, quick: bool) -> dict[str, Any]:
@@ -205,6 +269,8 @@ def scenario_snapshot(tmp: str, quick: bool) -> dict[str, Any]:
         for i in range(2):  # first: encoded on demand; second: the shared cached copy
             p = nodes(port, 1, f"fresh{i}-")
             synced_s, rss, max_rss, replaced_s = (float(x) for x in p.fields)
+            if i == 1:
+                wire = wire_bytes_per_change(reg, port, 20 if quick else 100)
             p.stop()
             runs.append(
                 {
@@ -214,6 +280,7 @@ def scenario_snapshot(tmp: str, quick: bool) -> dict[str, Any]:
                     "node_max_rss_mb": max_rss,
                 }
             )
+        queryf = node_queryf(port, objects, quick)
         stats = reg.ask("stats")
     finally:
         reg.stop()
@@ -226,16 +293,17 @@ def scenario_snapshot(tmp: str, quick: bool) -> dict[str, Any]:
         "registry_rss_mb": stats["rss_mb"],
         "target_time": verdict(first["synced_s"], TARGET_SNAPSHOT_S),
         "target_rss": verdict(first["node_max_rss_mb"], TARGET_NODE_RSS_MB),
+        "single_endpoint_change_on_the_wire": wire,
+        "node_agent_queryf": queryf,
     }
 
 
 def run(quick: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="tc-bench-cascade-") as tmp:
-        return {
-            "nodes_50": scenario_50(tmp, quick),
-            "nodes_1000": scenario_1000(tmp, quick),
-            "snapshot_1m": scenario_snapshot(tmp, quick),
-        }
+        sizes = [(10, 1), (50, 1)] if quick else [(10, 1), (100, 1), (1000, 2)]
+        out = {f"nodes_{n}": scenario_fleet(tmp, n, procs, quick) for n, procs in sizes}
+        out["snapshot_1m"] = scenario_snapshot(tmp, quick)
+        return out
 
 
 def main(argv: list[str] | None = None) -> None:

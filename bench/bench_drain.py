@@ -34,6 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,40 @@ def summary(ms: list[float]) -> dict[str, Any]:
         "max_ms": round(max(ms), 1),
         "all_ms": [round(v, 1) for v in ms],
     }
+
+
+@contextlib.asynccontextmanager
+async def registry_and_node() -> AsyncIterator[tuple[RegistryProcess, NodeAgent]]:
+    """A registry (SQLite in a temp dir) and one node agent synced from it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        rp = RegistryProcess(
+            RegistryConfig(
+                db=f"sqlite:///{Path(tmp)}/registry.db",
+                listen=("127.0.0.1", 0),
+                http=None,
+                options=RegistryOptions(tail_interval=0.1, reload_interval=0),
+            )
+        )
+        node = NodeAgent(
+            NodeConfig(
+                name="bench-node",
+                upstreams=[],
+                listen=("127.0.0.1", 0),
+                keepalive_timeout=30.0,
+                report_interval=0.1,
+                client_options=FAST,
+            )
+        )
+        try:
+            await rp.start()
+            node.config.upstreams = [("127.0.0.1", rp.tars_port)]
+            await node.start()
+            assert node.client is not None
+            await asyncio.wait_for(node.client.synced.wait(), 30)
+            yield rp, node
+        finally:
+            await node.aclose()
+            await rp.aclose()
 
 
 async def start_clients(
@@ -205,33 +240,10 @@ async def run_async(quick: bool) -> dict[str, Any]:
     push_repeats = 3 if quick else 20
     poll_repeats = 1 if quick else 3
     interval = 0.02
-    with tempfile.TemporaryDirectory() as tmp:
-        rp = RegistryProcess(
-            RegistryConfig(
-                db=f"sqlite:///{Path(tmp)}/registry.db",
-                listen=("127.0.0.1", 0),
-                http=None,
-                options=RegistryOptions(tail_interval=0.1, reload_interval=0),
-            )
-        )
-        node = NodeAgent(
-            NodeConfig(
-                name="bench-node",
-                upstreams=[],
-                listen=("127.0.0.1", 0),
-                keepalive_timeout=30.0,
-                report_interval=0.1,
-                client_options=FAST,
-            )
-        )
+    async with registry_and_node() as (rp, node):
         impls = [Stamped(), Stamped()]
         hosts: list[ServantHost] = []
         try:
-            await rp.start()
-            node.config.upstreams = [("127.0.0.1", rp.tars_port)]
-            await node.start()
-            assert node.client is not None
-            await asyncio.wait_for(node.client.synced.wait(), 30)
             for impl in impls:
                 h = ServantHost(
                     [InterfaceServant(OBJ, IFACE, impl)],
@@ -259,8 +271,6 @@ async def run_async(quick: bool) -> dict[str, Any]:
         finally:
             for h in hosts:
                 await h.aclose()
-            await node.aclose()
-            await rp.aclose()
     return {
         "clients": sum(split),
         "client_processes": len(split),

@@ -79,3 +79,24 @@ def save(name: str, results: dict[str, Any], quick: bool) -> Path:
     print(json.dumps(doc, indent=2))
     print(f"saved {path}", file=sys.stderr)
     return path
+
+
+def socket_bytes(port: int) -> dict[str, int]:
+    """Kernel byte counters summed over the established TCP connections whose local port
+    is ``port`` (``ss -tin``): what the server sent and received on them, no overhead.
+    Connections that closed in between are not counted, so keep them open."""
+    out = subprocess.run(
+        ["ss", "-tinH", "state", "established", f"( sport = :{port} )"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    sent = received = conns = 0
+    for field in out.split():
+        if field.startswith("rtt:"):
+            conns += 1
+        elif field.startswith("bytes_acked:"):
+            sent += int(field.split(":", 1)[1])
+        elif field.startswith("bytes_received:"):
+            received += int(field.split(":", 1)[1])
+    return {"sent": sent, "received": received, "connections": conns}

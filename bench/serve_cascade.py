@@ -6,6 +6,8 @@ Then reads commands on stdin, one per line, answering each with one JSON line:
 * ``updates K INTERVAL_S`` — K endpoint updates, one write each; returns per update the
   revision, the time the write was issued and the time the registry had it committed
   and applied (``time.time()``, the moment it acknowledges the writer);
+* ``burst K`` — K endpoint updates issued at once (concurrent writes, serialized by the
+  store), answered like ``updates``;
 * ``drain K`` — K updates, each followed by ``wait_acked`` (all connected nodes);
 * ``idle S`` — the process CPU share over S seconds of doing nothing but heartbeats;
 * ``stats`` — hub counters and RSS.
@@ -81,6 +83,9 @@ class Registry:
                 out.append([rev, t0, self.committed.pop(rev)])
                 await asyncio.sleep(interval)
             return out
+        if cmd == "burst":
+            done = await asyncio.gather(*(self.update() for _ in range(int(args[0]))))
+            return [[rev, t0, self.committed.pop(rev)] for rev, t0 in done]
         if cmd == "drain":
             waits = []
             for _ in range(int(args[0])):
