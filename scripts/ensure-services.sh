@@ -32,3 +32,14 @@ if command -v mariadb-admin >/dev/null 2>&1; then
 else
   echo "mariadb: client tools not installed; MariaDB tests will be skipped" >&2
 fi
+
+# etcd-server: the etcd comparison benchmark starts its own etcd on loopback (bench/bench_etcd.py);
+# without it that benchmark reports itself skipped.
+if ! command -v etcd >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  { timeout 300 apt-get install -y -q etcd-server >/dev/null 2>&1 \
+    || { timeout 300 apt-get update -q >/dev/null 2>&1 \
+         && timeout 300 apt-get install -y -q etcd-server >/dev/null 2>&1; }; } \
+    || echo "etcd-server: could not be installed; the etcd benchmark will be skipped" >&2
+fi
+command -v etcd >/dev/null 2>&1 && echo "etcd: $(etcd --version | head -1)"
+exit 0
