@@ -34,3 +34,13 @@ def test_quick_benchmark_writes_results(name: str) -> None:
     assert doc["machine"]["cpus"] >= 1
     assert doc["machine"]["python"]
     assert doc["results"], "no figures recorded"
+
+
+def test_report_reads_every_saved_quick_result() -> None:
+    """The README table's generator understands every benchmark's saved results."""
+    from bench.report import table
+
+    text = table(quick=True)
+    assert text.startswith("Measured ")
+    assert "unreadable results" not in text, text
+    assert "| benchmark | figure | target |" in text

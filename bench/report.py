@@ -1,0 +1,243 @@
+"""The README's results table from the saved results: ``python -m bench.report [--quick]``.
+
+Reads ``bench/results/<name>-latest.json`` of every benchmark in the suite and prints a
+Markdown table (figure, target or verdict) headed by the date, machine and commit the
+figures were measured on. A benchmark without results is listed as not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from typing import Any
+
+from bench.__main__ import SUITE
+from bench.common import RESULTS
+
+Row = tuple[str, str, str]  # what, figure, target / verdict
+R = dict[str, Any]
+
+
+def _n(v: float) -> str:
+    return f"{v:,.0f}"
+
+
+def _ms(d: R) -> str:
+    return f"p50 {d['p50']:g} ms, p99 {d['p99']:g} ms, max {d['max']:g} ms"
+
+
+def _codec(r: R) -> list[Row]:
+    return [
+        (
+            "codec: decode + re-encode EndpointF, per 100,000",
+            f"{r['decode_plus_encode_per_100k_s']:.2f} s",
+            r["target"],
+        )
+    ]
+
+
+def _transport(r: R) -> list[Row]:
+    return [
+        (
+            f"transport: one server process, {v['connections']} connection(s), "
+            f"{v['in_flight_per_connection']} in flight each",
+            f"{_n(v['rps_median'])} replies/s",
+            v["target"],
+        )
+        for v in r.values()
+    ]
+
+
+def _registry(r: R) -> list[Row]:
+    rows: list[Row] = [
+        (
+            f"registry: start and serve {_n(r['endpoints'])} endpoints from SQLite",
+            f"{r['start_to_serving_s_median']:.1f} s, {r['rss_after_load_mb_median']:.0f} MB RSS",
+            f"{r['start_target']}; {r['rss_target']}",
+        )
+    ]
+    rows += [
+        (
+            f"registry: QueryF InSameGroup, {v['connections']} connection(s)",
+            f"{_n(v['answers_per_s_median'])} answers/s",
+            v["target"],
+        )
+        for v in r["queryf"].values()
+    ]
+    return rows
+
+
+def _store(r: R) -> list[Row]:
+    m = r["median"]
+    return [
+        (
+            f"store: load() of {_n(r['endpoints'])} endpoints from SQLite",
+            f"{m['load_s']:.1f} s, {m['peak_rss_bytes'] / 2**20:.0f} MB peak",
+            "MET" if r["targets"]["load_met"] else "MISSED",
+        )
+    ]
+
+
+def _catalog(r: R) -> list[Row]:
+    c = r["results"]
+    return [
+        (
+            f"catalog: QueryF answers from the cache / cold ({_n(c['endpoints'])} endpoints)",
+            f"{_n(c['hot_answers_per_s'])} / {_n(c['cold_answers_per_s'])} per s",
+            "—",
+        ),
+        ("catalog: change events applied", f"{_n(c['apply_events_per_s'])} per s", "—"),
+    ]
+
+
+def _client(r: R) -> list[Row]:
+    return [
+        (
+            "SDK: invoke through the proxy, 1 in flight / 100 in flight",
+            f"{_n(r['proxy_sequential']['rps_median'])} / "
+            f"{_n(r['proxy_100_in_flight']['rps_median'])} calls/s",
+            r["proxy_sequential"]["target"],
+        )
+    ]
+
+
+def _cascade(r: R) -> list[Row]:
+    rows: list[Row] = []
+    for key, v in r.items():
+        if not key.startswith("nodes_"):
+            continue
+        n = v["nodes"]
+        rows.append(
+            (
+                f"cascade: write acknowledged → applied on all {n} nodes, paced",
+                _ms(v["paced"]["commit_to_all_applied_ms"]),
+                v["paced"]["target"],
+            )
+        )
+        rows.append(
+            (
+                f"cascade: the same, {v['burst']['mode']}",
+                _ms(v["burst"]["commit_to_all_applied_ms"]),
+                "—",
+            )
+        )
+        rows.append(
+            (
+                f"cascade: registry idle with {n} nodes heartbeating; drain wait (all acks)",
+                f"{v['registry_idle']['cpu_percent']:.1f} % CPU; "
+                + _ms(v["drain"]["wait_acked_ms"]),
+                "—",
+            )
+        )
+    s = r["snapshot_1m"]
+    rows.append(
+        (
+            f"cascade: full snapshot of {_n(s['endpoints'])} endpoints to a new node",
+            f"{s['first_node']['synced_s']:.1f} s ({s['second_node_cached']['synced_s']:.1f} s "
+            f"cached), node RSS {s['first_node']['node_max_rss_mb']:.0f} MB",
+            f"{s['target_time']}; {s['target_rss']}",
+        )
+    )
+    w = s["single_endpoint_change_on_the_wire"]
+    rows.append(
+        (
+            "cascade: bytes on the wire per single-endpoint change per node (down / up)",
+            f"{w['registry_to_node_bytes_per_change_per_node']} / "
+            f"{w['node_to_registry_bytes_per_change_per_node']} B",
+            "—",
+        )
+    )
+    q = s["node_agent_queryf"]
+    rows.append(
+        (
+            f"node agent holding {_n(s['endpoints'])} endpoints: QueryF, 1 / 50 connections",
+            f"{_n(q['one_connection_pipelined']['answers_per_s_median'])} / "
+            f"{_n(q['fifty_connections']['answers_per_s_median'])} answers/s",
+            q["fifty_connections"]["target"],
+        )
+    )
+    return rows
+
+
+def _drain(r: R) -> list[Row]:
+    n = r["clients"]
+    return [
+        (
+            f"drain → last of {n} clients stops calling the endpoint, push",
+            f"p50 {r['push']['p50_ms']:g} ms, p99 {r['push']['p99_ms']:g} ms",
+            r["verdict"],
+        ),
+        (
+            "the same with 3 s polling",
+            f"p50 {r['polling_3s']['p50_ms'] / 1000:.2f} s, p99 "
+            f"{r['polling_3s']['p99_ms'] / 1000:.2f} s",
+            "—",
+        ),
+    ]
+
+
+def _seen(r: R) -> list[Row]:
+    n = r["clients"]
+    rows: list[Row] = []
+    for mode, label in (("push", "push"), ("polling_3s", "3 s polling")):
+        for stream in ("paced", "back_to_back"):
+            v = r[mode][stream]
+            rows.append(
+                (
+                    f"write acknowledged → seen by all {n} SDK clients, {label}, "
+                    f"{v['updates']} updates {stream.replace('_', ' ')}",
+                    _ms(v["ack_to_last_client_ms"]),
+                    r["verdict"] if (mode, stream) == ("push", "paced") else "—",
+                )
+            )
+    return rows
+
+
+EXTRACT: dict[str, Callable[[R], list[Row]]] = {
+    "codec": _codec,
+    "catalog": _catalog,
+    "store": _store,
+    "transport": _transport,
+    "registry": _registry,
+    "client": _client,
+    "cascade": _cascade,
+    "drain": _drain,
+    "seen": _seen,
+}
+
+
+def table(quick: bool) -> str:
+    rows: list[Row] = []
+    machine: R = {}
+    for name in SUITE:
+        path = RESULTS / f"{name}{'-quick' if quick else ''}-latest.json"
+        if not path.exists():
+            rows.append((name, "not run", "—"))
+            continue
+        doc = json.loads(path.read_text())
+        machine = machine or doc["machine"]
+        extract = EXTRACT.get(name)
+        try:
+            rows += extract(doc["results"]) if extract else [(name, "see JSON", "—")]
+        except (KeyError, TypeError) as exc:
+            rows.append((name, f"unreadable results ({exc!r})", "—"))
+    head = (
+        f"Measured {machine.get('date', '?')[:10]} at commit {machine.get('commit', '?')}: "
+        f"{machine.get('cpus', '?')} cores ({machine.get('cpu_model', '?')}), "
+        f"{machine.get('memory_gb', '?')} GB, Python {machine.get('python', '?')}"
+        f"{' (quick mode)' if quick else ''}.\n\n"
+        "| benchmark | figure | target |\n|---|---|---|\n"
+    )
+    return head + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="from the --quick results")
+    print(table(ap.parse_args(argv).quick), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
