@@ -218,6 +218,9 @@ def table(quick: bool) -> str:
         doc = json.loads(path.read_text())
         machine = machine or doc["machine"]
         extract = EXTRACT.get(name)
+        if "skipped" in doc["results"]:
+            rows.append((name, f"skipped: {doc['results']['skipped']}", "—"))
+            continue
         try:
             rows += extract(doc["results"]) if extract else [(name, "see JSON", "—")]
         except (KeyError, TypeError) as exc:
