@@ -194,6 +194,46 @@ def _seen(r: R) -> list[Row]:
     return rows
 
 
+def _ratio(etcd: float, cascade: float) -> str:
+    return f"etcd/cascade {etcd / cascade:.2f}×" if cascade > 0 else "—"
+
+
+def _etcd(r: R) -> list[Row]:
+    rows: list[Row] = []
+    for key, v in r.items():
+        if not key.startswith("consumers_"):
+            continue
+        w, c, e = v["consumers"], v["cascade"], v["etcd"]
+        cp, ep = c["paced"]["issued_to_all_ms"], e["paced"]["issued_to_all_ms"]
+        rows.append(
+            (
+                f"vs etcd, {w} consumers, paced: write issued → "
+                "seen by all, p50 / p99 (cascade; etcd)",
+                f"{cp['p50']:g} / {cp['p99']:g} ms; {ep['p50']:g} / {ep['p99']:g} ms",
+                f"p99 {_ratio(ep['p99'], cp['p99'])}",
+            )
+        )
+        cc, ec = c["paced"], e["paced"]
+        rows.append(
+            (
+                f"vs etcd, {w} consumers: central-server CPU per update (cascade; etcd)",
+                f"{cc['server_cpu_ms_per_update_net']:.1f} ms; "
+                f"{ec['server_cpu_ms_per_update_net']:.1f} ms",
+                _ratio(ec["server_cpu_ms_per_update_net"], cc["server_cpu_ms_per_update_net"]),
+            )
+        )
+        cb, eb = c["burst"]["all_delivered_ms"], e["burst"]["all_delivered_ms"]
+        rows.append(
+            (
+                f"vs etcd, {w} consumers: a burst of {c['burst']['updates_per_round']} writes "
+                "fully delivered (cascade; etcd)",
+                f"{cb:,.0f} ms; {eb:,.0f} ms",
+                _ratio(eb, cb),
+            )
+        )
+    return rows
+
+
 EXTRACT: dict[str, Callable[[R], list[Row]]] = {
     "codec": _codec,
     "catalog": _catalog,
@@ -204,6 +244,7 @@ EXTRACT: dict[str, Callable[[R], list[Row]]] = {
     "cascade": _cascade,
     "drain": _drain,
     "seen": _seen,
+    "etcd": _etcd,
 }
 
 
