@@ -124,7 +124,8 @@ class Session:
             self.upstream.stats.resyncs += 1
             self.request(cat)
             return
-        self._write(frames)
+        if not self._write(frames):
+            return  # the connection is gone: nothing was sent
         self.sent[cat], self.sent_digest[cat] = to, digest
         self.upstream.stats.deltas_sent += len(frames)
         self.state.deltas_sent += len(frames)
@@ -135,28 +136,33 @@ class Session:
         cat = snap.category
         if self.closed or self.expects(cat) or self.sent.get(cat) == snap.version:
             return
-        self._write(snap.frames)
+        if not self._write(snap.frames):
+            return
         self.sent[cat], self.sent_digest[cat] = snap.version, snap.digest
         self.upstream.stats.whole_updates_sent += 1
         self._check_backlog()
 
-    def _write(self, frames: Sequence[bytes]) -> None:
+    def _write(self, frames: Sequence[bytes]) -> bool:
+        """Queue the frames; False (and the session dropped) when the connection is gone."""
         for frame in frames:
             if not self.conn.push_frame(frame):
-                self.drop("connection closed")
-                return
+                self.drop("connection closed", level=logging.INFO)
+                return False
+        return True
 
     def _check_backlog(self) -> None:
         if self.conn.write_buffer_size > self.upstream.options.max_backlog_bytes:
             self.upstream.stats.slow_dropped += 1
             self.drop("backlog over the limit")
 
-    def drop(self, reason: str) -> None:
-        """Tell the downstream to resync (best effort) and close its connection."""
+    def drop(self, reason: str, level: int = logging.WARNING) -> None:
+        """Tell the downstream to resync (best effort) and close its connection.
+
+        ``level``: an ordinary disconnect found while writing is no warning."""
         if self.closed:
             return
         self.closed = True
-        log.warning("dropping cascade session %s (%s:%s): %s", self.name, *self.peer, reason)
+        log.log(level, "dropping cascade session %s (%s:%s): %s", self.name, *self.peer, reason)
         self.conn.push_frame(resync_frame(ALL_CATEGORIES, reason))
         # abort, not close: the unsent backlog is what we are releasing
         self.conn.abort()
@@ -191,8 +197,7 @@ class Session:
                 frames = up.catch_up(cat, self.sent[cat], self.sent_digest.get(cat))
                 if frames is not None:
                     if frames:  # [] = nothing to send (current, or we have nothing yet)
-                        self._write(frames)
-                        if self.closed:
+                        if not self._write(frames):
                             raise SessionGone
                         up.stats.resumes += 1
                         up.stats.deltas_sent += len(frames)

@@ -56,7 +56,8 @@ class HubStats:
     #: whole-category pushes of groups/settings after a change (their normal update)
     whole_updates_sent: int = 0
     deltas_sent: int = 0
-    #: catch-up deltas from the change log (a node resuming) and bookmarks among them
+    #: catch-up deltas from the change log (a node resuming, or a session that fell behind
+    #: its live stream while a job ran) and bookmarks among them
     resumes: int = 0
     bookmarks: int = 0
     #: a heartbeat or publish found a session off track and re-planned a category
