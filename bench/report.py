@@ -234,6 +234,39 @@ def _etcd(r: R) -> list[Row]:
     return rows
 
 
+def _storm(r: R) -> list[Row]:
+    n = r["nodes"]
+    rows: list[Row] = []
+    for key, label in (
+        ("blip", "a network blip of {cut_s:g} s with {writes} writes"),
+        ("restart_graceful", "a registry restart (graceful)"),
+        ("restart_kill", "a registry restart (SIGKILL)"),
+    ):
+        v = r[key]
+        rows.append(
+            (
+                f"reconnect storm, {n} nodes, {label.format(**v)}: all in sync after; "
+                "registry peak RSS; full snapshots sent",
+                f"{v['sync_s_median']:.2f} s ({v['sync_after_last_reconnect_s_median']:.2f} s "
+                f"after the last reconnect); {v['registry_peak_rss_mb_median']:.0f} MB; "
+                f"{v['snapshots_sent_max']}",
+                f"sync {v['target_sync']}; snapshots {v['target_snapshots']}",
+            )
+        )
+    b = r.get("beyond_window")
+    if b:
+        rows.append(
+            (
+                f"reconnect storm, {n} nodes, an outage beyond the change-log window "
+                f"({b['writes_during_cut']:,} writes)",
+                f"{b['sync_s']:.1f} s; {b['registry_peak_rss_mb']:.0f} MB; "
+                f"{b['snapshots_sent']} snapshots",
+                "—",
+            )
+        )
+    return rows
+
+
 EXTRACT: dict[str, Callable[[R], list[Row]]] = {
     "codec": _codec,
     "catalog": _catalog,
@@ -245,6 +278,7 @@ EXTRACT: dict[str, Callable[[R], list[Row]]] = {
     "drain": _drain,
     "seen": _seen,
     "etcd": _etcd,
+    "storm": _storm,
 }
 
 
