@@ -267,6 +267,66 @@ def _storm(r: R) -> list[Row]:
     return rows
 
 
+def _claims(verdicts: R) -> str:
+    met = sum(1 for x in verdicts.values() if "MET" in x and "MISSED" not in x)
+    return f"{met}/{len(verdicts)} no-worse-than-60-s checks MET (CPU, requests, bytes, staleness)"
+
+
+def _load(r: R) -> list[Row]:
+    rows: list[Row] = []
+    for key, v in r.items():
+        if not key.startswith("k_"):
+            continue
+        t, k = v["table"], v["clients"]
+        for mode, label in (
+            ("direct_60", "every client asks the registry every 60 s (open-source TARS)"),
+            ("direct_3", "every client asks the registry every 3 s"),
+            ("cascade_push", "the cascade (clients ask their node; 1 write/s pushed)"),
+        ):
+            m = t[mode]
+            stale = m["worst_staleness_s"]
+            poll = t["cascade_poll_3"]["worst_staleness_s"]
+            stale_s = (
+                f"{stale:.3f} s push, {poll:.1f} s polling"
+                if mode == "cascade_push"
+                else (f"{stale:.1f} s")
+            )
+            rows.append(
+                (
+                    f"registry load, {k:,} clients × 100 objects, {label}: CPU s/min; "
+                    "requests/min; bytes/min; worst staleness",
+                    f"{m['registry_cpu_s_per_min']:.2f}; "
+                    f"{m['queryf_requests_per_min'] + m['cascade_requests_per_min']:,.0f}; "
+                    f"{m['bytes_per_min'] / 1e6:.2f} MB; {stale_s}",
+                    "—",
+                )
+            )
+        for base in ("direct_60", "direct_3"):
+            q = v["ratios"][f"{base}/cascade"]
+            rows.append(
+                (
+                    f"registry load ratio, {k:,} clients: {base.replace('_', ' every ')} s ÷ "
+                    "cascade (CPU; requests; bytes)",
+                    f"{q['registry_cpu_s_per_min']}×; {q['requests_per_min']}×; "
+                    f"{q['bytes_per_min']}×",
+                    _claims(v["verdicts"]) if base == "direct_60" else "—",
+                )
+            )
+    return rows
+
+
+def _suite(r: R) -> list[Row]:
+    bound = r["bound_s"]
+    ok = "MET" if r["total_s"] < bound else "MISSED"
+    return [
+        (
+            "the whole suite, one run (`python -m bench`)",
+            f"{r['total_s'] / 60:.1f} min",
+            f"{ok} (target < {bound / 60:g} min)",
+        )
+    ]
+
+
 EXTRACT: dict[str, Callable[[R], list[Row]]] = {
     "codec": _codec,
     "catalog": _catalog,
@@ -279,13 +339,15 @@ EXTRACT: dict[str, Callable[[R], list[Row]]] = {
     "seen": _seen,
     "etcd": _etcd,
     "storm": _storm,
+    "load": _load,
+    "suite": _suite,
 }
 
 
 def table(quick: bool) -> str:
     rows: list[Row] = []
     machine: R = {}
-    for name in SUITE:
+    for name in [*SUITE, "suite"]:
         path = RESULTS / f"{name}{'-quick' if quick else ''}-latest.json"
         if not path.exists():
             rows.append((name, "not run", "—"))
