@@ -180,7 +180,9 @@ class _Conn(asyncio.Protocol):
         self._reply(req, task.result())
 
     def _reply(self, req: RequestPacket, result: Result) -> None:
-        if self._closing or self.transport is None:
+        # is_closing: a failed send (peer reset) closes the transport before
+        # connection_lost runs; writing on would only make asyncio log each reply
+        if self.is_closing or self.transport is None:
             return
         ret, body, desc = result
         try:
@@ -192,14 +194,14 @@ class _Conn(asyncio.Protocol):
 
     # -- used by servants and the server
     def push(self, func: str, body: bytes) -> bool:
-        if self._closing or self.transport is None or self.transport.is_closing():
+        if self.is_closing or self.transport is None:
             return False
         self.transport.write(encode_push(func, body, self.rpc.max_frame))
         return True
 
     def push_frame(self, frame: bytes) -> bool:
         """Write an already encoded push frame (one encoding shared by many connections)."""
-        if self._closing or self.transport is None or self.transport.is_closing():
+        if self.is_closing or self.transport is None:
             return False
         self.transport.write(frame)
         return True

@@ -453,3 +453,26 @@ async def test_raw_servant_and_one_way_flag_on_the_wire() -> None:
         writer.close()
     finally:
         await server.aclose()
+
+
+async def test_replies_to_a_peer_that_reset_are_dropped_quietly(
+    served: tuple[TarsServer, Impl], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A send failed (peer reset) and the transport is closing, but connection_lost has not
+    run yet: requests still being processed get no reply written, so asyncio does not log
+    'socket.send() raised exception.' for each (seen by the thousand in benchmarks)."""
+    server, _ = served
+    rpc = ClientRpc()
+    frames = b"".join(rpc.send_request(OBJ, "hello", HELLO.encode_args("x"))[1] for _ in range(20))
+    _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        await eventually(lambda: len(server._conns) == 1, 5)
+        conn = next(iter(server._conns))
+        assert conn.transport is not None
+        # what a failed send does (asyncio's _fatal_error): the transport closes at once,
+        # connection_lost follows on a later loop iteration
+        conn.transport.abort()
+        conn.data_received(frames)  # 20 sync replies produced before connection_lost
+        assert not [r for r in caplog.records if "socket.send() raised" in r.getMessage()]
+    finally:
+        writer.close()
