@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 import time
+import traceback
 
 from bench.common import save, verdict
 
@@ -37,16 +38,24 @@ def main(argv: list[str] | None = None) -> int:
     names = args.only or list(SUITE)
     took: dict[str, float] = {}
     start = time.perf_counter()
+    failed: list[str] = []
     for name in names:
         t0 = time.perf_counter()
-        mod = importlib.import_module(SUITE[name])
-        mod.main(["--quick"] if args.quick else [])
+        try:
+            mod = importlib.import_module(SUITE[name])
+            mod.main(["--quick"] if args.quick else [])
+        except Exception:  # one broken benchmark must not cost the others' figures
+            traceback.print_exc()
+            failed.append(name)
         took[name] = round(time.perf_counter() - t0, 1)
         print(f"[bench] {name}: {took[name]:.1f} s", file=sys.stderr)
     total = time.perf_counter() - start
     bound = QUICK_BOUND_S if args.quick else FULL_BOUND_S
     line = f"[bench] {len(names)} benchmarks: {total:.0f} s, {verdict(total, bound)} s"
     print(line, file=sys.stderr)
+    if failed:
+        print(f"[bench] FAILED: {', '.join(failed)}", file=sys.stderr)
+        return 1
     if not args.only:  # the whole suite: its run time is a figure too
         save("suite", {"seconds": took, "total_s": round(total, 1), "bound_s": bound}, args.quick)
     return 0

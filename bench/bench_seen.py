@@ -38,6 +38,7 @@ from tarscascade.testing import eventually
 
 TARGET_PUSH_P99_MS = 200.0
 PACE = 0.05  # push
+LINE_LIMIT = 64 * 2**20
 POLL_PACE = 0.15  # polling: 100 updates span five 3 s periods
 
 
@@ -126,7 +127,11 @@ async def run_mode(
             cmd.append("--subscribe")
         procs.append(
             await asyncio.create_subprocess_exec(
-                *cmd, cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+                *cmd,
+                cwd=ROOT,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                limit=LINE_LIMIT,  # a dump is one JSON line of every client's changes
             )
         )
     try:
