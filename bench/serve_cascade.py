@@ -24,7 +24,7 @@ import gc
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import psutil
@@ -63,18 +63,7 @@ class Registry:
     async def command(self, line: str) -> Any:
         cmd, *args = line.split()
         if cmd == "nodes":
-            want, timeout = int(args[0]), float(args[1])
-            t0 = time.perf_counter()
-            deadline = t0 + timeout
-            while len(self.hub.tracker.connected_names()) < want:
-                if time.perf_counter() > deadline:
-                    return {"ok": False, "connected": len(self.hub.tracker.connected_names())}
-                await asyncio.sleep(0.05)
-            version = self.core.catalog.version(Category.OBJECTS)
-            _, missing = await self.hub.wait_acked(
-                Category.OBJECTS, version, timeout=max(0.1, deadline - time.perf_counter())
-            )
-            return {"ok": not missing, "missing": len(missing), "s": time.perf_counter() - t0}
+            return await wait_nodes(self.core, self.hub, int(args[0]), float(args[1]))
         if cmd == "updates":
             k, interval = int(args[0]), float(args[1])
             out = []
@@ -114,28 +103,58 @@ class Registry:
         return {"error": f"unknown command {cmd}"}
 
 
-async def serve(db: str) -> None:
+async def wait_nodes(core: RegistryCore, hub: CascadeHub, want: int, timeout: float) -> Any:
+    """The ``nodes`` command: until ``want`` nodes are connected and acked everything."""
+    t0 = time.perf_counter()
+    deadline = t0 + timeout
+    while len(hub.tracker.connected_names()) < want:
+        if time.perf_counter() > deadline:
+            return {"ok": False, "connected": len(hub.tracker.connected_names())}
+        await asyncio.sleep(0.05)
+    version = core.catalog.version(Category.OBJECTS)
+    _, missing = await hub.wait_acked(
+        Category.OBJECTS, version, timeout=max(0.1, deadline - time.perf_counter())
+    )
+    return {"ok": not missing, "missing": len(missing), "s": time.perf_counter() - t0}
+
+
+async def open_core(db: str) -> RegistryCore:
+    """The store and a started core (no anti-entropy reload: the benchmarks' data only
+    changes through it), its catalog frozen out of the collector's way."""
     store = await asyncio.to_thread(SqlStore.open, db)
     core = RegistryCore(store, RegistryOptions(reload_interval=0))
     await core.start()
     gc.freeze()  # the loaded catalog is long-lived: keep the collector off it
-    hub_ref: list[Registry] = []
-    core.add_listener(lambda batch: hub_ref[0].on_events(batch) if hub_ref else None)
-    hub = await attach_cascade(core, token=None, options=HubOptions())
-    reg = Registry(core, hub)
-    hub_ref.append(reg)
+    return core
+
+
+async def command_loop(
+    server: TarsServer, core: RegistryCore, handle: Callable[[str], Awaitable[Any]]
+) -> None:
+    """Print READY, run the core's change-log tail, answer stdin commands until EOF."""
     loop = asyncio.get_running_loop()
-    async with TarsServer([hub.servant]) as server, asyncio.TaskGroup() as tg:
+    async with asyncio.TaskGroup() as tg:
         runner = tg.create_task(core.run())
         rss = psutil.Process().memory_info().rss / 2**20
         print(f"READY {server.port} {rss:.1f}", flush=True)
         while line := await loop.run_in_executor(None, sys.stdin.readline):
             if line.strip():
-                print(json.dumps(await reg.command(line)), flush=True)
+                print(json.dumps(await handle(line)), flush=True)
         runner.cancel()
+
+
+async def serve(db: str) -> None:
+    core = await open_core(db)
+    hub_ref: list[Registry] = []
+    core.add_listener(lambda batch: hub_ref[0].on_events(batch) if hub_ref else None)
+    hub = await attach_cascade(core, token=None, options=HubOptions())
+    reg = Registry(core, hub)
+    hub_ref.append(reg)
+    async with TarsServer([hub.servant]) as server:
+        await command_loop(server, core, reg.command)
     await hub.aclose()
     await core.aclose()
-    store.close()
+    core.store.close()
 
 
 def main() -> None:

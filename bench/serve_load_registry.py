@@ -23,20 +23,18 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import gc
-import json
-import sys
 import time
 from typing import Any
 
 import psutil
 
+from bench.serve_cascade import command_loop, open_core, wait_nodes
 from tarscascade.cascade import CascadeHub, HubOptions
-from tarscascade.model import Category, EndpointRecord
+from tarscascade.model import EndpointRecord
 from tarscascade.registry.cascade import attach_cascade
-from tarscascade.registry.core import RegistryCore, RegistryOptions
+from tarscascade.registry.core import RegistryCore
 from tarscascade.registry.servants import QueryServant
-from tarscascade.store import Put, SqlStore
+from tarscascade.store import Put
 from tarscascade.transport import Current, TarsServer
 from tarscascade.wire.idl.queryf import QUERY_SERVANT
 
@@ -110,44 +108,24 @@ class Registry:
                 self.stream_task = None
             return self.stream
         if cmd == "nodes":
-            want, timeout = int(args[0]), float(args[1])
-            t0 = time.perf_counter()
-            deadline = t0 + timeout
-            while len(self.hub.tracker.connected_names()) < want:
-                if time.perf_counter() > deadline:
-                    return {"ok": False, "connected": len(self.hub.tracker.connected_names())}
-                await asyncio.sleep(0.05)
-            version = self.core.catalog.version(Category.OBJECTS)
-            _, missing = await self.hub.wait_acked(
-                Category.OBJECTS, version, timeout=max(0.1, deadline - time.perf_counter())
-            )
-            return {"ok": not missing, "missing": len(missing), "s": time.perf_counter() - t0}
+            return await wait_nodes(self.core, self.hub, int(args[0]), float(args[1]))
         return {"error": f"unknown command {cmd}"}
 
 
 async def serve(db: str) -> None:
-    store = await asyncio.to_thread(SqlStore.open, db)
-    core = RegistryCore(store, RegistryOptions(reload_interval=0))
-    await core.start()
-    gc.freeze()  # the loaded catalog is long-lived: keep the collector off it
+    core = await open_core(db)
     hub = await attach_cascade(core, token=None, options=HubOptions())
     query = CountingQuery(core)
-    loop = asyncio.get_running_loop()
     async with TarsServer([query, hub.servant], host="127.0.0.1", port=0) as server:
         reg = Registry(core, hub, query, server)
-        async with asyncio.TaskGroup() as tg:
-            runner = tg.create_task(core.run())
-            rss = psutil.Process().memory_info().rss / 2**20
-            print(f"READY {server.port} {rss:.1f}", flush=True)
-            while line := await loop.run_in_executor(None, sys.stdin.readline):
-                if line.strip():
-                    print(json.dumps(await reg.command(line)), flush=True)
+        try:
+            await command_loop(server, core, reg.command)
+        finally:
             if reg.stream_task is not None:
                 reg.stream_task.cancel()
-            runner.cancel()
     await hub.aclose()
     await core.aclose()
-    store.close()
+    core.store.close()
 
 
 def main() -> None:
