@@ -291,6 +291,7 @@ def scenario_snapshot(tmp: str, quick: bool) -> dict[str, Any]:
         "first_node": first,
         "second_node_cached": runs[1],
         "registry_rss_mb": stats["rss_mb"],
+        "registry_hub": stats["hub"],
         "target_time": verdict(first["synced_s"], TARGET_SNAPSHOT_S),
         "target_rss": verdict(first["node_max_rss_mb"], TARGET_NODE_RSS_MB),
         "single_endpoint_change_on_the_wire": wire,

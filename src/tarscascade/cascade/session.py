@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from functools import partial
 
@@ -56,6 +57,9 @@ class Session:
         #: categories the worker must sync -> whether only a snapshot will do
         self.jobs: dict[Category, bool] = {}
         self.busy: set[Category] = set()
+        #: categories whose snapshot was written but not yet seen held by the downstream,
+        #: and when (monotonic): until then an older version in a heartbeat is expected
+        self.unconfirmed: dict[Category, float] = {}
         self.closed = False
         self._wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -80,6 +84,14 @@ class Session:
         held = h.version if h else NO_VERSION
         digest = h.digest if h else None
         sent, sent_digest = self.sent.get(cat, NO_VERSION), self.sent_digest.get(cat)
+        since = self.unconfirmed.get(cat)
+        if since is not None:
+            if held != sent and time.monotonic() - since < up.options.snapshot_confirm_timeout:
+                # A heartbeat can overtake a snapshot still in the pipe or being applied
+                # (a large one takes seconds): it is on its way, not lost. A downstream
+                # that rejects it re-subscribes; one that stalls gives up on its own.
+                return RESUME
+            del self.unconfirmed[cat]
         if held == sent:
             if sent_digest is not None and digest != sent_digest:
                 # Same version, other content: the replica was changed behind our back.
@@ -220,6 +232,7 @@ class Session:
                     snapshot = True
                     continue
             self.sent[cat], self.sent_digest[cat] = snap.version, snap.digest
+            self.unconfirmed[cat] = time.monotonic()
             snapshot = False  # then catch up from the snapshot's version
 
     async def _send_snapshot(self, snap: EncodedSnapshot) -> None:

@@ -36,6 +36,9 @@ class HubOptions:
     max_backlog_bytes: int = 64 * 1024 * 1024
     #: a session that takes no snapshot bytes for this long is dropped
     stall_timeout: float = 30.0
+    #: how long a written snapshot may go unconfirmed by heartbeats before an older
+    #: version there counts as lost again (and is repaired)
+    snapshot_confirm_timeout: float = 120.0
     max_sessions: int = 100_000
     #: descendants one relay may report
     max_descendants: int = 100_000
