@@ -344,9 +344,16 @@ EXTRACT: dict[str, Callable[[R], list[Row]]] = {
 }
 
 
+def _commits(commits: dict[str, list[str]]) -> str:
+    if len(commits) <= 1:
+        return next(iter(commits), "?")
+    return ", ".join(f"{c} ({', '.join(names)})" for c, names in commits.items())
+
+
 def table(quick: bool) -> str:
     rows: list[Row] = []
     machine: R = {}
+    commits: dict[str, list[str]] = {}  # commit -> benchmarks measured on it
     for name in [*SUITE, "suite"]:
         path = RESULTS / f"{name}{'-quick' if quick else ''}-latest.json"
         if not path.exists():
@@ -354,6 +361,7 @@ def table(quick: bool) -> str:
             continue
         doc = json.loads(path.read_text())
         machine = machine or doc["machine"]
+        commits.setdefault(doc["machine"].get("commit", "?"), []).append(name)
         extract = EXTRACT.get(name)
         if "skipped" in doc["results"]:
             rows.append((name, f"skipped: {doc['results']['skipped']}", "—"))
@@ -363,7 +371,7 @@ def table(quick: bool) -> str:
         except (KeyError, TypeError) as exc:
             rows.append((name, f"unreadable results ({exc!r})", "—"))
     head = (
-        f"Measured {machine.get('date', '?')[:10]} at commit {machine.get('commit', '?')}: "
+        f"Measured {machine.get('date', '?')[:10]} at commit {_commits(commits)}: "
         f"{machine.get('cpus', '?')} cores ({machine.get('cpu_model', '?')}), "
         f"{machine.get('memory_gb', '?')} GB, Python {machine.get('python', '?')}"
         f"{' (quick mode)' if quick else ''}.\n\n"
