@@ -11,12 +11,14 @@ each a :class:`~tarscascade.client.Communicator` with its own connections whose 
 the node, each calling ``hello(client_id)`` every ``interval`` seconds in its own task.
 Full: 2 processes of N/2 (N=100); quick: 1 process of 10.
 
-Per repeat: ``t_ack`` = ``time.time()`` right after the registry acknowledged the write
-setting one endpoint INACTIVE. Then wait (bounded) until every client called the other
-servant after ``t_ack + MARGIN`` and nothing reached the drained one for more than
-``QUIET`` s. Drain latency = (last call time at the drained servant among calls that
-arrived after ``t_ack``, or ``t_ack``) - ``t_ack``. Then the endpoint is set ACTIVE again
-and every client must call it again before the next repeat. Modes: push
+Per repeat: ``t_ack`` = ``time.time()`` right after ``RegistryAdmin.drain`` returned
+(what ``tarscascade drain`` runs: the endpoint set INACTIVE, then every connected node
+acknowledged that version); also measured from the drain's start. Then wait (bounded)
+until every client called the other servant after ``t_ack + MARGIN`` and nothing
+reached the drained one for more than ``QUIET`` s. Drain latency = (last call time at
+the drained servant among calls that arrived after ``t_ack``, or ``t_ack``) - ``t_ack``.
+Then the endpoint is set ACTIVE again and every client must call it again before the
+next repeat. Modes: push
 (``subscribe=True``) and 3 s polling (``subscribe=False``). Reported: p50/p99/max per
 mode. Target: push p99 < 200 ms.
 
@@ -201,8 +203,10 @@ async def run_mode(
     names = [f"{prefix}-{i}" for i in range(sum(split))]
     bound = 10.0 if push else POLL_INTERVAL + 10.0
     latencies: list[float] = []
-    from_write: list[float] = []  # from the start of the write (includes its own latency)
+    from_write: list[float] = []  # from the start of the drain (includes its own latency)
     late_calls: list[int] = []  # calls that reached the drained servant after t_ack
+    commands: list[float] = []  # the drain command's own duration
+    unacked = 0  # nodes that did not acknowledge within the drain's timeout
     procs = await start_clients(locator, prefix, split, interval, push)
     try:
         await wait_ready(procs, 60)
@@ -210,8 +214,11 @@ async def run_mode(
         await eventually(lambda: all(n in drained.last and n in other.last for n in names), bound)
         for _ in range(repeats):
             t_start = time.time()
-            await admin.set_endpoint_state(OBJ, "127.0.0.1", port, State.INACTIVE)
+            # what `tarscascade drain` runs: set inactive, wait for every node's ack
+            res = await admin.drain(OBJ, "127.0.0.1", port, timeout=10.0)
             t_ack = time.time()
+            commands.append((t_ack - t_start) * 1000)
+            unacked += len(res.missing)
             calls_at_ack = drained.calls
 
             def drained_done(t: float = t_ack) -> bool:
@@ -230,7 +237,9 @@ async def run_mode(
     finally:
         await stop_clients(procs)
     out = summary(latencies)
-    out["from_write_start"] = summary(from_write)
+    out["from_drain_start"] = summary(from_write)
+    out["drain_command"] = summary(commands)
+    out["nodes_missing_acks"] = unacked
     out["late_calls"] = late_calls
     return out
 

@@ -161,20 +161,22 @@ def _cascade(r: R) -> list[Row]:
 
 
 def _drain(r: R) -> list[Row]:
-    n = r["clients"]
-    return [
-        (
-            f"drain → last of {n} clients stops calling the endpoint, push",
-            f"p50 {r['push']['p50_ms']:g} ms, p99 {r['push']['p99_ms']:g} ms",
-            r["verdict"],
-        ),
-        (
-            "the same with 3 s polling",
-            f"p50 {r['polling_3s']['p50_ms'] / 1000:.2f} s, p99 "
-            f"{r['polling_3s']['p99_ms'] / 1000:.2f} s",
-            "—",
-        ),
-    ]
+    n, push, poll = r["clients"], r["push"], r["polling_3s"]
+    rows: list[Row] = []
+    for v, label in ((push, "push"), (poll, "3 s polling")):
+        start = v.get("from_drain_start", v.get("from_write_start", {}))
+        cmd = v.get("drain_command")
+        rows.append(
+            (
+                f"`tarscascade drain` → the last of {n} clients stops calling the endpoint, "
+                f"{label}: from the drain's start; after it returned (late calls)",
+                f"p50 {start.get('p50_ms', 0):g} ms, p99 {start.get('p99_ms', 0):g} ms; "
+                f"p99 {v['p99_ms']:g} ms ({sum(v['late_calls'])} calls)"
+                + (f"; the command took p50 {cmd['p50_ms']:g} ms" if cmd else ""),
+                r["verdict"] if v is push else "—",
+            )
+        )
+    return rows
 
 
 def _seen(r: R) -> list[Row]:
