@@ -28,7 +28,6 @@ Targets: paced p99 < 50 ms (issue 4, at 50 nodes; applied to 10 and 100), < 500 
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import subprocess
@@ -42,7 +41,7 @@ import psutil
 
 from bench.bench_store import generate
 from bench.bench_transport import scenario, start_server, stop
-from bench.common import median, save, socket_bytes, verdict
+from bench.common import cli, median, socket_bytes, verdict
 from tarscascade.model import EndpointRecord
 from tarscascade.store import SqlStore
 
@@ -307,12 +306,9 @@ def run(quick: bool) -> dict[str, Any]:
         return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="small sizes, under a minute")
-    args = ap.parse_args(argv)
-    save("cascade", run(args.quick), args.quick)
+def main(argv: list[str] | None = None) -> int:
+    return cli("cascade", run, __doc__, argv, quick_help="small sizes, under a minute")
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

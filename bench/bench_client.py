@@ -11,7 +11,6 @@ Target (issue 5, informative): >= 5,000 sequential round trips/s through the pro
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import sys
@@ -20,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bench.bench_transport import start_server, stop
-from bench.common import median, save, verdict
+from bench.common import cli, median, verdict
 from bench.serve_hello import HELLO, IFACE, OBJ
 from tarscascade.client import Communicator
 from tarscascade.transport import Channel
@@ -126,12 +125,9 @@ def run(quick: bool) -> dict[str, Any]:
             stop(proc)
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true")
-    args = ap.parse_args(argv)
-    save("client", run(args.quick), args.quick)
+def main(argv: list[str] | None = None) -> int:
+    return cli("client", run, __doc__, argv)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -5,10 +5,9 @@ Target (issue 2): < 1 s for decode + re-encode of 100,000 EndpointF on this mach
 
 from __future__ import annotations
 
-import argparse
 import time
 
-from bench.common import median, save, verdict
+from bench.common import cli, median, verdict
 from tarscascade.wire.codec import decode_value, encode_value
 from tarscascade.wire.idl.endpointf import ENDPOINT_LIST, EndpointF
 from tarscascade.wire.packets import RequestPacket
@@ -84,12 +83,9 @@ def run(quick: bool) -> dict[str, object]:
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true")
-    args = ap.parse_args(argv)
-    save("codec", run(args.quick), args.quick)
+def main(argv: list[str] | None = None) -> int:
+    return cli("codec", run, __doc__, argv)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -29,7 +29,6 @@ endpoint, within ~``2 * interval`` (with many clients the max is close to the tr
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import statistics
@@ -40,7 +39,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from bench.common import save, verdict
+from bench.common import cli, verdict
 from bench.drain_clients import IFACE, OBJ
 from tarscascade.cascade import ClientOptions
 from tarscascade.cli.runtime import RegistryConfig, RegistryProcess
@@ -296,11 +295,7 @@ def run(quick: bool) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.bench_drain", description=__doc__)
-    ap.add_argument("--quick", action="store_true")
-    args = ap.parse_args(argv)
-    save("drain", run(args.quick), args.quick)
-    return 0
+    return cli("drain", run, __doc__, argv)
 
 
 if __name__ == "__main__":

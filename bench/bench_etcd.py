@@ -71,7 +71,6 @@ etcd on PATH the benchmark is skipped with a clear message.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import shutil
 import socket
@@ -90,7 +89,7 @@ import orjson
 import psutil
 
 from bench.bench_cascade import Proc, base_records, nodes, pct, registry, summary_ms
-from bench.common import save
+from bench.common import cli
 from bench.etcd_watchers import b64
 from tarscascade.model import EndpointRecord
 from tarscascade.store import SqlStore
@@ -561,12 +560,9 @@ def run(quick: bool) -> dict[str, Any]:
     return results
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="small sizes, under a minute")
-    args = ap.parse_args(argv)
-    save("etcd", run(args.quick), args.quick)
+def main(argv: list[str] | None = None) -> int:
+    return cli("etcd", run, __doc__, argv, quick_help="small sizes, under a minute")
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

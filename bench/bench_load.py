@@ -81,7 +81,6 @@ least 1), and its worst staleness (poll bound) is below the open-source one.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import functools
@@ -97,7 +96,7 @@ from typing import Any
 import psutil
 
 from bench.bench_cascade import base_records
-from bench.common import save, socket_bytes, verdict
+from bench.common import cli, socket_bytes, verdict
 from bench.serve_load_registry import WATCHED_HOST, WATCHED_OBJ, WATCHED_PORT
 from tarscascade.client import Communicator
 from tarscascade.client.lkg import EndpointList
@@ -627,12 +626,9 @@ def run(quick: bool) -> dict[str, Any]:
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="K=100, periods scaled, under 40 s")
-    args = ap.parse_args(argv)
-    save("load", run(args.quick), args.quick)
+def main(argv: list[str] | None = None) -> int:
+    return cli("load", run, __doc__, argv, quick_help="K=100, periods scaled, under 40 s")
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

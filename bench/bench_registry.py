@@ -10,7 +10,6 @@ Targets (issue 3): start < 20 s, RSS < 1.5 GB, >= 20,000 QueryF answers/s.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -21,7 +20,7 @@ import psutil
 
 from bench.bench_store import generate
 from bench.bench_transport import scenario, start_server, stop
-from bench.common import median, save, verdict
+from bench.common import cli, median, verdict
 from tarscascade.store import SqlStore
 
 TARGET_START_S = 20.0
@@ -87,12 +86,9 @@ def run(quick: bool) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="100,000 endpoints")
-    args = ap.parse_args(argv)
-    save("registry", run(args.quick), args.quick)
+def main(argv: list[str] | None = None) -> int:
+    return cli("registry", run, __doc__, argv, quick_help="100,000 endpoints")
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

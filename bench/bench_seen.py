@@ -18,17 +18,16 @@ Targets: push p99 < 200 ms (issue 5's drain target); polling: bounded by the 3 s
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import json
 import math
 import sys
 import time
 from typing import Any
 
+from bench.bench_cascade import summary_ms
 from bench.bench_drain import POLL_INTERVAL, ROOT, registry_and_node, stop_clients, wait_ready
-from bench.common import save, verdict
+from bench.common import cli, verdict
 from bench.seen_clients import OBJ
 from tarscascade.model import EndpointRecord
 from tarscascade.node.servants import NODE_SERVANT
@@ -40,16 +39,6 @@ TARGET_PUSH_P99_MS = 200.0
 PACE = 0.05  # push
 LINE_LIMIT = 64 * 2**20
 POLL_PACE = 0.15  # polling: 100 updates span five 3 s periods
-
-
-def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[max(0, math.ceil(q * len(s)) - 1)]
-
-
-def summary_ms(values: list[float]) -> dict[str, float]:
-    ms = [v * 1000 for v in values]
-    return {"p50": round(pct(ms, 0.5), 1), "p99": round(pct(ms, 0.99), 1), "max": round(max(ms), 1)}
 
 
 async def write(core: RegistryCore, weight: int) -> float:
@@ -172,13 +161,8 @@ def run(quick: bool) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.bench_seen", description=__doc__)
-    ap.add_argument("--quick", action="store_true")
-    args = ap.parse_args(argv)
-    save("seen", run(args.quick), args.quick)
-    return 0
+    return cli("seen", run, __doc__, argv)
 
 
 if __name__ == "__main__":
-    with contextlib.suppress(KeyboardInterrupt):
-        raise SystemExit(main())
+    raise SystemExit(main())

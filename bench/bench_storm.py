@@ -53,7 +53,6 @@ the end of the cut (A, C) or the new registry's READY (B).
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import tempfile
@@ -66,7 +65,7 @@ from typing import Any
 import psutil
 
 from bench.bench_cascade import Proc, base_records
-from bench.common import median, save, verdict
+from bench.common import cli, median, verdict
 from bench.serve_cascade import BENCH_OBJ
 from tarscascade.cascade import ClientOptions
 from tarscascade.cascade.client import HEALTHY_AFTER_S
@@ -521,12 +520,9 @@ def run(quick: bool) -> dict[str, Any]:
     return results
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="50 nodes, one run each, under 40 s")
-    args = ap.parse_args(argv)
-    save("storm", run(args.quick), args.quick)
+def main(argv: list[str] | None = None) -> int:
+    return cli("storm", run, __doc__, argv, quick_help="50 nodes, one run each, under 40 s")
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -8,7 +8,6 @@ replies/s, the server's CPU seconds in the window, and replies per server CPU-se
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from typing import Any
 
 import psutil
 
-from bench.common import median, save, verdict
+from bench.common import cli, median, verdict
 
 TARGET_RPS = 20_000
 
@@ -106,12 +105,9 @@ def run(quick: bool) -> dict[str, Any]:
         stop(proc)
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true")
-    args = ap.parse_args(argv)
-    save("transport", run(args.quick), args.quick)
+def main(argv: list[str] | None = None) -> int:
+    return cli("transport", run, __doc__, argv)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

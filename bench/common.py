@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import json
 import os
@@ -79,6 +80,21 @@ def save(name: str, results: dict[str, Any], quick: bool) -> Path:
     print(json.dumps(doc, indent=2))
     print(f"saved {path}", file=sys.stderr)
     return path
+
+
+def cli(
+    name: str,
+    run: Callable[[bool], dict[str, Any]],
+    doc: str | None,
+    argv: list[str] | None = None,
+    quick_help: str = "small sizes: the smoke test",
+) -> int:
+    """A benchmark module's ``main``: ``--quick``, run, print and save the results."""
+    ap = argparse.ArgumentParser(prog=f"python -m bench.bench_{name}", description=doc)
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    args = ap.parse_args(argv)
+    save(name, run(args.quick), args.quick)
+    return 0
 
 
 def socket_bytes(port: int) -> dict[str, int]:
