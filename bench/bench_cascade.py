@@ -33,6 +33,7 @@ import math
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -52,15 +53,48 @@ TARGET_NODE_RSS_MB = 1024.0
 TARGET_NODE_QPS = 20_000  # the registry's QueryF target (issue 3), asked of a node too
 
 
+class Watchdog:
+    """Kills every child registered with it once a benchmark's time budget is spent, so no
+    wait on a child's answer can block for ever (the blocked read then fails)."""
+
+    def __init__(self, budget_s: float, name: str) -> None:
+        self.name = name
+        self.children: list[subprocess.Popen[Any]] = []
+        self.fired = False
+        self._timer = threading.Timer(budget_s, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def add(self, p: subprocess.Popen[Any]) -> None:
+        self.children.append(p)
+
+    def start(self, cmd: list[str], ready: str) -> Proc:
+        """A :class:`Proc` watched from its spawn on (its READY wait included)."""
+        return Proc(cmd, ready, self)
+
+    def _fire(self) -> None:
+        self.fired = True
+        print(f"bench {self.name}: time budget exceeded, killing children", file=sys.stderr)
+        for p in self.children:
+            if p.poll() is None:
+                p.kill()
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
 class Proc:
     """A child speaking the READY/SYNCED + one-JSON-line-per-command protocol."""
 
-    def __init__(self, cmd: list[str], ready: str) -> None:
+    def __init__(self, cmd: list[str], ready: str, watchdog: Watchdog | None = None) -> None:
         self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if watchdog is not None:
+            watchdog.add(self.p)
         assert self.p.stdout is not None
         line = self.p.stdout.readline()
         if not line.startswith(ready):
             self.p.kill()
+            self.p.wait()
             raise RuntimeError(f"{cmd[2]} did not start: {line!r}")
         self.fields = line.split()[1:]
 

@@ -78,7 +78,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -88,7 +87,7 @@ import httpx
 import orjson
 import psutil
 
-from bench.bench_cascade import Proc, base_records, nodes, pct, registry, summary_ms
+from bench.bench_cascade import Proc, Watchdog, base_records, nodes, pct, registry, summary_ms
 from bench.common import cli
 from bench.etcd_watchers import b64
 from tarscascade.model import EndpointRecord
@@ -117,30 +116,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-class Watchdog:
-    """Kills every registered child if the benchmark overruns its budget, so no wait hangs."""
-
-    def __init__(self, budget_s: float) -> None:
-        self.pids: list[subprocess.Popen[Any]] = []
-        self.fired = False
-        self.timer = threading.Timer(budget_s, self._fire)
-        self.timer.daemon = True
-        self.timer.start()
-
-    def add(self, p: subprocess.Popen[Any]) -> None:
-        self.pids.append(p)
-
-    def _fire(self) -> None:
-        self.fired = True
-        print("bench_etcd: time budget exceeded, killing children", file=sys.stderr)
-        for p in self.pids:
-            if p.poll() is None:
-                p.kill()
-
-    def cancel(self) -> None:
-        self.timer.cancel()
 
 
 class Etcd:
@@ -523,7 +498,7 @@ def run(quick: bool) -> dict[str, Any]:
     version = subprocess.run(
         [exe, "--version"], capture_output=True, text=True, timeout=10, check=False
     ).stdout.splitlines()
-    dog = Watchdog(120.0 if quick else 480.0)
+    dog = Watchdog(120.0 if quick else 480.0, "etcd")
     lines: list[str] = []
     try:
         with tempfile.TemporaryDirectory(prefix="tc-bench-etcd-") as tmp:

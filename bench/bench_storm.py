@@ -53,7 +53,6 @@ the end of the cut (A, C) or the new registry's READY (B).
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import tempfile
 import threading
@@ -64,7 +63,7 @@ from typing import Any
 
 import psutil
 
-from bench.bench_cascade import Proc, base_records
+from bench.bench_cascade import Proc, Watchdog, base_records
 from bench.common import cli, median, verdict
 from bench.serve_cascade import BENCH_OBJ
 from tarscascade.cascade import ClientOptions
@@ -97,41 +96,6 @@ NOTES = [
 
 
 # ---------------------------------------------------------------------- processes
-
-
-class Watchdog:
-    """Kills every child still running once the run's time budget is spent, so no wait on
-    a child's answer can block for ever (the blocked read then fails)."""
-
-    def __init__(self, budget_s: float) -> None:
-        self.children: list[subprocess.Popen[str]] = []
-        self.fired = False
-        self._timer = threading.Timer(budget_s, self._fire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _fire(self) -> None:
-        self.fired = True
-        for p in self.children:
-            if p.poll() is None:
-                p.kill()
-
-    def start(self, cmd: list[str], ready: str) -> Proc:
-        """Like :class:`bench.bench_cascade.Proc`, but watched while waiting for READY."""
-        proc = Proc.__new__(Proc)
-        proc.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.children.append(proc.p)
-        assert proc.p.stdout is not None
-        line = proc.p.stdout.readline()
-        if not line.startswith(ready):
-            proc.p.kill()
-            proc.p.wait()
-            raise RuntimeError(f"{cmd[2]} did not start: {line!r}")
-        proc.fields = line.split()[1:]
-        return proc
-
-    def cancel(self) -> None:
-        self._timer.cancel()
 
 
 def kill(proc: Proc) -> None:
@@ -471,7 +435,7 @@ def settings() -> dict[str, Any]:
 def run(quick: bool) -> dict[str, Any]:
     n, n_procs = (50, 1) if quick else (1000, 2)
     blips, restarts = (1, 1) if quick else (3, 3)
-    wd = Watchdog(150.0 if quick else 540.0)
+    wd = Watchdog(150.0 if quick else 540.0, "storm")
     results: dict[str, Any] = {
         "nodes": n,
         "node_processes": n_procs,
