@@ -4,6 +4,11 @@ Each session creates its own throwaway database on each server (``tc_test_<rando
 drops it at the end, so parallel runs and leftovers never collide; each test starts from
 an empty schema. A server backend is skipped, with the reason, only when its server
 cannot be reached. Admin URLs come from ``TC_TEST_MYSQL_URL`` / ``TC_TEST_PG_URL``.
+
+Hypothesis: under ``CI=true`` (``.ci/run`` sets it) every property test runs derandomized and
+without the example database, so CI runs the same examples every time and a random draw never
+turns it red; locally the random profile explores, and a failure it finds becomes a pinned
+``@example`` (``HYPOTHESIS_PROFILE`` picks a profile by name).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import settings
 
 from tarscascade.store import SqlStore, schema
 from tarscascade.store.engine import normalize_url
@@ -21,6 +27,19 @@ from tarscascade.store.engine import normalize_url
 MYSQL_ADMIN_URL = os.environ.get("TC_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
 PG_ADMIN_URL = os.environ.get("TC_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 CONNECT_TIMEOUT_S = 5
+
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("dev", print_blob=True)
+
+
+def _hypothesis_profile() -> str:
+    chosen = os.environ.get("HYPOTHESIS_PROFILE")
+    if chosen:
+        return chosen
+    return "ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "dev"
+
+
+settings.load_profile(_hypothesis_profile())
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),

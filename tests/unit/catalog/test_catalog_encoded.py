@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tarscascade.catalog import QUERY_METHODS, Catalog, QueryAnswerer, QueryMethod
@@ -11,6 +9,7 @@ from tarscascade.catalog.encoded import ARG_LIST_TAG, GROUP_LIST_TAG
 from tarscascade.model import Category, GroupRule, NodeRecord, State, Version
 from tarscascade.wire.codec import decode_value
 from tarscascade.wire.idl.endpointf import ENDPOINT_LIST, EndpointF
+from tests.data import VECTORS_DIR
 from tests.unit.catalog.helpers import (
     EPOCH,
     OBJ,
@@ -23,7 +22,6 @@ from tests.unit.catalog.helpers import (
     put,
 )
 
-VECTORS = Path(__file__).resolve().parents[4] / "shared" / "reference" / "vectors"
 OTHER = "Other.Server.Obj"
 
 
@@ -90,7 +88,9 @@ def test_answer_matches_the_captured_vector() -> None:
     cat = make_catalog([ep("127.0.0.1", 20011, obj="Test.HelloServer.HelloObj", timeout=60000)])
     qa = QueryAnswerer(cat)
     ours = qa.answer(QueryMethod.IN_SAME_GROUP, "Test.HelloServer.HelloObj", "192.0.2.2")
-    theirs = bytes.fromhex((VECTORS / "findObjectByIdInSameGroup.response.sbuffer.hex").read_text())
+    theirs = bytes.fromhex(
+        (VECTORS_DIR / "findObjectByIdInSameGroup.response.sbuffer.hex").read_text()
+    )
     ret, active, inactive = decode_answer(ours, GROUP_LIST_TAG)
     v_ret, v_active, v_inactive = decode_answer(theirs, GROUP_LIST_TAG)
     # The vector leaves the optional fields out; compare the required ones.

@@ -1,13 +1,12 @@
 """Frames captured from the real @tars/rpc client, and the reference's worked frames (§2.9).
 
-The captured vectors live in ``shared/reference/vectors`` beside the repository (CI puts a
-copy of ``shared/`` next to its clone); the tests that need them skip when it is absent.
+The captured vectors are data kept in the repository, under ``tests/data/vectors`` (see its
+README for how they were captured).
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,17 +19,14 @@ from tarscascade.wire.interface import Method
 from tarscascade.wire.packets import RequestPacket, ResponsePacket
 from tarscascade.wire.rpc import ClientRpc, Reply, ServerRpc, decode_response
 from tarscascade.wire.struct import decode_struct, encode_struct, struct_info
+from tests.data import VECTORS_DIR
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-VECTORS_DIR = REPO_ROOT.parent / "shared" / "reference" / "vectors"
 VECTORS_JSON = VECTORS_DIR / "vectors.json"
 
 
 def _vector_params() -> list[Any]:
-    if not VECTORS_JSON.is_file():
-        reason = f"captured vectors not found at {VECTORS_DIR} (shared/ must sit beside the repo)"
-        return [pytest.param(None, marks=pytest.mark.skip(reason=reason), id="vectors-absent")]
     names = sorted(json.loads(VECTORS_JSON.read_text()))
+    assert names, f"no vectors in {VECTORS_JSON}"
     return [pytest.param(name, id=name) for name in names]
 
 
