@@ -6,6 +6,7 @@ runs a :class:`CascadeClient` into its replica and, as a relay, a hub over that 
 """
 
 from tarscascade.cascade.client import CascadeClient, ClientOptions, ClientStats
+from tarscascade.cascade.freshness import FRESH, Freshness
 from tarscascade.cascade.hub import CascadeHub, NodeInfo
 from tarscascade.cascade.payload import (
     PayloadError,
@@ -19,11 +20,13 @@ from tarscascade.cascade.tracker import NodeState
 from tarscascade.cascade.upstream import HubOptions, HubStats
 
 __all__ = [
+    "FRESH",
     "AppliedHook",
     "CascadeClient",
     "CascadeHub",
     "ClientOptions",
     "ClientStats",
+    "Freshness",
     "HubOptions",
     "HubStats",
     "NodeInfo",

@@ -7,6 +7,13 @@ and deltas (:class:`~tarscascade.cascade.replica.Replica`), acknowledge each app
 push one-way, and heartbeat every few seconds (jittered). A push that does not fit
 makes it re-subscribe on the same connection, rate-limited by a backoff.
 
+Versions never go back within a lineage: an upstream older than this replica answers
+``BEHIND`` for those categories (or, if it is an old upstream, its older snapshot is
+refused here). Then the client keeps serving its own replica, says it is stale, and
+tries the next upstream; when every upstream is behind it stays with the first one and
+waits for it to catch up. Every answer carries the upstream's freshness, from which
+:meth:`freshness` derives this replica's (a relay passes it on to its downstreams).
+
 One task (``run``) owns everything; per connection a TaskGroup runs the heartbeat, ack
 and re-subscribe loops and ends when the connection does. :meth:`aclose` always closes.
 """
@@ -14,14 +21,16 @@ and re-subscribe loops and ends when the connection does. :meth:`aclose` always 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from tarscascade.cascade.freshness import Freshness
 from tarscascade.cascade.progress import SyncProgress
 from tarscascade.cascade.replica import AppliedHook, Outcome, Replica
-from tarscascade.cascade.states import held_states
+from tarscascade.cascade.states import floor_states, held_states
 from tarscascade.catalog import Catalog
 from tarscascade.errors import (
     CallTimeoutError,
@@ -37,13 +46,17 @@ from tarscascade.wire.framing import DEFAULT_MAX_FRAME
 from tarscascade.wire.idl.cascadef import (
     ACK,
     AUTH_FAILED,
+    BEHIND,
     CASCADE_SERVANT,
     HEARTBEAT,
+    HOLD,
     NOT_SUBSCRIBED,
     OK,
+    PROTOCOL_VERSION,
     SUBSCRIBE,
     AckReq,
     CategoryPlanF,
+    FreshnessF,
     HeartbeatReq,
     NodeAckF,
     SubscribeReq,
@@ -78,6 +91,12 @@ class ClientOptions:
     #: after a large snapshot, ``gc.freeze()`` the process (a node agent's choice: its
     #: replica is long-lived; saves the collector rescanning a million records)
     freeze_gc_after_snapshot: bool = False
+    #: an ack waits this long for more news to go with it (many pushes applied, many
+    #: descendants acknowledging) so a burst costs one ack, not one per push
+    ack_coalesce: float = 0.01
+    #: while staying with an upstream that is behind this replica, try the others again
+    #: this often
+    behind_retry: float = 10.0
     rng: random.Random = field(default_factory=random.Random)
 
 
@@ -97,6 +116,12 @@ class ClientStats:
     heartbeats: int = 0
     heartbeat_failures: int = 0
     acks_sent: int = 0
+    #: acks not sent because nothing they would say had changed
+    acks_skipped: int = 0
+    #: upstreams left because they were behind this replica (or held a new lineage)
+    behind_upstreams: int = 0
+    #: snapshots refused because they were older than what this replica holds
+    older_refused: int = 0
     last_error: str = ""
 
 
@@ -106,6 +131,10 @@ class _Disconnected(Exception):
 
 class _Refused(TarsCascadeError):
     """The upstream refused the subscription (credentials, bad request)."""
+
+
+class _Behind(Exception):
+    """The upstream is older than this replica: look for a newer one."""
 
 
 def _reraise_unexpected(group: BaseExceptionGroup[BaseException]) -> None:
@@ -143,19 +172,32 @@ class CascadeClient:
         self.stats = ClientStats()
         #: set once every category was received, or was already current
         self.synced = asyncio.Event()
-        #: True while not subscribed to any upstream (the replica may be out of date)
-        self.stale = True
+        #: True while subscribed to an upstream
+        self.connected = False
         self.upstream: tuple[str, int] | None = None
         #: the upstream's version per category, from its last subscribe or heartbeat answer
         self.upstream_versions: dict[Category, Version] = {}
+        #: categories the upstream is older than this replica in (it keeps its own)
+        self.ahead_of_upstream: set[Category] = set()
+        #: categories whose new lineage the upstream's guard holds back (we keep ours)
+        self.held_back: set[Category] = set()
+        #: the upstream's own freshness, and when we last heard it (monotonic)
+        self.upstream_freshness = Freshness(stale=True)
+        self._heard_at: float | None = None
+        #: the replica came from a disk copy no fresh upstream has confirmed yet
+        self.from_disk = False
         self._replica = Replica(
             catalog, on_applied, freeze_gc=self.options.freeze_gc_after_snapshot
         )
         self._descendants = descendants
+        self._floor: Callable[[], dict[Category, Version]] | None = None
+        self._last_ack: tuple[object, ...] | None = None
         self._rng = self.options.rng
         self._task: asyncio.Task[None] | None = None
         self._ack_wanted = asyncio.Event()
         self._resubscribe_wanted = asyncio.Event()
+        self._behind_found = asyncio.Event()
+        self._heartbeat_wanted = asyncio.Event()
         self._progress = SyncProgress(catalog.version)
         #: re-subscribes per category since its last applied push (escalates to a snapshot)
         self._resync_streak: dict[Category, int] = {}
@@ -180,7 +222,7 @@ class CascadeClient:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 raise  # we are being cancelled ourselves: do not swallow that
-        self.stale = True
+        self.connected = False
 
     async def __aenter__(self) -> CascadeClient:
         self.start()
@@ -193,36 +235,103 @@ class CascadeClient:
         """Send an ack soon (a relay calls this when a descendant acknowledged)."""
         self._ack_wanted.set()
 
+    def request_heartbeat(self) -> None:
+        """Heartbeat now (a relay calls this when a new node subscribed to it, so the
+        upstream learns of every host at once)."""
+        self._heartbeat_wanted.set()
+
+    def set_descendant_floor(self, floor: Callable[[], dict[Category, Version]]) -> None:
+        """A relay's acks carry this floor (a version all its descendants hold)."""
+        self._floor = floor
+
+    # ------------------------------------------------------------------ freshness
+
+    @property
+    def stale(self) -> bool:
+        """The replica may be out of date: not subscribed, the upstream is itself stale,
+        or it is older than this replica (or holds back a new lineage from it)."""
+        return (
+            not self.connected
+            or self.upstream_freshness.stale
+            or bool(self.ahead_of_upstream)
+            or bool(self.held_back)
+        )
+
+    @property
+    def in_sync(self) -> bool:
+        """Subscribed to a fresh upstream and holding exactly what it holds."""
+        if self.stale or not self.synced.is_set():
+            return False
+        return all(self.catalog.version(c) == self.upstream_versions.get(c) for c in Category)
+
+    def contact_age(self) -> float:
+        """Seconds since this replica's data was last known current at the source."""
+        if self._heard_at is None:
+            return float("inf")
+        elapsed = asyncio.get_running_loop().time() - self._heard_at
+        return self.upstream_freshness.contact_age + max(0.0, elapsed)
+
+    def freshness(self) -> Freshness:
+        """What this replica says about itself to its own downstreams (as a relay)."""
+        return Freshness(
+            stale=self.stale or not self.synced.is_set(),
+            contact_age=min(self.contact_age(), 86_400.0),
+            from_disk=self.from_disk,
+            confirmed_epoch=self.upstream_freshness.confirmed_epoch,
+        )
+
+    def _heard(self, f: FreshnessF) -> None:
+        self.upstream_freshness = Freshness.from_wire(f)
+        self._heard_at = asyncio.get_running_loop().time()
+
+    def _note_plan(self, plan: Sequence[CategoryPlanF]) -> None:
+        """Which categories this upstream is behind in / holds back (from its answer)."""
+        for p in plan:
+            try:
+                cat = Category(p.category)
+            except ValueError:
+                continue
+            self.ahead_of_upstream.discard(cat)
+            self.held_back.discard(cat)
+            if p.action == BEHIND:
+                self.ahead_of_upstream.add(cat)
+            elif p.action == HOLD:
+                self.held_back.add(cat)
+        if self.from_disk and self.synced.is_set() and not self.stale:
+            self.from_disk = False  # a fresh upstream confirmed what we hold
+
+    @property
+    def _behind(self) -> bool:
+        return bool(self.ahead_of_upstream or self.held_back)
+
     # ------------------------------------------------------------------ the loop
 
     async def run(self) -> None:
-        """Serve upstreams in order until cancelled."""
+        """Serve upstreams in order until cancelled.
+
+        An upstream that is behind this replica is passed over while another one may be
+        newer; when every reachable upstream was behind, the first of them is served
+        (and the others tried again every ``behind_retry`` seconds).
+        """
         opts = self.options
         backoff = Backoff(initial=opts.reconnect_initial, maximum=opts.reconnect_max, rng=self._rng)
-        loop = asyncio.get_running_loop()
         while True:
             healthy = False
+            behind: list[tuple[str, int]] = []
+            served = False
             for host, port in self.upstreams:
-                started = loop.time()
-                try:
-                    await self._serve(host, port)
-                except _Refused as exc:
-                    self.stats.refused += 1
-                    self.stats.last_error = f"{host}:{port}: {exc}"
-                    log.warning(
-                        "cascade upstream %s:%s refused %s: %s", host, port, self.node_name, exc
-                    )
+                outcome = await self._try(host, port, accept_behind=False)
+                if outcome == "behind":
+                    behind.append((host, port))
                     continue
-                except (_Disconnected, TarsCascadeError, OSError) as exc:
-                    self.stats.last_error = f"{host}:{port}: {exc}"
-                    log.info("cascade upstream %s:%s: %s", host, port, exc)
+                if outcome is None:
                     continue
-                except Exception as exc:  # a bug: report it, keep the replica syncing
-                    self.stats.last_error = f"{host}:{port}: {exc!r}"
-                    log.exception("cascade session with %s:%s failed", host, port)
-                    continue
-                healthy = loop.time() - started >= HEALTHY_AFTER_S
-                break  # served until it dropped: start again from the first upstream
+                served, healthy = True, outcome == "healthy"
+                break
+            if not served and behind:
+                host, port = behind[0]
+                outcome = await self._try(host, port, accept_behind=True)
+                served, healthy = outcome is not None, outcome == "healthy"
             if healthy:
                 backoff.reset()
                 delay = opts.reconnect_initial * self._rng.random()  # spread a herd
@@ -230,7 +339,32 @@ class CascadeClient:
                 delay = backoff.next_delay()
             await asyncio.sleep(delay)
 
-    async def _serve(self, host: str, port: int) -> None:
+    async def _try(self, host: str, port: int, *, accept_behind: bool) -> str | None:
+        """Serve one upstream: None (unusable), "behind", "healthy" or "served"."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            await self._serve(host, port, accept_behind=accept_behind)
+        except _Behind:
+            self.stats.behind_upstreams += 1
+            log.info("cascade upstream %s:%s is behind %s", host, port, self.node_name)
+            return "behind" if not accept_behind else "served"
+        except _Refused as exc:
+            self.stats.refused += 1
+            self.stats.last_error = f"{host}:{port}: {exc}"
+            log.warning("cascade upstream %s:%s refused %s: %s", host, port, self.node_name, exc)
+            return None
+        except (_Disconnected, TarsCascadeError, OSError) as exc:
+            self.stats.last_error = f"{host}:{port}: {exc}"
+            log.info("cascade upstream %s:%s: %s", host, port, exc)
+            return None
+        except Exception as exc:  # a bug: report it, keep the replica syncing
+            self.stats.last_error = f"{host}:{port}: {exc!r}"
+            log.exception("cascade session with %s:%s failed", host, port)
+            return None
+        return "healthy" if loop.time() - started >= HEALTHY_AFTER_S else "served"
+
+    async def _serve(self, host: str, port: int, *, accept_behind: bool = True) -> None:
         """One connection: subscribe, then heartbeat/ack/re-subscribe until it drops."""
         opts = self.options
         channel = Channel(
@@ -243,6 +377,7 @@ class CascadeClient:
             ),
             on_push=self._on_push,
         )
+        self._behind_found.clear()
         try:
             await channel.connect()
             self.stats.connects += 1
@@ -250,30 +385,54 @@ class CascadeClient:
                 self.stats.failovers += 1
             self.upstream = (host, port)
             await self._subscribe(channel)
-            self.stale = False
+            self.connected = True
+            if self._behind and not accept_behind and len(self.upstreams) > 1:
+                raise _Behind
             try:
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._heartbeats(channel))
                     tg.create_task(self._acks(channel))
                     tg.create_task(self._resubscriber(channel))
+                    if len(self.upstreams) > 1:
+                        tg.create_task(self._behind_watch(accept_behind))
                     await channel.wait_disconnected()
                     raise _Disconnected
             except BaseExceptionGroup as group:
                 _reraise_unexpected(group)
         finally:
-            self.stale = True
+            self.connected = False
             self._replica.reset()
             await channel.aclose()
 
+    async def _behind_watch(self, accept_behind: bool) -> None:
+        """Leave an upstream found behind this replica: at once while others may be
+        newer, else every ``behind_retry`` seconds while it still is."""
+        while True:
+            if accept_behind:
+                await asyncio.sleep(self.options.behind_retry)
+                if self._behind:
+                    raise _Behind
+            else:
+                await self._behind_found.wait()
+                self._behind_found.clear()
+                if self._behind:
+                    raise _Behind
+
     async def _subscribe(self, channel: Channel) -> None:
         self._replica.reset()  # leftovers of an earlier subscription never complete
+        self._last_ack = None  # the (new) session has heard nothing from us yet
         held = held_states(self.catalog)
         for st in held:
             if self._resync_streak.get(Category(st.category), 0) >= MAX_RESYNC_STREAK:
                 # What we hold keeps not fitting what this upstream sends: ask it whole.
                 st.version, st.digest = VersionF(), 0
         req = SubscribeReq(
-            nodeName=self.node_name, token=self.token, held=held, address=self.address
+            nodeName=self.node_name,
+            token=self.token,
+            held=held,
+            address=self.address,
+            protocol=PROTOCOL_VERSION,
+            heartbeatMs=round(self.options.heartbeat_interval * 1000),
         )
         mark = self._progress.mark()
         try:
@@ -285,9 +444,11 @@ class CascadeClient:
             raise _Refused("authentication failed")
         if ret != OK:
             raise _Refused(f"subscribe answered {ret}")
+        self._heard(rsp.freshness)
         self._note_versions(rsp.plan)
         if self._progress.plan(rsp.plan, mark):
             self.synced.set()
+        self._note_plan(rsp.plan)
 
     def _note_versions(self, plan: Sequence[CategoryPlanF]) -> None:
         for p in plan:
@@ -305,6 +466,8 @@ class CascadeClient:
         cat, stats = result.category, self.stats
         if result.outcome is Outcome.APPLIED and cat is not None:
             self._resync_streak.pop(cat, None)
+            self.ahead_of_upstream.discard(cat)
+            self.held_back.discard(cat)
             if result.snapshot:
                 stats.snapshots_received += 1
                 stats.snapshot_chunks_received += 1
@@ -318,6 +481,12 @@ class CascadeClient:
             stats.snapshot_chunks_received += 1
         elif result.outcome is Outcome.IGNORED:
             stats.pushes_ignored += 1
+        elif result.outcome is Outcome.OLDER and cat is not None:
+            # an (older) upstream sent what would take us back: keep ours, look elsewhere
+            stats.older_refused += 1
+            self.ahead_of_upstream.add(cat)
+            log.info("cascade %s: %s", self.node_name, result.reason)
+            self._behind_found.set()
         elif result.outcome is Outcome.RESYNC:
             stats.resyncs += 1
             if cat is not None:
@@ -341,7 +510,10 @@ class CascadeClient:
         failures = 0
         while True:
             spread = 1.0 + opts.heartbeat_jitter * (2.0 * self._rng.random() - 1.0)
-            await asyncio.sleep(opts.heartbeat_interval * spread)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(opts.heartbeat_interval * spread):
+                    await self._heartbeat_wanted.wait()
+            self._heartbeat_wanted.clear()
             if self._replica.expire(opts.snapshot_stall_timeout):
                 self._resubscribe_wanted.set()  # a snapshot stopped half-way
             req = HeartbeatReq(
@@ -363,27 +535,44 @@ class CascadeClient:
             failures = 0
             self.stats.heartbeats += 1
             if ret == OK:
+                self._heard(rsp.freshness)
                 self._note_versions(rsp.plan)
+                if self._progress.replanned(rsp.plan):
+                    self.synced.set()
+                self._note_plan(rsp.plan)
+                if self._behind:
+                    self._behind_found.set()
             if ret == NOT_SUBSCRIBED:
                 self._resubscribe_wanted.set()  # the upstream lost our session
             elif ret != OK:
                 log.warning("cascade heartbeat answered %d", ret)
 
     async def _acks(self, channel: Channel) -> None:
+        """One-way acks: what we hold and (a relay) the floor of what our descendants
+        hold, coalesced over a few ms and sent only when that changed."""
+        coalesce = self.options.ack_coalesce
         while True:
             await self._ack_wanted.wait()
+            if coalesce > 0:
+                await asyncio.sleep(coalesce)
             self._ack_wanted.clear()
-            req = AckReq(
-                nodeName=self.node_name,
-                held=held_states(self.catalog),
-                descendants=self._descendant_acks(),
+            held = held_states(self.catalog)
+            floor = floor_states(self._floor()) if self._floor is not None else []
+            said = (
+                tuple((h.category, h.version.epoch, h.version.revision, h.digest) for h in held),
+                tuple((f.category, f.version.epoch, f.version.revision) for f in floor),
             )
+            if said == self._last_ack:
+                self.stats.acks_skipped += 1
+                continue
+            req = AckReq(nodeName=self.node_name, held=held, floor=floor)
             try:
                 await channel.invoke(CASCADE_SERVANT, ACK.name, ACK.encode_args(req), oneway=True)
             except (ConnectionClosedError, ConnectError) as exc:
                 raise _Disconnected from exc
             except (CallTimeoutError, OverloadError):
                 continue  # the next push or heartbeat carries the same news
+            self._last_ack = said
             self.stats.acks_sent += 1
 
     async def _resubscriber(self, channel: Channel) -> None:

@@ -7,33 +7,43 @@ logs, plans each subscriber's sync, pushes deltas and snapshots, records what ev
 node acknowledged, and answers "has every node got revision r yet?".
 
 Request handlers are synchronous, so a subscribe reply is written before the session's
-first push; the per-session worker tasks and the ``on_subscribe`` callbacks are owned
-by the hub: :meth:`aclose` cancels and awaits them.
+first push; the per-session worker tasks, the ``on_subscribe`` callbacks and the
+sweeper (sessions not heard from expire) are owned by the hub: :meth:`aclose` cancels
+and awaits them. Every answer carries this upstream's freshness, so a stale relay's
+downstreams know they are stale too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from tarscascade.cascade.changelog import ChangeLog
 from tarscascade.cascade.frames import delta_frames, version_f
+from tarscascade.cascade.freshness import FRESH, Freshness
+from tarscascade.cascade.rules import GUARDED, Plan, guard_holds
 from tarscascade.cascade.session import Session
 from tarscascade.cascade.states import (
+    COUNT_KEYS,
     BadRequestError,
     Held,
     check_name,
     parse_address,
+    parse_counts,
+    parse_descendant_addresses,
     parse_descendants,
+    parse_floor,
     parse_held,
     states_of,
 )
+from tarscascade.cascade.sync import Context
 from tarscascade.cascade.tracker import AckTracker, NodeState
 from tarscascade.cascade.upstream import HubOptions, HubStats, Upstream
-from tarscascade.catalog import NO_VERSION, Catalog
+from tarscascade.catalog import Catalog
 from tarscascade.errors import ServerError
 from tarscascade.model import INCREMENTAL, Category, ChangeEvent, Version
 from tarscascade.transport import Current, InterfaceServant
@@ -45,9 +55,8 @@ from tarscascade.wire.idl.cascadef import (
     CASCADE_SERVANT,
     NOT_SUBSCRIBED,
     OK,
+    OLDEST_PROTOCOL,
     PROTOCOL_VERSION,
-    SNAPSHOT,
-    UP_TO_DATE,
     AckReq,
     CategoryPlanF,
     HeartbeatReq,
@@ -65,12 +74,18 @@ __all__ = ["CascadeHub", "HubOptions", "HubStats", "NodeInfo", "NodeState"]
 
 @dataclass(frozen=True, slots=True)
 class NodeInfo:
-    """A node that subscribed: its name and the address its own TARS port listens on."""
+    """A node that subscribed (or a relay reported): its name and the address its own
+    TARS port listens on; ``via`` names the relay that reported it ("" = direct)."""
 
     name: str
     host: str
     port: int
     peer: tuple[str, int]
+    via: str = ""
+
+
+#: how often the hub looks for sessions not heard from
+SWEEP_INTERVAL_S = 1.0
 
 
 class CascadeHub:
@@ -82,6 +97,8 @@ class CascadeHub:
         options: HubOptions | None = None,
         on_subscribe: Callable[[NodeInfo], Awaitable[None]] | None = None,
         on_heartbeat: Callable[[str], None] | None = None,
+        freshness: Callable[[], Freshness] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.catalog = catalog
         self.options = options or HubOptions()
@@ -91,6 +108,9 @@ class CascadeHub:
         self._authenticate = authenticate
         self._on_subscribe = on_subscribe
         self._on_heartbeat = on_heartbeat
+        self._freshness = freshness or (lambda: FRESH)
+        self._clock = clock or time.monotonic
+        self._sweeper: asyncio.Task[None] | None = None
         self._sessions: dict[str, Session] = {}
         self._by_conn: dict[int, Session] = {}  # id(conn): registered once per connection
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -138,6 +158,22 @@ class CascadeHub:
 
         for s in list(self._sessions.values()):
             s.on_delta(cat, from_version, to_version, events, shared, digest)
+        self._enforce_budget()
+
+    def _enforce_budget(self) -> None:
+        """Keep every session's unsent bytes together within the global budget: drop the
+        largest backlogs first (those nodes resync when they are back)."""
+        limit = self.options.max_total_backlog_bytes
+        sessions = list(self._sessions.values())
+        total = sum(s.backlog for s in sessions)
+        if total <= limit:
+            return
+        for s in sorted(sessions, key=lambda x: x.backlog, reverse=True):
+            if total <= limit:
+                break
+            total -= s.backlog
+            self.stats.budget_dropped += 1
+            s.drop(f"over the upstream's total backlog budget ({limit} bytes)")
 
     def reset(self, category: Category) -> None:
         """The source replaced ``category`` wholesale: the log restarts at its version."""
@@ -147,10 +183,9 @@ class CascadeHub:
         if log_ is not None:
             log_.reset(version)
         self._up.snapshots.invalidate(cat)
+        del version, digest
         for s in list(self._sessions.values()):
-            if s.sent.get(cat) != version or s.sent_digest.get(cat) != digest:
-                self.stats.resyncs += 1
-                s.request(cat)  # a bookmark if the content is equal, else a snapshot
+            s.reset(cat)  # a bookmark if the content is equal, else a snapshot
 
     def replica_applied(
         self,
@@ -184,23 +219,41 @@ class CascadeHub:
         """Every known node (direct and reported by relays), with its lag per category."""
         versions = self.catalog.versions()
         out: dict[str, NodeState] = {}
-        for st in self.tracker.states():
+        tracker = self.tracker
+        for st in tracker.states():
             lag: dict[Category, int | None] = {}
+            held: dict[Category, Version] = {}
             for cat, v in versions.items():
-                held = st.held.get(cat)
-                same = held is not None and held.epoch == v.epoch
-                lag[cat] = max(0, v.revision - held.revision) if same and held else None
-            out[st.name] = replace(st, held=dict(st.held), digests=dict(st.digests), lag=lag)
+                h = tracker.held(st, cat)
+                if h is not None:
+                    held[cat] = h
+                same = h is not None and h.epoch == v.epoch
+                lag[cat] = max(0, v.revision - h.revision) if same and h else None
+            out[st.name] = replace(st, held=held, digests=dict(st.digests), lag=lag)
         return out
 
     def descendant_acks(self) -> list[NodeAckF]:
-        """What this hub's connected nodes hold, for a relay to report upstream."""
+        """What this hub's connected nodes hold, for a relay's heartbeat upstream (with
+        their addresses, so the registry has a record of every host)."""
         out = []
-        for st in self.tracker.states():
+        tracker = self.tracker
+        for st in tracker.states():
             if st.connected:
-                held = {c: Held(v, st.digests.get(c, 0)) for c, v in st.held.items()}
-                out.append(NodeAckF(nodeName=st.name, held=states_of(held)))
+                held = {}
+                for c in st.held:
+                    v = tracker.held(st, c)
+                    if v is not None:
+                        held[c] = Held(v, st.digests.get(c, 0))
+                out.append(NodeAckF(nodeName=st.name, held=states_of(held), address=st.address))
         return out
+
+    def descendant_floor(self) -> dict[Category, Version]:
+        """A version per category every connected downstream holds (for a relay's acks)."""
+        return self.tracker.floor()
+
+    def freshness(self) -> Freshness:
+        """What this upstream says about itself in every answer."""
+        return self._freshness()
 
     @property
     def session_count(self) -> int:
@@ -221,13 +274,42 @@ class CascadeHub:
 
     # ------------------------------------------------------------------ requests
 
+    def _context(self, held: dict[Category, Held], counts: dict[Category, int]) -> Context:
+        fresh = self._freshness()
+        up_v = self._up.version(GUARDED)
+        hold = guard_holds(
+            up_v.epoch,
+            self.catalog.counts()[COUNT_KEYS[GUARDED]],
+            held.get(GUARDED),
+            counts.get(GUARDED, -1),
+            confirmed_epoch=fresh.confirmed_epoch,
+            max_loss=self.options.guard_max_loss,
+        )
+        return Context(hold_lineage=hold, stale=fresh.stale)
+
+    def _plans(self, s: Session, plans: dict[Category, Plan]) -> list[CategoryPlanF]:
+        out = []
+        for cat in Category:
+            p = plans[cat]
+            if p is Plan.BEHIND:
+                self.stats.behind_plans += 1
+            elif p is Plan.HOLD:
+                self.stats.held_plans += 1
+            out.append(CategoryPlanF(str(cat), s.wire(p), version_f(self._up.version(cat))))
+        return out
+
     def _subscribe(self, current: Current, req: SubscribeReq) -> tuple[int, SubscribeRsp]:
         try:
             name = check_name(req.nodeName)
-            held = parse_held(req.held)
+            held, counts = parse_held(req.held), parse_counts(req.held)
             host, port = parse_address(req.address, current.peer[0])
-            if req.protocol != PROTOCOL_VERSION:
-                raise BadRequestError(f"protocol {req.protocol}, this upstream speaks 1")
+            if not OLDEST_PROTOCOL <= req.protocol <= PROTOCOL_VERSION:
+                raise BadRequestError(
+                    f"protocol {req.protocol}, this upstream speaks"
+                    f" {OLDEST_PROTOCOL}..{PROTOCOL_VERSION}"
+                )
+            if not 0 <= req.heartbeatMs <= 3_600_000:
+                raise BadRequestError(f"heartbeat interval {req.heartbeatMs} ms")
         except BadRequestError as exc:
             self.stats.bad_requests += 1
             log.info("bad subscribe from %s:%s: %s", *current.peer, exc)
@@ -249,16 +331,22 @@ class CascadeHub:
             self._end(previous, abort=False)  # this connection now speaks for another name
         state = self.tracker.connected(name, f"{host}:{port}")
         self.tracker.record(name, held, heartbeat=True)
-        s = Session(self._up, name, conn, current.peer, state, self._dropped)
-        plan = []
-        for cat in Category:
-            h = held.get(cat)
-            s.sent[cat] = h.version if h else NO_VERSION
-            s.sent_digest[cat] = h.digest if h else None
-            action = self._up.plan(cat, h.version if h else None, h.digest if h else None)
-            if action != UP_TO_DATE and self._up.version(cat).epoch:
-                s.request(cat, snapshot=action == SNAPSHOT)
-            plan.append(CategoryPlanF(str(cat), action, version_f(self._up.version(cat))))
+        opts = self.options
+        interval = req.heartbeatMs / 1000.0 or opts.default_heartbeat_interval
+        s = Session(
+            self._up,
+            name,
+            conn,
+            current.peer,
+            state,
+            self._dropped,
+            protocol=req.protocol,
+            # the downstream's interval is jittered by up to a fifth: allow a quarter
+            heartbeat_timeout=opts.missed_heartbeats * interval * 1.25 + 1.0,
+            clock=self._clock,
+        )
+        fresh = self._freshness()
+        plan = self._plans(s, s.subscribe(held, self._context(held, counts)))
         self._sessions[name] = s
         if id(conn) not in self._by_conn:
             self._by_conn[id(conn)] = s
@@ -267,49 +355,90 @@ class CascadeHub:
             self._by_conn[id(conn)] = s
         if not s.closed:
             s.task = self._spawn(s.run(), f"cascade-session:{name}")
+        if self._sweeper is None:
+            self._sweeper = self._spawn(self._sweep(), "cascade-sweeper")
         if self._on_subscribe is not None:
             self._spawn(
                 self._on_subscribe(NodeInfo(name, host, port, current.peer)), "on-subscribe"
             )
-        return OK, SubscribeRsp(plan=plan)
+        return OK, SubscribeRsp(plan=plan, freshness=fresh.to_wire())
+
+    def _session_of(self, current: Current, name: str) -> Session | None:
+        s = self._sessions.get(name)
+        if s is None or s.conn is not current.conn or s.closed:
+            return None
+        return s
 
     def _heartbeat(self, current: Current, req: HeartbeatReq) -> tuple[int, HeartbeatRsp]:
-        s = self._sessions.get(req.nodeName)
-        if s is None or s.conn is not current.conn or s.closed:
+        s = self._session_of(current, req.nodeName)
+        if s is None:
             return NOT_SUBSCRIBED, HeartbeatRsp()
         try:
-            held = parse_held(req.held)
+            held, counts = parse_held(req.held), parse_counts(req.held)
             descendants = parse_descendants(req.descendants, self.options.max_descendants)
+            addresses = parse_descendant_addresses(req.descendants)
         except BadRequestError as exc:
             self.stats.bad_requests += 1
             log.info("bad heartbeat from %s: %s", s.name, exc)
             return BAD_REQUEST, HeartbeatRsp()
         self.stats.heartbeats += 1
         self.tracker.record(s.name, held, heartbeat=True)
-        self.tracker.record_descendants(s.name, descendants, heartbeat=True)
-        plan = [
-            CategoryPlanF(str(cat), s.check(cat, held.get(cat)), version_f(self._up.version(cat)))
-            for cat in Category
-        ]
+        fresh = self.tracker.record_descendants(
+            s.name, descendants, heartbeat=True, addresses=addresses
+        )
+        plan = self._plans(s, s.heartbeat(held, self._context(held, counts)))
         self._heard(s.name, descendants)
-        return OK, HeartbeatRsp(plan=plan)
+        if fresh and self._on_subscribe is not None:
+            for name in fresh:
+                self._register_descendant(s, name, addresses.get(name, ""))
+        return OK, HeartbeatRsp(plan=plan, freshness=self._freshness().to_wire())
+
+    def _register_descendant(self, relay: Session, name: str, address: str) -> None:
+        """A node a relay reported for the first time (or at a new address): register it
+        as if it had subscribed here, so liveness and drain know every host."""
+        assert self._on_subscribe is not None
+        try:
+            host, port = parse_address(address, "")
+        except BadRequestError:
+            host, port = "", 0
+        info = NodeInfo(name, host, port, relay.peer, via=relay.name)
+        self._spawn(self._on_subscribe(info), "on-subscribe")
 
     def _ack(self, current: Current, req: AckReq) -> None:
-        s = self._sessions.get(req.nodeName)
-        if s is None or s.conn is not current.conn or s.closed:
+        s = self._session_of(current, req.nodeName)
+        if s is None:
             return
         try:
             held = parse_held(req.held)
             descendants = parse_descendants(req.descendants, self.options.max_descendants)
+            floor = parse_floor(req.floor)
         except BadRequestError as exc:
             self.stats.bad_requests += 1
             log.info("bad ack from %s: %s", s.name, exc)
             return
         self.stats.acks += 1
+        s.heard()
         self.tracker.record(s.name, held, heartbeat=False)
-        if descendants:
+        if descendants:  # a protocol 1 relay lists them in acks too (no floor)
             self.tracker.record_descendants(s.name, descendants, heartbeat=False)
+        if s.protocol > OLDEST_PROTOCOL:
+            self.tracker.record_floor(s.name, floor)
         self._heard(s.name, descendants)
+
+    async def _sweep(self) -> None:
+        """End sessions not heard from for their heartbeat timeout (a peer gone without
+        FIN or RST keeps its connection for ever otherwise)."""
+        while not self._closed:
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+            now = self._clock()
+            for s in list(self._sessions.values()):
+                if s.expired(now):
+                    self.stats.expired += 1
+                    s.drop(
+                        f"not heard from for {now - s.last_heard:.1f} s"
+                        f" (timeout {s.heartbeat_timeout:.1f} s)",
+                        level=logging.INFO,
+                    )
 
     def _heard(self, name: str, descendants: dict[str, dict[Category, Held]]) -> None:
         if self._on_heartbeat is None:

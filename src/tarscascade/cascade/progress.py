@@ -1,9 +1,10 @@
 """Has the replica synced? The subscribe plans and applied pushes, kept track of. Pure.
 
 A category is done once its planned snapshot was applied, or its version reached the
-one a ``RESUME`` plan named, or the plan said ``UP_TO_DATE``. The replica counts as
-synced once every category is done after the first plan; it stays synced afterwards
-(being cut off is what ``stale`` says).
+one a ``RESUME`` plan named, or the plan said ``UP_TO_DATE``. A category the upstream
+is ``BEHIND`` in (or ``HOLD`` s back) is not done until a later push or heartbeat plan
+says it is. The replica counts as synced once every category is done after the first
+plan; it stays synced afterwards (being cut off is what ``stale`` says).
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ from collections.abc import Callable, Sequence
 
 from tarscascade.cascade.states import is_at_least
 from tarscascade.model import Category, Version
-from tarscascade.wire.idl.cascadef import RESUME, SNAPSHOT, CategoryPlanF
+from tarscascade.wire.idl.cascadef import (
+    BEHIND,
+    HOLD,
+    RESUME,
+    SNAPSHOT,
+    UP_TO_DATE,
+    CategoryPlanF,
+)
 
 
 class SyncProgress:
@@ -20,6 +28,8 @@ class SyncProgress:
         self._held = held
         self._awaiting_snapshot: set[Category] = set()
         self._targets: dict[Category, Version] = {}
+        #: categories the upstream is behind in (or holds back): not done yet
+        self._waiting: set[Category] = set()
         self._planned = False  # no plan yet: nothing can be "synced"
         self._snapshots: dict[Category, int] = dict.fromkeys(Category, 0)
         self.synced = False
@@ -34,12 +44,15 @@ class SyncProgress:
         # taken (the reply only wakes the caller up), so a snapshot may already be in.
         self._awaiting_snapshot.clear()
         self._targets.clear()
+        self._waiting.clear()
         for p in plan:
             try:
                 cat = Category(p.category)
             except ValueError:
                 continue
-            if p.action == SNAPSHOT:
+            if p.action in (BEHIND, HOLD):
+                self._waiting.add(cat)
+            elif p.action == SNAPSHOT:
                 if self._snapshots[cat] == mark[cat]:
                     self._awaiting_snapshot.add(cat)
             elif p.action == RESUME:
@@ -47,8 +60,16 @@ class SyncProgress:
         self._planned = True
         return self._check()
 
+    def replanned(self, plan: Sequence[CategoryPlanF]) -> bool:
+        """A heartbeat's plans: a category the upstream caught up in is done."""
+        for p in plan:
+            if p.action == UP_TO_DATE and p.category in self._waiting:
+                self._waiting.discard(Category(p.category))
+        return self._check()
+
     def applied(self, cat: Category, *, snapshot: bool) -> bool:
         """A push of ``cat`` was applied; returns True when this makes the replica synced."""
+        self._waiting.discard(cat)
         if snapshot:
             self._snapshots[cat] += 1
             self._awaiting_snapshot.discard(cat)
@@ -63,7 +84,7 @@ class SyncProgress:
         if self.synced or not self._planned:
             return False
         for cat in Category:
-            if cat in self._awaiting_snapshot:
+            if cat in self._awaiting_snapshot or cat in self._waiting:
                 return False
             target = self._targets.get(cat)
             if target is not None and not (target.epoch and is_at_least(self._held(cat), target)):

@@ -3,8 +3,10 @@
 A snapshot is assembled off to the side (an :class:`ObjectSnapshot` for objects, a list
 for the rest) and replaces its category atomically when the last chunk arrives, after
 its record count and digest were checked; a half-received snapshot never serves. A
-delta applies only on top of exactly the version it starts from. Anything that does
-not fit returns :data:`RESYNC`; the caller re-subscribes.
+delta applies only on top of exactly the version it starts from. Versions never go
+back within a lineage: a snapshot older than what the replica holds is refused
+(:data:`OLDER`: the upstream is behind). Anything else that does not fit returns
+:data:`RESYNC`; the caller re-subscribes.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class Outcome(Enum):
     PENDING = "pending"  # a snapshot chunk was taken, more follow
     IGNORED = "ignored"  # a duplicate or a leftover of an earlier subscription
     RESYNC = "resync"  # does not fit: re-subscribe
+    OLDER = "older"  # would take the replica back in its lineage: refused, keep ours
 
 
 @dataclass(slots=True)
@@ -183,6 +186,11 @@ class Replica:
         asm = self._assembly.get(cat)
         if chunk.seq == 0:
             self._drop(cat)
+            held = self.catalog.version(cat)
+            if held.epoch and held.epoch == version.epoch and version.revision < held.revision:
+                return Result(
+                    Outcome.OLDER, cat, reason=f"snapshot at {version} is older than {held}"
+                )
             asm = self._assembly[cat] = _Assembly(
                 version,
                 chunk.total,

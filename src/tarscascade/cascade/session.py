@@ -1,13 +1,10 @@
-"""One downstream's subscription at the upstream: what it was sent, and its sync worker.
+"""One downstream's subscription at the upstream: the I/O shell around its sync state.
 
-Per category a session knows ``sent``: the version the downstream will hold once it
-has applied everything written to it (TCP keeps pushes in order, and a downstream that
-rejects a push re-subscribes, which replaces the session). Live changes go straight
-out from ``on_delta`` / ``on_whole`` when ``sent`` is where they start; anything else
-(initial sync, a gap, a resync) is a *job* for the worker task, which sends a delta
-from the change log, a bookmark, or a snapshot followed by a catch-up delta. While a
-category has a job, live changes of it skip the session: the worker catches up from
-the log afterwards, so a delta never overtakes the snapshot it follows.
+The decisions live in :class:`~tarscascade.cascade.sync.SessionSync` (sans-IO); this
+shell writes what it says to the connection, runs the worker task that sends
+snapshots and catch-ups (with back-pressure: at most about one buffer ahead of the
+peer), counts, and drops the session when its connection is gone or it falls too far
+behind.
 """
 
 from __future__ import annotations
@@ -16,17 +13,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from functools import partial
 
-from tarscascade.cascade.frames import ALL_CATEGORIES, delta_frames, resync_frame
+from tarscascade.cascade.frames import ALL_CATEGORIES, resync_frame
+from tarscascade.cascade.rules import Plan
 from tarscascade.cascade.snapshots import EncodedSnapshot, SnapshotFailed
 from tarscascade.cascade.states import Held
+from tarscascade.cascade.sync import CatchUp, Context, Push, PushKind, SessionSync
 from tarscascade.cascade.tracker import NodeState
-from tarscascade.cascade.upstream import SYNC_ORDER, Upstream
-from tarscascade.catalog import NO_VERSION
+from tarscascade.cascade.upstream import Upstream
 from tarscascade.model import INCREMENTAL, Category, ChangeEvent, Version
 from tarscascade.transport.servant import Connection
-from tarscascade.wire.idl.cascadef import RESUME, SNAPSHOT, UP_TO_DATE
+from tarscascade.wire.idl.cascadef import PROTOCOL_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -44,71 +41,83 @@ class Session:
         peer: tuple[str, int],
         state: NodeState,
         on_drop: Callable[[Session, str], None],
+        *,
+        protocol: int = PROTOCOL_VERSION,
+        heartbeat_timeout: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.upstream = upstream
         self.name = name
         self.conn = conn
         self.peer = peer
         self.state = state
+        self.protocol = protocol
+        #: no heartbeat or ack for this long: the downstream is gone whatever TCP says
+        self.heartbeat_timeout = heartbeat_timeout
+        self.clock = clock
+        self.last_heard = clock()
         self._on_drop = on_drop
-        self.sent: dict[Category, Version] = {}
-        #: the digest the downstream has at ``sent`` (None: unknown)
-        self.sent_digest: dict[Category, int | None] = {}
-        #: categories the worker must sync -> whether only a snapshot will do
-        self.jobs: dict[Category, bool] = {}
-        self.busy: set[Category] = set()
-        #: categories whose snapshot was written but not yet seen held by the downstream,
-        #: and when (monotonic): until then an older version in a heartbeat is expected
-        self.unconfirmed: dict[Category, float] = {}
+        self.sync = SessionSync(upstream, clock)
         self.closed = False
         self._wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
-    # ------------------------------------------------------------------ scheduling
+    # the sync state, as the hub and the tests look at it
+    @property
+    def sent(self) -> dict[Category, Version]:
+        return self.sync.sent
 
-    def request(self, cat: Category, *, snapshot: bool = False) -> None:
-        """Ask the worker to bring ``cat`` up to date (with a snapshot if ``snapshot``)."""
-        self.jobs[cat] = self.jobs.get(cat, False) or snapshot
-        self._wake.set()
+    @property
+    def sent_digest(self) -> dict[Category, int | None]:
+        return self.sync.sent_digest
 
-    def expects(self, cat: Category) -> bool:
-        """Whether the worker owns ``cat`` right now (live pushes must skip it)."""
-        return cat in self.busy or cat in self.jobs
+    @property
+    def jobs(self) -> dict[Category, bool]:
+        return self.sync.jobs
+
+    @property
+    def unconfirmed(self) -> dict[Category, float]:
+        return self.sync.unconfirmed
+
+    def wire(self, p: Plan) -> int:
+        return p.wire(self.protocol)
+
+    # ------------------------------------------------------------------ plans
+
+    def subscribe(self, held: dict[Category, Held], context: Context) -> dict[Category, Plan]:
+        plans = self.sync.subscribe(held, context)
+        self._wake_if_jobs()
+        return plans
+
+    def heartbeat(self, held: dict[Category, Held], context: Context) -> dict[Category, Plan]:
+        self.last_heard = self.clock()
+        plans = self.sync.heartbeat(held, context)
+        self._wake_if_jobs()
+        return plans
 
     def check(self, cat: Category, h: Held | None) -> int:
-        """A heartbeat's plan for ``cat``: compare what the node holds with what it was
-        sent, and repair what does not fit."""
-        up = self.upstream
-        if self.expects(cat):
-            return SNAPSHOT if self.jobs.get(cat) else RESUME
-        held = h.version if h else NO_VERSION
-        digest = h.digest if h else None
-        sent, sent_digest = self.sent.get(cat, NO_VERSION), self.sent_digest.get(cat)
-        since = self.unconfirmed.get(cat)
-        if since is not None:
-            if held != sent and time.monotonic() - since < up.options.snapshot_confirm_timeout:
-                # A heartbeat can overtake a snapshot still in the pipe or being applied
-                # (a large one takes seconds): it is on its way, not lost. A downstream
-                # that rejects it re-subscribes; one that stalls gives up on its own.
-                return RESUME
-            del self.unconfirmed[cat]
-        if held == sent:
-            if sent_digest is not None and digest != sent_digest:
-                # Same version, other content: the replica was changed behind our back.
-                up.stats.resyncs += 1
-                self.request(cat, snapshot=True)
-                return SNAPSHOT
-            if sent == up.version(cat) or not up.version(cat).epoch:
-                return UP_TO_DATE
-        elif held.epoch == sent.epoch and held.revision < sent.revision:
-            return RESUME  # our pushes are on their way
-        # The node holds something we did not send it: start again from what it says.
-        self.sent[cat], self.sent_digest[cat] = held, digest
-        action = up.plan(cat, held if h else None, digest)
-        if action != UP_TO_DATE:
-            up.stats.resyncs += 1
-            self.request(cat, snapshot=action == SNAPSHOT)
-        return action
+        """A heartbeat's plan for one category, as sent on the wire."""
+        p = self.sync.check(cat, h)
+        self._wake_if_jobs()
+        return self.wire(p)
+
+    def heard(self) -> None:
+        self.last_heard = self.clock()
+
+    def expired(self, now: float) -> bool:
+        return self.heartbeat_timeout is not None and now - self.last_heard > self.heartbeat_timeout
+
+    def request(self, cat: Category, *, snapshot: bool = False) -> None:
+        self.sync.request(cat, snapshot=snapshot)
+        self._wake.set()
+
+    def reset(self, cat: Category) -> None:
+        self.sync.reset(cat)
+        self._wake_if_jobs()
+
+    def _wake_if_jobs(self) -> None:
+        if self.sync.jobs:
+            self._wake.set()
 
     # ------------------------------------------------------------------ live pushes
 
@@ -121,49 +130,50 @@ class Session:
         shared: Callable[[], list[bytes]],
         digest: int,
     ) -> None:
-        if self.closed or self.expects(cat):
+        if self.closed:
             return
-        sent = self.sent.get(cat)
-        if sent == from_:
-            frames = shared()
-        elif sent is not None and sent.epoch == to.epoch and sent.revision >= to.revision:
-            return  # it has this already (it came to us ahead of our source)
-        elif sent is not None and sent.epoch == to.epoch and from_.revision < sent.revision:
-            newer = [ev for ev in events if ev.revision > sent.revision]
-            opts = self.upstream.options
-            frames = delta_frames(cat, sent, to, newer, opts.delta_events, opts.max_frame)
-        else:
-            self.upstream.stats.resyncs += 1
-            self.request(cat)
+        push = self.sync.publish(cat, from_, to, events, shared, digest)
+        if push is not None:
+            self._send(push)
+        elif self.sync.pinned_events() > self.upstream.options.log_events:
+            self.upstream.stats.slow_dropped += 1
+            self.drop("changes pinned during its snapshot passed the log's size")
             return
-        if not self._write(frames):
-            return  # the connection is gone: nothing was sent
-        self.sent[cat], self.sent_digest[cat] = to, digest
-        self.upstream.stats.deltas_sent += len(frames)
-        self.state.deltas_sent += len(frames)
-        self._check_backlog()
+        self._wake_if_jobs()
 
     def on_whole(self, snap: EncodedSnapshot) -> None:
         """A changed small category (groups/settings): send it whole."""
-        cat = snap.category
-        if self.closed or self.expects(cat) or self.sent.get(cat) == snap.version:
+        if self.closed:
             return
-        if not self._write(snap.frames):
-            return
-        self.sent[cat], self.sent_digest[cat] = snap.version, snap.digest
-        self.upstream.stats.whole_updates_sent += 1
-        self._check_backlog()
+        push = self.sync.whole(snap.category, snap.version, snap.digest, snap.frames)
+        if push is not None:
+            self._send(push)
 
-    def _write(self, frames: Sequence[bytes]) -> bool:
-        """Queue the frames; False (and the session dropped) when the connection is gone."""
-        for frame in frames:
+    def _send(self, push: Push) -> bool:
+        """Write ``push``; False when the connection is gone (the session is dropped)."""
+        for frame in push.frames:
             if not self.conn.push_frame(frame):
                 self.drop("connection closed", level=logging.INFO)
                 return False
+        self.sync.pushed(push)
+        stats = self.upstream.stats
+        if push.kind is PushKind.WHOLE:
+            stats.whole_updates_sent += 1
+        else:
+            stats.deltas_sent += len(push.frames)
+            self.state.deltas_sent += len(push.frames)
+            if push.kind is PushKind.CATCH_UP:
+                stats.resumes += 1
+        self._check_backlog()
         return True
 
+    @property
+    def backlog(self) -> int:
+        """Bytes written to the connection that the peer has not taken yet."""
+        return self.conn.write_buffer_size
+
     def _check_backlog(self) -> None:
-        if self.conn.write_buffer_size > self.upstream.options.max_backlog_bytes:
+        if self.backlog > self.upstream.options.max_backlog_bytes:
             self.upstream.stats.slow_dropped += 1
             self.drop("backlog over the limit")
 
@@ -188,68 +198,87 @@ class Session:
             while not self.closed:
                 await self._wake.wait()
                 self._wake.clear()
-                while self.jobs and not self.closed:
-                    cat = next(c for c in SYNC_ORDER if c in self.jobs)
-                    snapshot = self.jobs.pop(cat)
-                    self.busy.add(cat)
+                while not self.closed and (job := self.sync.take_job()) is not None:
+                    cat, snapshot = job
                     try:
-                        await self._sync(cat, snapshot)
+                        await self._sync(cat, snapshot, taken=True)
                     finally:
-                        self.busy.discard(cat)
+                        self.sync.job_done(cat)
         except SessionGone:
             return
         except Exception:  # a bug: make the node start over rather than wait forever
             log.exception("cascade session %s failed", self.name)
             self.drop("internal error")
 
-    async def _sync(self, cat: Category, snapshot: bool) -> None:
+    async def _sync(self, cat: Category, snapshot: bool, *, taken: bool = False) -> None:
+        if not taken:  # called directly (tests): take the category as the worker does
+            self.sync.jobs.pop(cat, None)
+            self.sync.busy.add(cat)
+            try:
+                await self._sync(cat, snapshot, taken=True)
+            finally:
+                self.sync.job_done(cat)
+            return
         up = self.upstream
         while True:
             if not snapshot:
-                frames = up.catch_up(cat, self.sent[cat], self.sent_digest.get(cat))
-                if frames is not None:
-                    if frames:  # [] = nothing to send (current, or we have nothing yet)
-                        if not self._write(frames):
-                            raise SessionGone
-                        up.stats.resumes += 1
-                        up.stats.deltas_sent += len(frames)
-                        self.state.deltas_sent += len(frames)
-                        self.sent[cat] = up.version(cat)
-                        self.sent_digest[cat] = up.catalog.digest(cat)
-                        self._check_backlog()
+                step = self.sync.catch_up(cat)
+                if isinstance(step, Push):
+                    if not self._send(step):
+                        raise SessionGone
+                    return
+                if step is CatchUp.DONE:
                     return
             if cat in INCREMENTAL:
                 # An older cached snapshot will do when the log still covers its version.
-                snap = up.snapshots.get(cat, partial(up.covers, cat))
+                snap = up.snapshots.get(cat, self.sync.acceptable_snapshot(cat))
             else:
                 snap = up.snapshots.current(cat)
             async with up.snapshot_slots:
+                self.sync.snapshot_started(cat, snap.version)
                 try:
                     await self._send_snapshot(snap)
                 except SnapshotFailed:
                     # The build was abandoned mid-way (the node drops the partial one
                     # when the next snapshot's chunk 0 arrives): start over.
+                    self.sync.pinned.pop(cat, None)
                     snapshot = True
                     continue
-            self.sent[cat], self.sent_digest[cat] = snap.version, snap.digest
-            self.unconfirmed[cat] = time.monotonic()
+            follow = self.sync.snapshot_written(cat, snap.version, snap.digest)
+            if follow is not None:
+                if not self._send(follow):
+                    raise SessionGone
+                return
             snapshot = False  # then catch up from the snapshot's version
 
     async def _send_snapshot(self, snap: EncodedSnapshot) -> None:
         up, conn = self.upstream, self.conn
+        opts = up.options
+        started = self.clock()
+        sent_bytes = 0
         for seq in range(snap.total):
             frame = await snap.frame(seq)
             if self.closed or not conn.push_frame(frame):
                 raise SessionGone
             up.stats.snapshot_chunks_sent += 1
             up.stats.snapshot_bytes_sent += len(frame)
+            sent_bytes += len(frame)
             try:
-                async with asyncio.timeout(up.options.stall_timeout):
+                async with asyncio.timeout(opts.stall_timeout):
                     await conn.drain()  # back-pressure: at most ~one buffer ahead of the peer
             except TimeoutError:
                 up.stats.slow_dropped += 1
-                self.drop(f"took no snapshot bytes for {up.options.stall_timeout} s")
+                self.drop(f"took no snapshot bytes for {opts.stall_timeout} s")
                 raise SessionGone from None
+            elapsed = self.clock() - started
+            if elapsed > opts.snapshot_grace and sent_bytes < elapsed * opts.min_snapshot_rate:
+                # A slot is shared: a reader this slow would hold it for ever.
+                up.stats.slow_dropped += 1
+                self.drop(
+                    f"took {sent_bytes} snapshot bytes in {elapsed:.0f} s"
+                    f" (under {opts.min_snapshot_rate} B/s)"
+                )
+                raise SessionGone
         up.stats.snapshots_sent += 1
         self.state.snapshots_sent += 1
 

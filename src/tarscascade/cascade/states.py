@@ -68,6 +68,34 @@ def parse_held(states: Sequence[CategoryStateF]) -> dict[Category, Held]:
     return out
 
 
+def parse_counts(states: Sequence[CategoryStateF]) -> dict[Category, int]:
+    """Records held per category, where the downstream said (call after parse_held)."""
+    out = {}
+    for st in states:
+        if st.count >= 0:
+            out[Category(st.category)] = st.count
+    return out
+
+
+def parse_floor(states: Sequence[CategoryStateF]) -> dict[Category, Version]:
+    """A relay's ack floor: per category, a version all its descendants hold (an empty
+    version: not every one holds that category)."""
+    return {cat: h.version for cat, h in parse_held(states).items()}
+
+
+def parse_descendant_addresses(acks: Sequence[NodeAckF]) -> dict[str, str]:
+    """The addresses a relay gave for its descendants (validated; bad ones dropped)."""
+    out = {}
+    for ack in acks:
+        if ack.address:
+            try:
+                parse_address(ack.address, "")
+            except BadRequestError:
+                continue
+            out[ack.nodeName] = ack.address
+    return out
+
+
 def parse_address(address: str, peer_host: str) -> tuple[str, int]:
     """``host:port`` (empty: the peer's address, port 0); BadRequestError otherwise."""
     if not address:
@@ -89,9 +117,19 @@ def parse_descendants(acks: Sequence[NodeAckF], limit: int) -> dict[str, dict[Ca
     return out
 
 
+#: the catalog's count that tells how many records a category holds
+COUNT_KEYS = {
+    Category.OBJECTS: "endpoints",
+    Category.NODES: "nodes",
+    Category.GROUPS: "groups",
+    Category.SETTINGS: "settings",
+}
+
+
 def held_states(catalog: Catalog) -> list[CategoryStateF]:
     """What a catalog holds, as sent in subscribe/heartbeat/ack (empty epoch: nothing)."""
     out = []
+    counts = catalog.counts()
     for cat in Category:
         v = catalog.version(cat)
         out.append(
@@ -99,9 +137,17 @@ def held_states(catalog: Catalog) -> list[CategoryStateF]:
                 category=str(cat),
                 version=VersionF(epoch=v.epoch, revision=v.revision),
                 digest=to_wire_digest(catalog.digest(cat)),
+                count=counts[COUNT_KEYS[cat]],
             )
         )
     return out
+
+
+def floor_states(floor: dict[Category, Version]) -> list[CategoryStateF]:
+    return [
+        CategoryStateF(category=str(c), version=VersionF(epoch=v.epoch, revision=v.revision))
+        for c, v in floor.items()
+    ]
 
 
 def states_of(held: dict[Category, Held]) -> list[CategoryStateF]:

@@ -4,6 +4,11 @@ Fed by heartbeats and one-way acks (the node's own, and those it relays for its
 descendants). ``wait`` answers the drain question "has every node applied revision
 r?" as soon as the last ack arrives: each waiter keeps the set of nodes still behind
 and each ack only touches the waiters that wait for that node.
+
+A relay's heartbeat lists every descendant; its acks carry only a *floor* per
+category: a version every descendant holds at least. So an ack costs the same with
+1,000 leaves as with one, and a node behind a relay holds the better of what it last
+reported and its relay's floor.
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ class AckTracker:
         self._children: dict[str, set[str]] = {}
         self._offline: dict[str, None] = {}  # insertion-ordered: oldest first
         self._waiters: set[_Waiter] = set()
+        #: per relay: a version per category that every one of its descendants holds
+        self._floors: dict[str, dict[Category, Version]] = {}
 
     # ------------------------------------------------------------------ updates
 
@@ -69,6 +76,7 @@ class AckTracker:
             return
         st.connected = False
         self._offline[name] = None
+        self._floors.pop(name, None)
         for child in self._children.pop(name, ()):
             self._forget_child(name, child)
         while len(self._offline) > self.max_offline:
@@ -83,18 +91,31 @@ class AckTracker:
         self._store(st, held, heartbeat)
 
     def record_descendants(
-        self, relay: str, acks: dict[str, dict[Category, Held]], *, heartbeat: bool
-    ) -> None:
-        """A relay's report of its descendants; those it no longer reports are forgotten."""
+        self,
+        relay: str,
+        acks: dict[str, dict[Category, Held]],
+        *,
+        heartbeat: bool,
+        addresses: dict[str, str] | None = None,
+    ) -> list[str]:
+        """A relay's full list of its descendants; those it no longer lists are forgotten.
+
+        Returns the names that are new here or changed address (to be registered).
+        """
         before = self._children.get(relay, set())
         now: set[str] = set()
+        fresh: list[str] = []
+        addresses = addresses or {}
         for name, held in acks.items():
             st = self._nodes.get(name)
             if st is not None and st.connected and not st.via:
                 continue  # it has its own session here: that is the better source
             if st is None:
                 st = self._nodes[name] = NodeState(name)
-            st.via, st.connected = relay, True
+            address = addresses.get(name, st.address)
+            if st.via != relay or address != st.address or not st.connected:
+                fresh.append(name)
+            st.via, st.connected, st.address = relay, True, address
             self._offline.pop(name, None)
             now.add(name)
             self._store(st, held, heartbeat)
@@ -104,6 +125,74 @@ class AckTracker:
             self._children[relay] = now
         else:
             self._children.pop(relay, None)
+        return fresh
+
+    def record_floor(self, relay: str, floor: dict[Category, Version]) -> None:
+        """A relay says every one of its descendants holds at least ``floor`` (empty: it
+        has none; a category at NO_VERSION: some descendant holds none of it)."""
+        if relay not in self._nodes:
+            return
+        self._floors[relay] = dict(floor)
+        if not self._waiters:
+            return
+        relay_st = self._nodes[relay]
+        children = self._children.get(relay, set())
+        for w in list(self._waiters):
+            if relay in w.pending and self.satisfies(relay_st, w.category, w.version):
+                w.pending.discard(relay)
+            v = floor.get(w.category)
+            if v is not None and is_at_least(v, w.version):
+                for name in [n for n in w.pending if n in children]:
+                    w.pending.discard(name)
+            if not w.pending and not w.done.done():
+                w.done.set_result(None)
+
+    def held(self, st: NodeState, cat: Category) -> Version | None:
+        """What ``st`` holds of ``cat``: its own report, or its relay's floor if better."""
+        own = st.held.get(cat)
+        if not st.via:
+            return own
+        floor = self._floors.get(st.via, {}).get(cat)
+        if floor is None or not floor.epoch:
+            return own
+        if own is None or (own.epoch == floor.epoch and own.revision < floor.revision):
+            return floor
+        return own
+
+    def covered(self, st: NodeState, cat: Category) -> Version | None:
+        """A version ``st`` and every node behind it (if it is a relay) hold at least."""
+        own = self.held(st, cat)
+        floor = self._floors.get(st.name)
+        if not floor or own is None:
+            return own
+        low = floor.get(cat)
+        if low is None or not low.epoch or low.epoch != own.epoch:
+            return None
+        return low if low.revision < own.revision else own
+
+    def satisfies(self, st: NodeState, cat: Category, version: Version) -> bool:
+        """Whether ``st`` (and, for a relay, all behind it) has ``version`` or later."""
+        return is_at_least(self.covered(st, cat), version)
+
+    def floor(self) -> dict[Category, Version]:
+        """Per category, a version every connected node here (and behind it) holds at
+        least, for a relay's acks: empty when there is no node; NO_VERSION for a
+        category some node holds none of (or of another lineage)."""
+        nodes = [st for st in self._nodes.values() if st.connected]
+        if not nodes:
+            return {}
+        out: dict[Category, Version] = {}
+        for cat in Category:
+            low: Version | None = None
+            for st in nodes:
+                v = self.covered(st, cat)
+                if v is None or not v.epoch or (low is not None and v.epoch != low.epoch):
+                    low = None
+                    break
+                if low is None or v.revision < low.revision:
+                    low = v
+            out[cat] = low if low is not None else Version("", 0)
+        return out
 
     def _forget_child(self, relay: str, name: str) -> None:
         st = self._nodes.get(name)
@@ -124,7 +213,7 @@ class AckTracker:
 
     def _check_waiters(self, st: NodeState) -> None:
         for w in list(self._waiters):
-            if st.name in w.pending and is_at_least(st.held.get(w.category), w.version):
+            if st.name in w.pending and self.satisfies(st, w.category, w.version):
                 w.pending.discard(st.name)
                 if not w.pending and not w.done.done():
                     w.done.set_result(None)
@@ -162,7 +251,7 @@ class AckTracker:
         pending = {
             n
             for n in names
-            if (st := self._nodes.get(n)) is None or not is_at_least(st.held.get(cat), version)
+            if (st := self._nodes.get(n)) is None or not self.satisfies(st, cat, version)
         }
         if pending:
             waiter = _Waiter(cat, version, pending, loop.create_future())

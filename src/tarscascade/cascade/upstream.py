@@ -1,9 +1,8 @@
-"""The upstream's shared sync state and decisions: change logs, snapshots, plans.
+"""The upstream's shared sync state: source catalog, change logs, snapshot cache, slots.
 
-Everything a session needs to bring one downstream from the version it holds to the
-source catalog's version: a delta from the change log, a *bookmark* (an empty delta)
-when the downstream's digest proves its content is already current, or a snapshot.
-Synchronous except for the snapshot cache; the hub and its sessions share one instance.
+What every session reads to bring one downstream from the version it holds to the
+source catalog's version (the decisions are in :mod:`~tarscascade.cascade.rules` and
+:mod:`~tarscascade.cascade.sync`). The hub and its sessions share one instance.
 """
 
 from __future__ import annotations
@@ -12,12 +11,12 @@ import asyncio
 from dataclasses import dataclass
 
 from tarscascade.cascade.changelog import DEFAULT_LOG_EVENTS, ChangeLog
-from tarscascade.cascade.frames import DEFAULT_CHUNK_BYTES, DEFAULT_DELTA_EVENTS, delta_frames
+from tarscascade.cascade.frames import DEFAULT_CHUNK_BYTES, DEFAULT_DELTA_EVENTS
+from tarscascade.cascade.rules import DEFAULT_GUARD_MAX_LOSS
 from tarscascade.cascade.snapshots import SnapshotCache
 from tarscascade.catalog import Catalog
 from tarscascade.model import INCREMENTAL, Category, Version
 from tarscascade.wire.framing import DEFAULT_MAX_FRAME
-from tarscascade.wire.idl.cascadef import RESUME, SNAPSHOT, UP_TO_DATE
 
 #: Sync order: small categories first, so a new node knows its groups and settings
 #: before a large objects snapshot is under way.
@@ -34,8 +33,23 @@ class HubOptions:
     delta_events: int = DEFAULT_DELTA_EVENTS
     #: a session whose unsent bytes pass this is told to resync and dropped
     max_backlog_bytes: int = 64 * 1024 * 1024
+    #: all sessions' unsent bytes together; past it the largest backlogs are dropped
+    #: first (those nodes resync), so dead peers cannot pin the upstream's memory
+    max_total_backlog_bytes: int = 512 * 1024 * 1024
     #: a session that takes no snapshot bytes for this long is dropped
     stall_timeout: float = 30.0
+    #: after this long in a snapshot slot, a session must have taken at least
+    #: ``min_snapshot_rate`` bytes per second on average, or it gives the slot up
+    snapshot_grace: float = 30.0
+    min_snapshot_rate: int = 64 * 1024
+    #: a session not heard from (heartbeat or ack) for this many of its heartbeat
+    #: intervals is ended, whatever TCP says
+    missed_heartbeats: int = 3
+    #: the interval assumed for downstreams that do not say theirs (protocol 1)
+    default_heartbeat_interval: float = 3.0
+    #: the mass-change guard: a new lineage taking away more than this share of a
+    #: downstream's endpoints is held back unless confirmed (>= 1: off)
+    guard_max_loss: float = DEFAULT_GUARD_MAX_LOSS
     #: how long a written snapshot may go unconfirmed by heartbeats before an older
     #: version there counts as lost again (and is repaired)
     snapshot_confirm_timeout: float = 120.0
@@ -68,6 +82,13 @@ class HubStats:
     auth_failures: int = 0
     bad_requests: int = 0
     slow_dropped: int = 0
+    #: sessions ended because they were not heard from (dead or cut-off peers)
+    expired: int = 0
+    #: sessions dropped to keep all sessions' backlogs within the global budget
+    budget_dropped: int = 0
+    #: plans that told a downstream it is ahead of this upstream / held a new lineage
+    behind_plans: int = 0
+    held_plans: int = 0
     heartbeats: int = 0
     acks: int = 0
 
@@ -93,36 +114,3 @@ class Upstream:
         # to resume from: snapshot instead.
         log = self.logs.get(cat)
         return log is not None and log.version == self.version(cat) and log.covers(version)
-
-    def plan(self, cat: Category, held: Version | None, digest: int | None) -> int:
-        """The plan for a downstream holding ``held`` (with ``digest``) of ``cat``."""
-        hub_v = self.version(cat)
-        if not hub_v.epoch:
-            return RESUME  # nothing here yet: keep what you hold, data follows when we have it
-        if held is None or held.epoch != hub_v.epoch:
-            return SNAPSHOT  # nothing held, or another lineage: start again
-        if digest == self.catalog.digest(cat):
-            return UP_TO_DATE if held == hub_v else RESUME  # a bookmark moves the version
-        if held != hub_v and self.covers(cat, held):
-            return RESUME
-        return SNAPSHOT
-
-    def catch_up(self, cat: Category, sent: Version, digest: int | None) -> list[bytes] | None:
-        """Frames taking a downstream from ``sent`` to now, [] if current, None: snapshot."""
-        hub_v = self.version(cat)
-        if sent == hub_v:
-            return []
-        if not hub_v.epoch:
-            return []  # nothing to give; a reset will bring data
-        if sent.epoch != hub_v.epoch:
-            return None
-        opts = self.options
-        if digest is not None and digest == self.catalog.digest(cat):
-            self.stats.bookmarks += 1
-            return delta_frames(cat, sent, hub_v, [], opts.delta_events, opts.max_frame)
-        if not self.covers(cat, sent):
-            return None
-        events = self.logs[cat].since(sent.revision)
-        if not events:
-            self.stats.bookmarks += 1
-        return delta_frames(cat, sent, hub_v, events, opts.delta_events, opts.max_frame)

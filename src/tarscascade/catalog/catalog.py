@@ -124,6 +124,11 @@ class Catalog:
             return ()
         return tuple(eps[hp] for hp in sorted(eps))
 
+    def endpoints_unordered(self, object_id: str) -> Iterable[EndpointRecord]:
+        """An object's endpoint records in no particular order (a copy: safe to keep)."""
+        eps = self._objects.get(object_id)
+        return tuple(eps.values()) if eps else ()
+
     def endpoints_of_node(self, node_name: str) -> list[EndpointRecord]:
         """Every endpoint record hosted on ``node_name`` (a node agent's own servers)."""
         return [

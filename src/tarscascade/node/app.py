@@ -8,8 +8,9 @@
 * A :class:`CascadeHub` over the replica serves ``CascadeObj`` to downstream nodes, and
   ``ReportObj`` forwards their reports upward: any node can be a relay, at any depth.
 * Present-state changes learnt from keepAlive are reported upstream (``ReportObj``).
-* The replica is written to disk (last known good) after changes, and loaded at start,
-  so a node restarted while every upstream is down still answers — marked stale.
+* The replica is kept on disk (last known good: an image plus a journal of the changes
+  since, ``node/disk.py``) and loaded at start, so a node restarted while every
+  upstream is down still answers — marked stale.
 """
 
 from __future__ import annotations
@@ -28,23 +29,16 @@ from tarscascade.cascade import (
     CascadeClient,
     CascadeHub,
     ClientOptions,
+    Freshness,
     HubOptions,
-    decode_records,
-    encode_records,
+    NodeInfo,
 )
 from tarscascade.catalog import NO_VERSION, Catalog, QueryAnswerer
 from tarscascade.errors import TarsCascadeError
 from tarscascade.model import Category, ChangeEvent, Version
+from tarscascade.node.disk import DiskCopy, DiskOptions
 from tarscascade.node.keepalive import DEFAULT_KEEPALIVE_TIMEOUT, KeepAliveTracker
 from tarscascade.node.servants import NODE_SERVANT, NodeQueryServant
-from tarscascade.node.snapshot_file import (
-    CategoryImage,
-    ReplicaImage,
-    SnapshotError,
-    age_seconds,
-    read_image,
-    write_image,
-)
 from tarscascade.node.watch import ObjectWatch
 from tarscascade.transport import Channel, Current, ServerOptions, TarsServer
 from tarscascade.wire.idl.queryf import QUERY_SERVANT
@@ -70,7 +64,10 @@ class NodeConfig:
     advertise: str = ""
     keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT
     report_interval: float = 1.0
-    snapshot_interval: float = 2.0
+    #: applied changes are coalesced this long before they are appended to the disk
+    #: journal (the disk copy's ``flush_interval``)
+    snapshot_interval: float = 0.2
+    disk_options: DiskOptions = field(default_factory=DiskOptions)
     # a node holds its replica for good: keep the collector from rescanning it after a snapshot
     client_options: ClientOptions = field(
         default_factory=lambda: ClientOptions(freeze_gc_after_snapshot=True)
@@ -91,15 +88,22 @@ class NodeAgent:
             self.catalog,
             authenticate=lambda _n, t: not config.token or t == config.token,
             options=config.hub_options,
-            # a descendant's ack goes up at once, so drain sees nodes behind relays quickly
+            # a new descendant is reported upward at once (the registry registers it)
+            on_subscribe=self._descendant_subscribed,
+            # a descendant's ack goes up soon (coalesced), so drain sees nodes behind relays
             on_heartbeat=lambda _name: self.client.request_ack() if self.client else None,
+            # downstreams of this relay are exactly as fresh as it is
+            freshness=self.freshness,
         )
         self.client: CascadeClient | None = None
         self.server: TarsServer | None = None
+        self.disk: DiskCopy | None = None
+        if config.data_dir is not None:
+            opts = dataclasses.replace(config.disk_options, flush_interval=config.snapshot_interval)
+            self.disk = DiskCopy(config.data_dir, config.name, self.catalog, opts)
         self.loaded_from_disk = False
         self.disk_age: float | None = None
         self.reports_sent = 0
-        self._dirty = asyncio.Event()
         self._report_now = asyncio.Event()
         self._changed_ids: set[str] | None = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -116,6 +120,16 @@ class NodeAgent:
     @property
     def stale(self) -> bool:
         return self.client is None or self.client.stale
+
+    def freshness(self) -> Freshness:
+        """This replica's freshness, as its own downstreams are told."""
+        if self.client is None:
+            return Freshness(stale=True, contact_age=86_400.0, from_disk=self.loaded_from_disk)
+        return self.client.freshness()
+
+    async def _descendant_subscribed(self, _info: NodeInfo) -> None:
+        if self.client is not None:
+            self.client.request_heartbeat()
 
     @property
     def port(self) -> int:
@@ -135,12 +149,21 @@ class NodeAgent:
     def status(self) -> dict[str, Any]:
         cat = self.catalog
         client = self.client
+        fresh = self.freshness()
         return {
             "node": self.config.name,
             "stale": self.stale,
             "synced": bool(client and client.synced.is_set()),
+            "in_sync": bool(client and client.in_sync),
             "has_data": self.has_data(),
             "loaded_from_disk": self.loaded_from_disk,
+            "from_disk_unconfirmed": fresh.from_disk,
+            "upstream_stale": bool(client and client.upstream_freshness.stale),
+            "contact_age_s": None if fresh.contact_age >= 86_400.0 else fresh.contact_age,
+            "ahead_of_upstream": sorted(c.value for c in client.ahead_of_upstream)
+            if client
+            else [],
+            "lineage_held": sorted(c.value for c in client.held_back) if client else [],
             "upstream": f"{client.upstream[0]}:{client.upstream[1]}"
             if client and client.upstream
             else None,
@@ -159,6 +182,7 @@ class NodeAgent:
             "keepalive_servers": len(self.keepalive.pids),
             "subscriptions": self.watch.subscriptions,
             "reports_sent": self.reports_sent,
+            "disk": self.disk.status() if self.disk is not None else None,
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -166,8 +190,8 @@ class NodeAgent:
     async def start(self) -> None:
         cfg = self.config
         try:
-            if cfg.data_dir is not None:
-                await self._load_disk(cfg.data_dir)
+            if self.disk is not None:
+                await self._load_disk(self.disk)
             servant_args = (self.answerer, self.watch, self.has_data)
             server_obj = NodeQueryServant(
                 NODE_SERVANT,
@@ -195,10 +219,12 @@ class NodeAgent:
                 on_applied=self._on_applied,
                 descendants=self.hub.descendant_acks,
             )
+            self.client.set_descendant_floor(self.hub.descendant_floor)
+            self.client.from_disk = self.loaded_from_disk
             self.client.start()
             self._spawn(self._report_loop(), "node-reports")
-            if cfg.data_dir is not None:
-                self._spawn(self._snapshot_loop(cfg.data_dir), "node-snapshot")
+            if self.disk is not None:
+                self._spawn(self.disk.run(), "node-disk")
         except BaseException:
             await self.aclose()
             raise
@@ -225,9 +251,8 @@ class NodeAgent:
             await self._report_channel.aclose()
             self._report_channel = None
         await self.hub.aclose()
-        if self.config.data_dir is not None and self._dirty.is_set():
-            with contextlib.suppress(OSError):
-                await self._write_disk(self.config.data_dir)
+        if self.disk is not None:
+            await self.disk.aclose()
         self.answerer.close()
 
     async def __aenter__(self) -> NodeAgent:
@@ -257,59 +282,19 @@ class NodeAgent:
         changed, self._changed_ids = self._changed_ids, set()
         if changed is None or changed:
             self.watch.changed(changed, after.revision)
-        self._dirty.set()
+        if self.disk is not None:
+            self.disk.applied(category, before, after, events)
 
     # ------------------------------------------------------------------ disk
 
-    async def _load_disk(self, directory: Path) -> None:
-        try:
-            image = await asyncio.to_thread(read_image, directory)
-        except SnapshotError as exc:
-            log.info("no last-known-good replica: %s", exc)
+    async def _load_disk(self, disk: DiskCopy) -> None:
+        age = await disk.load()
+        if age is None:
             return
-        if image.node_name != self.config.name:
-            log.warning("snapshot in %s belongs to node %r: ignored", directory, image.node_name)
-            return
-        for cat, ci in image.categories.items():
-            records = await asyncio.to_thread(decode_records, ci.payload, cat)
-            self.catalog.replace_category(cat, records, ci.version)
-            if self.catalog.digest(cat) != ci.digest:
-                log.warning("snapshot category %s fails its digest: starting without it", cat)
-                self.catalog.replace_category(cat, [], NO_VERSION)
         self.loaded_from_disk = self.has_data()
-        self.disk_age = age_seconds(image)
+        self.disk_age = age
         self.watch.changed(None, max(v.revision for v in self.catalog.versions().values()))
-        log.info("loaded the last-known-good replica (%.0f s old)", self.disk_age)
-
-    async def _write_disk(self, directory: Path) -> None:
-        cats = {}
-        for cat in Category:
-            records = list(self.catalog.records(cat))
-            cats[cat] = (self.catalog.version(cat), self.catalog.digest(cat), records)
-
-        def encode() -> ReplicaImage:
-            return ReplicaImage(
-                self.config.name,
-                time.time(),
-                {
-                    c: CategoryImage(v, d, len(r), encode_records(r))
-                    for c, (v, d, r) in cats.items()
-                },
-            )
-
-        image = await asyncio.to_thread(encode)
-        await asyncio.to_thread(write_image, directory, image)
-
-    async def _snapshot_loop(self, directory: Path) -> None:
-        while True:
-            await self._dirty.wait()
-            await asyncio.sleep(self.config.snapshot_interval)  # coalesce bursts of pushes
-            self._dirty.clear()
-            try:
-                await self._write_disk(directory)
-            except OSError as exc:
-                log.warning("cannot write the last-known-good replica: %s", exc)
-                self._dirty.set()
+        log.info("loaded the last-known-good replica (%.0f s old)", age)
 
     # ------------------------------------------------------------------ reports upstream
 

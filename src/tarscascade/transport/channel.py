@@ -26,6 +26,7 @@ from tarscascade.errors import (
     ServerError,
 )
 from tarscascade.transport.backoff import Backoff
+from tarscascade.transport.sockopts import DEFAULT_KEEPALIVE, KeepAlive, apply_keepalive
 from tarscascade.wire.framing import DEFAULT_MAX_FRAME
 from tarscascade.wire.interface import Method
 from tarscascade.wire.packets import PING_FUNC, TARS_VERSION, TUP_VERSION, ResponsePacket, Ret
@@ -45,6 +46,8 @@ class ChannelOptions:
     max_pending: int = 10_000
     keep_connected: bool = False
     backoff: Backoff = field(default_factory=Backoff)
+    #: TCP keepalive and user timeout on the socket (None = the kernel's defaults)
+    keepalive: KeepAlive | None = DEFAULT_KEEPALIVE
 
 
 class _ClientProtocol(asyncio.Protocol):
@@ -175,6 +178,8 @@ class Channel:
                 raise ConnectError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
             self.options.backoff.reset()
             self._next_attempt = 0.0
+            if p.transport is not None:
+                apply_keepalive(p.transport.get_extra_info("socket"), self.options.keepalive)
             self._proto = p
             self.connects += 1
         if self.on_connected is not None:

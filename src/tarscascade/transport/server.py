@@ -5,7 +5,10 @@ Synchronous servant answers are written straight from ``data_received`` (no task
 request); awaitable answers run as tasks owned by the connection, at most
 ``max_pending`` at once (beyond that the caller gets TARSSERVEROVERLOAD). A peer that
 does not read its replies pauses our reading from it, so it cannot grow our memory;
-a peer that sends part of a frame and stalls is closed by the sweeper.
+a peer that sends part of a frame and stalls is closed by the sweeper, and so is one
+that connects and never sends a whole request, or goes quiet for ``idle_timeout``.
+Connections are bounded in total and per peer address (one host cannot lock the
+others out), and every socket has TCP keepalive, so dead peers are found.
 """
 
 from __future__ import annotations
@@ -20,11 +23,15 @@ from typing import Any
 
 from tarscascade.errors import ProtocolError
 from tarscascade.transport.servant import Current, MaybeAwaitable, Result, Servant
+from tarscascade.transport.sockopts import DEFAULT_KEEPALIVE, KeepAlive, apply_keepalive
 from tarscascade.wire.framing import DEFAULT_MAX_FRAME
 from tarscascade.wire.packets import PING_FUNC, RequestPacket, Ret
 from tarscascade.wire.rpc import ServerRpc, encode_push
 
 log = logging.getLogger(__name__)
+
+#: refusals (connection limits) are logged at most this often
+REFUSAL_LOG_INTERVAL_S = 10.0
 
 
 @dataclass(slots=True)
@@ -33,10 +40,18 @@ class ServerOptions:
     #: awaitable dispatches in flight per connection; more are refused with OVERLOAD
     max_pending: int = 1024
     max_connections: int = 10_000
+    #: connections from one peer address (None = no limit beyond max_connections)
+    max_connections_per_ip: int | None = 2_000
     #: a connection holding an incomplete frame this long without progress is closed
     stall_timeout: float = 30.0
-    #: a connection with no traffic at all this long is closed (None = never)
-    idle_timeout: float | None = None
+    #: a connection that has not sent one whole request this long after it was
+    #: accepted is closed (None = never): idle sockets cannot hold the slots
+    first_request_timeout: float | None = 10.0
+    #: a connection with no traffic at all this long is closed (None = never); TARS
+    #: clients reconnect on demand, cascade sessions heartbeat every few seconds
+    idle_timeout: float | None = 600.0
+    #: TCP keepalive and user timeout on accepted sockets (None = the kernel's defaults)
+    keepalive: KeepAlive | None = DEFAULT_KEEPALIVE
     sweep_interval: float = 1.0
     #: how long aclose() lets in-flight requests finish before cancelling them
     drain_timeout: float = 5.0
@@ -48,12 +63,14 @@ class _Conn(asyncio.Protocol):
     __slots__ = (
         "_close_callbacks",
         "_closing",
+        "_counted_ip",
         "_paused_writing",
         "_tasks",
         "_writable",
         "last_activity",
         "last_progress",
         "peer",
+        "requests",
         "rpc",
         "server",
         "transport",
@@ -69,6 +86,8 @@ class _Conn(asyncio.Protocol):
         self._writable: asyncio.Event | None = None  # created by the first drain()
         self._closing = False
         self._close_callbacks: list[Callable[[], None]] = []
+        self._counted_ip = ""
+        self.requests = 0
         now = time.monotonic()
         self.last_activity = now
         self.last_progress = now
@@ -79,18 +98,31 @@ class _Conn(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.peer = (str(peer[0]), int(peer[1])) if peer else ("", 0)
-        if len(self.server._conns) >= self.server.options.max_connections:
-            log.warning("refusing connection from %s: too many connections", self.peer)
+        server, opts = self.server, self.server.options
+        if len(server._conns) >= opts.max_connections:
+            server._refuse(self.peer, "too many connections", "refused_total")
             transport.abort()
             return
-        transport.set_write_buffer_limits(high=self.server.options.write_high_water)
-        self.server._conns.add(self)
+        ip = self.peer[0]
+        per_ip = opts.max_connections_per_ip
+        if per_ip is not None and server._per_ip.get(ip, 0) >= per_ip:
+            server._refuse(self.peer, f"more than {per_ip} connections from it", "refused_per_ip")
+            transport.abort()
+            return
+        apply_keepalive(transport.get_extra_info("socket"), opts.keepalive)
+        transport.set_write_buffer_limits(high=opts.write_high_water)
+        server._conns.add(self)
+        server._per_ip[ip] = server._per_ip.get(ip, 0) + 1
+        self._counted_ip = ip
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         if self._writable is not None:
             self._writable.set()  # wake drain() waiters: the connection is gone
         self.server._conns.discard(self)
+        if self._counted_ip:
+            self.server._uncount(self._counted_ip)
+            self._counted_ip = ""
         for t in self._tasks:
             t.cancel()
         callbacks, self._close_callbacks = self._close_callbacks, []
@@ -135,6 +167,7 @@ class _Conn(asyncio.Protocol):
             return
         if requests or self.rpc.buffered == 0:
             self.last_progress = now
+        self.requests += len(requests)
         for req in requests:
             self._handle(req)
 
@@ -258,7 +291,38 @@ class TarsServer:
         self._conns: set[_Conn] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._draining = False
-        self.stats: dict[str, int] = {"requests": 0, "protocol_errors": 0, "stalled_closed": 0}
+        self._per_ip: dict[str, int] = {}
+        self._last_refusal_log = -1e9
+        self.stats: dict[str, int] = {
+            "requests": 0,
+            "protocol_errors": 0,
+            "stalled_closed": 0,
+            "idle_closed": 0,
+            "refused_total": 0,
+            "refused_per_ip": 0,
+        }
+
+    def _refuse(self, peer: tuple[str, int], why: str, stat: str) -> None:
+        self.stats[stat] += 1
+        now = time.monotonic()
+        if now - self._last_refusal_log >= REFUSAL_LOG_INTERVAL_S:  # one line, not a flood
+            self._last_refusal_log = now
+            log.warning(
+                "refusing connection from %s:%s: %s (%d refused so far)",
+                *peer,
+                why,
+                self.stats["refused_total"] + self.stats["refused_per_ip"],
+            )
+
+    def _uncount(self, ip: str) -> None:
+        n = self._per_ip.get(ip, 0) - 1
+        if n > 0:
+            self._per_ip[ip] = n
+        else:
+            self._per_ip.pop(ip, None)
+
+    def connections_from(self, ip: str) -> int:
+        return self._per_ip.get(ip, 0)
 
     def add_servant(self, servant: Servant) -> None:
         self.servants[servant.name] = servant
@@ -297,9 +361,16 @@ class TarsServer:
                 stalled = conn.rpc.buffered and now - conn.last_progress > opts.stall_timeout
                 idle = (
                     opts.idle_timeout is not None and now - conn.last_activity > opts.idle_timeout
+                ) or (
+                    opts.first_request_timeout is not None
+                    and conn.requests == 0
+                    and now - conn.last_progress > opts.first_request_timeout
                 )
-                if stalled or (idle and not conn._tasks):
+                if stalled:
                     self.stats["stalled_closed"] += 1
+                    conn.abort()
+                elif idle and not conn._tasks:
+                    self.stats["idle_closed"] += 1
                     conn.abort()
 
     def push_all(self, func: str, body: bytes) -> int:

@@ -154,11 +154,19 @@ async def test_nodes_show_the_record_and_the_cascade_view(
         timeout=WAIT,
         what="nodes registered",
     )
+    objects = core.catalog.version(Category.OBJECTS)
+    assert rp.hub is not None
+    hub = rp.hub
+
+    def acked() -> bool:  # acks are coalesced over a few ms
+        states = hub.node_states()
+        return all(n in states and states[n].held.get(Category.OBJECTS) == objects for n in NAMES)
+
+    await eventually(acked, timeout=WAIT, what="every node's ack")
     r = await client.get("/v1/nodes")
     assert r.status_code == 200
     listed = r.json()["nodes"]
     assert [n["name"] for n in listed] == NAMES
-    objects = core.catalog.version(Category.OBJECTS)
     for view, agent in zip(listed, nodes, strict=True):
         assert view["registered"] is True
         assert view["host"] == "127.0.0.1"

@@ -82,6 +82,14 @@ async def _healthy_node(cluster: Cluster, reg: Registry) -> None:
     await eventually(lambda: reg.core.catalog.get_node("good") is not None, timeout=WAIT)
     await converged([node], reg, "the good node, registered")
 
+    def acked() -> bool:  # acks are coalesced over a few ms: wait for the hub to have it
+        st = reg.hub.node_states().get("good")
+        return st is not None and all(
+            st.held.get(c) == reg.core.catalog.version(c) for c in Category
+        )
+
+    await eventually(acked, timeout=WAIT, what="the good node's ack")
+
 
 @pytest.mark.parametrize("req", BAD_SUBSCRIPTIONS.values(), ids=BAD_SUBSCRIPTIONS.keys())
 async def test_malformed_subscriptions_are_refused_and_change_nothing(

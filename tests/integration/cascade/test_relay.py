@@ -45,6 +45,7 @@ async def test_a_leaf_behind_a_relay_converges_and_fails_over_to_the_registry(
             descendants=relay_hub.descendant_acks,
         )
     )
+    middle[0].client.set_descendant_floor(relay_hub.descendant_floor)
     await converged(middle, reg, "the relay")
     leaf = cluster.node("leaf", [("127.0.0.1", relay_server.port), registry])
     await converged([leaf], reg, "the leaf through the relay")
@@ -59,6 +60,8 @@ async def test_a_leaf_behind_a_relay_converges_and_fails_over_to_the_registry(
     version = reg.core.catalog.version(Category.OBJECTS)
     _elapsed, missing = await reg.hub.wait_acked(Category.OBJECTS, version, timeout=WAIT)
     assert missing == []
+    # a relay lists its descendants in heartbeats (its acks carry only their floor)
+    await eventually(lambda: "leaf" in reg.hub.node_states(), timeout=WAIT, what="the leaf")
     states = reg.hub.node_states()
     assert states["leaf"].via == "middle"
     assert states["leaf"].held[Category.OBJECTS] == version

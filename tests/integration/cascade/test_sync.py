@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from tarscascade.cascade.frames import delta_frames
+from tarscascade.cascade.sync import CatchUp, Push, SessionSync
 from tarscascade.catalog import Catalog
 from tarscascade.model import Category, ChangeEvent, NodeRecord, Op, Setting, State, Version
 from tarscascade.store import Delete, Put, SqlStore
@@ -131,15 +134,24 @@ async def test_a_version_gap_forces_a_resync(cluster: Cluster) -> None:
     assert node.client.stats.resubscribes > resubscribes
     assert all_ports(node.catalog) == [1, 2]
 
-    # A version ahead of anything the upstream sent: the heartbeat finds it, a snapshot
-    # follows (the content cannot be trusted).
+    # Content and a version ahead of anything the upstream has: versions never go back,
+    # so the node keeps them and is told the upstream is behind (it says it is stale) ...
     snapshots = reg.hub.stats.snapshots_sent
     v = node.catalog.version(Category.OBJECTS)
-    node.catalog.advance(Category.OBJECTS, Version(v.epoch, v.revision + 1000))
+    ahead = Version(v.epoch, reg.core.revision + 1)  # the revision the next write gets
+    gone = ChangeEvent(ahead.revision, Category.OBJECTS, Op.DELETE, ep(1).key, None)
+    node.catalog.apply([gone], v.epoch)
+    assert node.catalog.version(Category.OBJECTS) == ahead
+    await eventually(lambda: node.client.stale, timeout=WAIT, what="the node is ahead")
+    assert Category.OBJECTS in node.client.ahead_of_upstream
+    # ... until the upstream reaches that version: then the digests differ (the content
+    # cannot be trusted) and a snapshot repairs it.
     await reg.core.write([Put(ep(3))])
+    assert reg.core.catalog.version(Category.OBJECTS) == ahead
     await converged([node], reg, "after jumping ahead")
     assert reg.hub.stats.snapshots_sent > snapshots
     assert all_ports(node.catalog) == [1, 2, 3]
+    await eventually(lambda: not node.client.stale, timeout=WAIT, what="fresh again")
 
 
 async def test_a_corrupted_replica_gets_a_snapshot(cluster: Cluster) -> None:
@@ -205,10 +217,14 @@ async def test_an_empty_catalog_is_not_pushed_over_a_replica(cluster: Cluster) -
     empty = CascadeHub(Catalog(), authenticate=lambda n, t: True)
     async with TarsServer([empty.servant]) as server:
         again = cluster.node("keep", [("127.0.0.1", server.port)], catalog=node.catalog)
-        await eventually(lambda: not again.client.stale, timeout=WAIT, what="subscribed")
+        await eventually(lambda: again.client.connected, timeout=WAIT, what="subscribed")
         await eventually(lambda: empty.stats.heartbeats >= 2, timeout=WAIT, what="heartbeats")
         assert all_ports(again.catalog) == [1]
         assert not again.client.synced.is_set()
+        # the upstream is behind the replica in what it holds: the node says it is stale
+        assert again.client.stale
+        held = {c for c in Category if node.catalog.version(c).epoch}
+        assert again.client.ahead_of_upstream == held
         await cluster.close_node(again)
         await empty.aclose()
 
@@ -240,7 +256,9 @@ async def test_a_full_reload_at_the_registry_resyncs_nodes(cluster: Cluster) -> 
     assert all(all_ports(n.catalog) == [1, 2, 7] for n in nodes)
 
 
-async def test_deltas_that_keep_not_fitting_escalate_to_a_snapshot(cluster: Cluster) -> None:
+async def test_deltas_that_keep_not_fitting_escalate_to_a_snapshot(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Whatever the disagreement (a bug upstream), a node ends it by asking for it whole."""
     reg = await cluster.start_registry()
     await reg.core.write([Put(ep(1))])
@@ -250,16 +268,18 @@ async def test_deltas_that_keep_not_fitting_escalate_to_a_snapshot(cluster: Clus
     await reg.core.write([Put(ep(2))])
 
     up = reg.hub._up
-    honest = up.catch_up
+    honest = SessionSync.catch_up
 
-    def broken_catch_up(cat: Category, sent: Version, digest: int | None) -> list[bytes] | None:
-        frames = honest(cat, sent, digest)
-        if frames and cat is Category.OBJECTS:
+    def broken_catch_up(self: SessionSync, cat: Category) -> Push | CatchUp:
+        step = honest(self, cat)
+        if isinstance(step, Push) and cat is Category.OBJECTS:
+            sent = self.sent[cat]
             wrong = Version(sent.epoch, sent.revision + 1)  # never where the node is
-            return delta_frames(cat, wrong, up.version(cat), [])
-        return frames
+            frames = delta_frames(cat, wrong, up.version(cat), [])
+            return Push(cat, frames, step.to, step.digest, step.kind)
+        return step
 
-    up.catch_up = broken_catch_up  # type: ignore[method-assign]
+    monkeypatch.setattr(SessionSync, "catch_up", broken_catch_up)
     # (a cached snapshot at the node's own old version would be followed by the broken
     # catch-up again: let the escalated request get a fresh one)
     up.snapshots.invalidate(Category.OBJECTS)

@@ -6,25 +6,41 @@ See docs/protocol.md. The equivalent TARS IDL::
         struct VersionF { 0 require string epoch; 1 require long revision; };
         struct CategoryStateF {
             0 require string category; 1 require VersionF version; 2 optional long digest;
+            3 optional long count = -1;          // records held (-1: not said)
         };
         struct CategoryPlanF {
             0 require string category; 1 require int action; 2 require VersionF version;
         };
-        struct NodeAckF { 0 require string nodeName; 1 require vector<CategoryStateF> held; };
+        struct FreshnessF {                      // how current the upstream itself is
+            0 optional bool stale;               // cut off from its own source, or behind it
+            1 optional long contactAgeMs;        // ms since it last heard from a fresh source
+            2 optional bool fromDisk;            // serving a copy loaded from disk, unconfirmed
+            3 optional string confirmedEpoch;    // the lineage its source confirmed
+        };
+        struct NodeAckF {
+            0 require string nodeName; 1 require vector<CategoryStateF> held;
+            2 optional string address;           // the node's own TARS address (registration)
+        };
         struct SubscribeReq {
             0 require string nodeName; 1 require string token;
             2 require vector<CategoryStateF> held; 3 optional string address;
-            4 optional int protocol = 1;
+            4 optional int protocol = 1; 5 optional int heartbeatMs;
         };
-        struct SubscribeRsp { 0 require vector<CategoryPlanF> plan; 1 optional string upstream; };
+        struct SubscribeRsp {
+            0 require vector<CategoryPlanF> plan; 1 optional string upstream;
+            2 optional FreshnessF freshness;
+        };
         struct HeartbeatReq {
             0 require string nodeName; 1 require vector<CategoryStateF> held;
             2 optional vector<NodeAckF> descendants; 3 optional map<string, string> info;
         };
-        struct HeartbeatRsp { 0 require vector<CategoryPlanF> plan; };
+        struct HeartbeatRsp {
+            0 require vector<CategoryPlanF> plan; 1 optional FreshnessF freshness;
+        };
         struct AckReq {
             0 require string nodeName; 1 require vector<CategoryStateF> held;
             2 optional vector<NodeAckF> descendants;
+            3 optional vector<CategoryStateF> floor;   // every descendant holds at least this
         };
         struct SnapshotChunkF {
             0 require string category; 1 require VersionF version; 2 require int seq;
@@ -49,12 +65,15 @@ Digests are unsigned 64-bit values carried in a ``long``: ``to_wire_digest`` /
 
 from __future__ import annotations
 
-from tarscascade.wire.codec import BYTES, INT32_K, INT64_K, STRING, STRING_MAP, list_of
+from tarscascade.wire.codec import BOOL, BYTES, INT32_K, INT64_K, STRING, STRING_MAP, list_of
 from tarscascade.wire.interface import Interface, Method, Param
 from tarscascade.wire.struct import struct_kind, tars_struct, tfield
 
 CASCADE_SERVANT = "tars.tarsregistry.CascadeObj"
-PROTOCOL_VERSION = 1
+#: 2 added BEHIND/HOLD plans, freshness, counts, descendant addresses and ack floors;
+#: an upstream still serves protocol 1 downstreams (docs/protocol.md, "Versions").
+PROTOCOL_VERSION = 2
+OLDEST_PROTOCOL = 1
 
 # push function names (status TARS_FUNC of a push)
 PUSH_SNAPSHOT = "cascade.snapshot"
@@ -65,6 +84,11 @@ PUSH_RESYNC = "cascade.resync"
 UP_TO_DATE = 0
 RESUME = 1
 SNAPSHOT = 2
+#: the upstream is older than what the downstream holds (same lineage): keep yours
+BEHIND = 3
+#: a new lineage that would replace most of what the downstream holds, not confirmed:
+#: keep the old one (the mass-change guard)
+HOLD = 4
 
 # return codes of subscribe / heartbeat (method return values, not framework codes)
 OK = 0
@@ -95,6 +119,7 @@ class CategoryStateF:
     category: str = tfield(0, STRING, require=True, default="")
     version: VersionF = tfield(1, VERSION_F, require=True, default_factory=VersionF)
     digest: int = tfield(2, INT64_K, default=0)
+    count: int = tfield(3, INT64_K, default=-1, skip_default=True)
 
 
 STATE_LIST = list_of(struct_kind(CategoryStateF))
@@ -111,9 +136,21 @@ PLAN_LIST = list_of(struct_kind(CategoryPlanF))
 
 
 @tars_struct
+class FreshnessF:
+    stale: bool = tfield(0, BOOL, default=False)
+    contactAgeMs: int = tfield(1, INT64_K, default=0)
+    fromDisk: bool = tfield(2, BOOL, default=False)
+    confirmedEpoch: str = tfield(3, STRING, default="")
+
+
+FRESHNESS_F = struct_kind(FreshnessF)
+
+
+@tars_struct
 class NodeAckF:
     nodeName: str = tfield(0, STRING, require=True, default="")
     held: list[CategoryStateF] = tfield(1, STATE_LIST, require=True, default_factory=list)
+    address: str = tfield(2, STRING, default="", skip_default=True)
 
 
 ACK_LIST = list_of(struct_kind(NodeAckF))
@@ -125,13 +162,15 @@ class SubscribeReq:
     token: str = tfield(1, STRING, require=True, default="")
     held: list[CategoryStateF] = tfield(2, STATE_LIST, require=True, default_factory=list)
     address: str = tfield(3, STRING, default="")
-    protocol: int = tfield(4, INT32_K, default=PROTOCOL_VERSION, skip_default=True)
+    protocol: int = tfield(4, INT32_K, default=OLDEST_PROTOCOL, skip_default=True)
+    heartbeatMs: int = tfield(5, INT32_K, default=0, skip_default=True)
 
 
 @tars_struct
 class SubscribeRsp:
     plan: list[CategoryPlanF] = tfield(0, PLAN_LIST, require=True, default_factory=list)
     upstream: str = tfield(1, STRING, default="")
+    freshness: FreshnessF = tfield(2, FRESHNESS_F, default_factory=FreshnessF)
 
 
 @tars_struct
@@ -145,6 +184,7 @@ class HeartbeatReq:
 @tars_struct
 class HeartbeatRsp:
     plan: list[CategoryPlanF] = tfield(0, PLAN_LIST, require=True, default_factory=list)
+    freshness: FreshnessF = tfield(1, FRESHNESS_F, default_factory=FreshnessF)
 
 
 @tars_struct
@@ -152,6 +192,7 @@ class AckReq:
     nodeName: str = tfield(0, STRING, require=True, default="")
     held: list[CategoryStateF] = tfield(1, STATE_LIST, require=True, default_factory=list)
     descendants: list[NodeAckF] = tfield(2, ACK_LIST, default_factory=list)
+    floor: list[CategoryStateF] = tfield(3, STATE_LIST, default_factory=list)
 
 
 @tars_struct

@@ -1,0 +1,346 @@
+"""One downstream's sync state at the upstream, as a sans-IO state machine.
+
+Per category the session knows ``sent``: the version the downstream will hold once it
+has applied everything written to it (TCP keeps pushes in order, and a downstream that
+rejects a push re-subscribes, which replaces the session), and the digest it has there.
+Around that, a category is in one of these states:
+
+``live``
+    Changes go straight out as they are published, when they start at ``sent``.
+``job``
+    The worker must bring it up to date (a catch-up from the change log, or a
+    snapshot). Live changes skip it; the worker catches up from the log afterwards.
+``busy``
+    The worker is sending a snapshot. Changes published meanwhile are *pinned* here
+    (with the log's events since the snapshot's version), so the catch-up that follows
+    never depends on the log still covering a long snapshot.
+``behind``
+    The downstream holds a newer version than the upstream (same lineage). Nothing is
+    sent; the category goes back to work once the upstream reaches that version.
+``held``
+    The guard holds this upstream's lineage back from the downstream, which keeps its
+    own; re-planned at every heartbeat (an operator may confirm the new lineage).
+
+Events in: :meth:`subscribe`, :meth:`heartbeat`, :meth:`publish`, :meth:`whole`,
+:meth:`reset`, the worker's :meth:`take_job` / :meth:`catch_up` /
+:meth:`snapshot_started` / :meth:`snapshot_written` / :meth:`job_done`.
+Out: plans, and :class:`Push` es the I/O shell writes and then confirms with
+:meth:`pushed` (a push that could not be written changes nothing here).
+Every "what to do" decision is :func:`~tarscascade.cascade.rules.plan`'s.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+from tarscascade.cascade.frames import delta_frames
+from tarscascade.cascade.rules import NEEDS_WORK, Plan, Source, plan
+from tarscascade.cascade.states import Held
+from tarscascade.cascade.upstream import SYNC_ORDER, Upstream
+from tarscascade.catalog import NO_VERSION
+from tarscascade.model import INCREMENTAL, Category, ChangeEvent, Version
+
+
+class PushKind(Enum):
+    DELTA = "delta"  # a live change
+    WHOLE = "whole"  # a small category sent whole after a change
+    CATCH_UP = "catch-up"  # the worker's delta from the change log (or a bookmark)
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """Frames to write; once written, the downstream will hold ``to`` (with ``digest``)."""
+
+    category: Category
+    frames: Sequence[bytes]
+    to: Version
+    digest: int
+    kind: PushKind
+
+
+class CatchUp(Enum):
+    DONE = "done"  # nothing (more) to send
+    SNAPSHOT = "snapshot"  # only a snapshot will do
+
+
+@dataclass(slots=True)
+class Context:
+    """What the hub knows about the whole request: the lineage guard and freshness."""
+
+    hold_lineage: bool = False
+    stale: bool = False
+
+
+@dataclass(slots=True)
+class SessionSync:
+    upstream: Upstream
+    clock: Callable[[], float] = time.monotonic
+    sent: dict[Category, Version] = field(default_factory=dict)
+    #: the digest the downstream has at ``sent`` (None: unknown)
+    sent_digest: dict[Category, int | None] = field(default_factory=dict)
+    #: categories the worker must sync -> whether only a snapshot will do
+    jobs: dict[Category, bool] = field(default_factory=dict)
+    busy: set[Category] = field(default_factory=set)
+    behind: set[Category] = field(default_factory=set)
+    held: set[Category] = field(default_factory=set)
+    #: categories whose snapshot was written but not yet seen held by the downstream,
+    #: and when: until then an older version in a heartbeat is expected
+    unconfirmed: dict[Category, float] = field(default_factory=dict)
+    #: busy categories: the events after the snapshot's version, to send after it
+    pinned: dict[Category, list[ChangeEvent]] = field(default_factory=dict)
+    #: the last context a subscribe or heartbeat gave (publish re-plans with it)
+    context: Context = field(default_factory=Context)
+
+    # ------------------------------------------------------------------ plans
+
+    def _source(self, cat: Category) -> Source:
+        up = self.upstream
+        return Source(up.version(cat), up.catalog.digest(cat), lambda v: up.covers(cat, v))
+
+    def _plan(self, cat: Category, h: Held | None) -> Plan:
+        ctx = self.context
+        return plan(self._source(cat), h, hold_lineage=ctx.hold_lineage, stale=ctx.stale)
+
+    def _enter(self, cat: Category, p: Plan) -> None:
+        """Put ``cat`` in the state plan ``p`` leads to (``sent`` is what the node holds)."""
+        self.behind.discard(cat)
+        self.held.discard(cat)
+        if p is Plan.BEHIND:
+            self.behind.add(cat)
+        elif p is Plan.HOLD:
+            self.held.add(cat)
+        elif p in NEEDS_WORK:
+            self.request(cat, snapshot=p is Plan.SNAPSHOT)
+
+    def subscribe(self, held: dict[Category, Held], context: Context) -> dict[Category, Plan]:
+        """A (re-)subscription: start over from what the downstream says it holds."""
+        self.context = context
+        out = {}
+        for cat in Category:
+            h = held.get(cat)
+            self.sent[cat] = h.version if h else NO_VERSION
+            self.sent_digest[cat] = h.digest if h else None
+            out[cat] = p = self._plan(cat, h)
+            self._enter(cat, p)
+        return out
+
+    def heartbeat(self, held: dict[Category, Held], context: Context) -> dict[Category, Plan]:
+        self.context = context
+        return {cat: self.check(cat, held.get(cat)) for cat in Category}
+
+    def check(self, cat: Category, h: Held | None) -> Plan:
+        """A heartbeat's plan for ``cat``: compare what the node holds with what it was
+        sent, and repair what does not fit."""
+        up = self.upstream
+        if self.expects(cat):
+            return Plan.SNAPSHOT if self.jobs.get(cat) else Plan.RESUME
+        if cat in self.behind or cat in self.held:
+            return self._replan(cat, h)  # has the upstream caught up / was it confirmed?
+        held = h.version if h else NO_VERSION
+        digest = h.digest if h else None
+        sent, sent_digest = self.sent.get(cat, NO_VERSION), self.sent_digest.get(cat)
+        since = self.unconfirmed.get(cat)
+        if since is not None:
+            if held != sent and self.clock() - since < up.options.snapshot_confirm_timeout:
+                # A heartbeat can overtake a snapshot still in the pipe or being applied
+                # (a large one takes seconds): it is on its way, not lost. A downstream
+                # that rejects it re-subscribes; one that stalls gives up on its own.
+                return Plan.RESUME
+            del self.unconfirmed[cat]
+        if held == sent:
+            if sent_digest is not None and digest != sent_digest:
+                # Same version, other content: the replica was changed behind our back.
+                up.stats.resyncs += 1
+                self.request(cat, snapshot=True)
+                return Plan.SNAPSHOT
+            if sent == up.version(cat):
+                return Plan.UP_TO_DATE
+        elif held.epoch == sent.epoch and held.revision < sent.revision:
+            return Plan.RESUME  # our pushes are on their way
+        return self._replan(cat, h)
+
+    def _replan(self, cat: Category, h: Held | None) -> Plan:
+        """The node holds something we did not send it: start again from what it says."""
+        self.sent[cat] = h.version if h else NO_VERSION
+        self.sent_digest[cat] = h.digest if h else None
+        p = self._plan(cat, h)
+        if p in NEEDS_WORK:
+            self.upstream.stats.resyncs += 1
+        self._enter(cat, p)
+        return p
+
+    # ------------------------------------------------------------------ scheduling
+
+    def request(self, cat: Category, *, snapshot: bool = False) -> None:
+        """Ask the worker to bring ``cat`` up to date (with a snapshot if ``snapshot``)."""
+        self.behind.discard(cat)
+        self.held.discard(cat)
+        self.jobs[cat] = self.jobs.get(cat, False) or snapshot
+
+    def expects(self, cat: Category) -> bool:
+        """Whether the worker owns ``cat`` right now (live pushes must skip it)."""
+        return cat in self.busy or cat in self.jobs
+
+    def reset(self, cat: Category) -> None:
+        """The source replaced ``cat`` wholesale: bring the downstream to it again."""
+        if cat in self.held:
+            return  # still held back; the next heartbeat re-plans
+        up = self.upstream
+        if self.pinned.pop(cat, None) is not None or cat in self.busy:
+            # what the worker is sending is of the replaced data: go again afterwards
+            up.stats.resyncs += 1
+            self.request(cat)
+        elif self.sent.get(cat) != up.version(cat) or self.sent_digest.get(cat) != (
+            up.catalog.digest(cat)
+        ):
+            up.stats.resyncs += 1
+            self.request(cat)  # a bookmark if the content is equal, else a snapshot
+
+    # ------------------------------------------------------------------ live changes
+
+    def publish(
+        self,
+        cat: Category,
+        from_: Version,
+        to: Version,
+        events: Sequence[ChangeEvent],
+        shared: Callable[[], list[bytes]],
+        digest: int,
+    ) -> Push | None:
+        """The source moved ``cat`` from -> to with ``events``: what to send (if anything)."""
+        pinned = self.pinned.get(cat)
+        if pinned is not None:
+            pinned.extend(events)
+            return None
+        if self.expects(cat) or cat in self.held:
+            return None
+        sent = self.sent.get(cat)
+        if cat in self.behind:
+            if sent is not None and to.epoch == sent.epoch and to.revision >= sent.revision:
+                self.request(cat)  # caught up with the node: the worker takes it from here
+            return None
+        if sent == from_:
+            return Push(cat, shared(), to, digest, PushKind.DELTA)
+        if sent is not None and sent.epoch == to.epoch and sent.revision >= to.revision:
+            return None  # it has this already (it came to us ahead of our source)
+        if sent is not None and sent.epoch == to.epoch and from_.revision < sent.revision:
+            newer = [ev for ev in events if ev.revision > sent.revision]
+            opts = self.upstream.options
+            frames = delta_frames(cat, sent, to, newer, opts.delta_events, opts.max_frame)
+            return Push(cat, frames, to, digest, PushKind.DELTA)
+        self.upstream.stats.resyncs += 1
+        self.request(cat)
+        return None
+
+    def whole(
+        self, cat: Category, version: Version, digest: int, frames: Sequence[bytes]
+    ) -> Push | None:
+        """A changed small category (groups/settings) to send whole, if it fits."""
+        if self.expects(cat) or cat in self.held:
+            return None
+        sent = self.sent.get(cat)
+        if sent == version:
+            return None
+        if sent is not None and sent.epoch == version.epoch and sent.revision > version.revision:
+            return None  # the downstream is ahead: never send it back
+        self.behind.discard(cat)
+        return Push(cat, frames, version, digest, PushKind.WHOLE)
+
+    def pushed(self, push: Push) -> None:
+        """``push`` was written: the downstream will hold its version."""
+        self.sent[push.category] = push.to
+        self.sent_digest[push.category] = push.digest
+
+    # ------------------------------------------------------------------ the worker
+
+    def take_job(self) -> tuple[Category, bool] | None:
+        """The next category to sync (small ones first) and whether it needs a snapshot."""
+        for cat in SYNC_ORDER:
+            if cat in self.jobs:
+                snapshot = self.jobs.pop(cat)
+                self.busy.add(cat)
+                return cat, snapshot
+        return None
+
+    def job_done(self, cat: Category) -> None:
+        self.busy.discard(cat)
+        self.pinned.pop(cat, None)
+
+    def catch_up(self, cat: Category) -> Push | CatchUp:
+        """The delta taking the downstream from ``sent`` to now (or a bookmark)."""
+        up = self.upstream
+        sent, sent_digest = self.sent[cat], self.sent_digest.get(cat)
+        now = up.version(cat)
+        if not now.epoch:
+            return CatchUp.DONE  # nothing to give: data follows when we have it
+        if sent == now:
+            if sent_digest is not None and sent_digest != up.catalog.digest(cat):
+                return CatchUp.SNAPSHOT  # same version, other content
+            return CatchUp.DONE
+        if sent.epoch != now.epoch:
+            return CatchUp.SNAPSHOT
+        opts, digest = up.options, up.catalog.digest(cat)
+        if sent_digest is not None and sent_digest == digest:
+            if sent.revision > now.revision:
+                return CatchUp.DONE  # ahead with equal content: adopt its version
+            up.stats.bookmarks += 1
+            frames = delta_frames(cat, sent, now, [], opts.delta_events, opts.max_frame)
+            return Push(cat, frames, now, digest, PushKind.CATCH_UP)
+        if sent.revision > now.revision:
+            self.behind.add(cat)  # never send it back: wait until we catch up
+            return CatchUp.DONE
+        if not up.covers(cat, sent):
+            return CatchUp.SNAPSHOT
+        events = up.logs[cat].since(sent.revision)
+        if not events:
+            up.stats.bookmarks += 1
+        frames = delta_frames(cat, sent, now, events, opts.delta_events, opts.max_frame)
+        return Push(cat, frames, now, digest, PushKind.CATCH_UP)
+
+    def acceptable_snapshot(self, cat: Category) -> Callable[[Version], bool]:
+        """Which cached snapshot versions may be sent: never one older than what the
+        downstream holds in the same lineage; for objects and nodes, one the change
+        log still leads on from."""
+        sent = self.sent.get(cat, NO_VERSION)
+        up = self.upstream
+
+        def ok(v: Version) -> bool:
+            if v.epoch == sent.epoch and v.revision < sent.revision:
+                return False
+            return cat not in INCREMENTAL or up.covers(cat, v)
+
+        return ok
+
+    def snapshot_started(self, cat: Category, version: Version) -> None:
+        """The worker is about to send the snapshot at ``version``: from now on, pin.
+
+        Pinned are the log's events after ``version`` and then every change published
+        while the snapshot goes out, so what follows it never depends on the log still
+        covering a snapshot that took long. Only for objects and nodes, and only when
+        the log leads on from ``version`` (otherwise the catch-up decides afterwards).
+        """
+        up = self.upstream
+        if cat in INCREMENTAL and up.covers(cat, version):
+            self.pinned[cat] = up.logs[cat].since(version.revision)
+
+    def snapshot_written(self, cat: Category, version: Version, digest: int) -> Push | None:
+        """The snapshot at ``version`` was written; the delta of the pinned events that
+        follows it, or None: let :meth:`catch_up` decide."""
+        self.sent[cat], self.sent_digest[cat] = version, digest
+        self.unconfirmed[cat] = self.clock()
+        pinned = self.pinned.pop(cat, None)
+        up = self.upstream
+        now = up.version(cat)
+        if pinned is None or now.epoch != version.epoch or now == version:
+            return None
+        if pinned and pinned[-1].revision > now.revision:
+            return None  # the source was reset meanwhile: let the catch-up decide
+        opts = up.options
+        frames = delta_frames(cat, version, now, pinned, opts.delta_events, opts.max_frame)
+        return Push(cat, frames, now, up.catalog.digest(cat), PushKind.CATCH_UP)
+
+    def pinned_events(self) -> int:
+        return sum(len(p) for p in self.pinned.values())
