@@ -88,20 +88,20 @@ def object_(
         (
             e["endpoint"],
             e["node_name"],
+            e["adapter"],
+            e["tars_version"],
             e["set_id"],
             e["ip_group_name"] + (" (enabled)" if e["enable_group"] else ""),
             e["bak_flag"],
             e["setting_state"],
             e["present_state"],
             "yes" if e["active"] else "no",
-            e["adapter"],
-            e["tars_version"],
         )
         for e in data["endpoints"]
     ]
     columns = (
-        "endpoint", "node", "set", "idc group", "bak", "setting", "present", "active",
-        "adapter", "version",
+        "endpoint", "node", "adapter", "version", "set", "idc group", "bak", "setting",
+        "present", "active",
     )  # fmt: skip
     print_table(obj, columns, rows)
 

@@ -87,8 +87,8 @@ def validate_name(what: str, name: str) -> str:
     return name
 
 
-#: t_server_conf.tars_version is a varchar(128)
-_VERSION_MAX = 128
+#: t_server_conf.tars_version is a varchar(128), as is tc_endpoints.tars_version
+MAX_VERSION_LEN = 128
 
 
 def validate_adapter_name(name: str) -> str:
@@ -315,8 +315,8 @@ class RegistryAdmin:
         if not isinstance(r.adapter_name, str):
             raise ValidationError(f"adapter_name must be a string, got {r.adapter_name!r}")
         validate_adapter_name(r.adapter_name)
-        if not isinstance(r.tars_version, str) or len(r.tars_version) > _VERSION_MAX:
-            raise ValidationError(f"tars_version must be a string of at most {_VERSION_MAX}")
+        if not isinstance(r.tars_version, str) or len(r.tars_version) > MAX_VERSION_LEN:
+            raise ValidationError(f"tars_version must be a string of at most {MAX_VERSION_LEN}")
         for name in ("istcp", "timeout", "grid", "qos", "weight", "weight_type", "auth_type"):
             v = getattr(r, name)
             if not isinstance(v, int) or isinstance(v, bool) or not -(2**31) <= v < 2**31:

@@ -10,7 +10,7 @@ from tarscascade.catalog import QueryAnswerer
 from tarscascade.catalog.queryf import Result, handle_query
 from tarscascade.errors import DecodeError, EndpointSyntaxError
 from tarscascade.model import EndpointRecord, State
-from tarscascade.registry.admin_ops import record_from_endpoint
+from tarscascade.registry.admin_ops import MAX_VERSION_LEN, record_from_endpoint
 from tarscascade.registry.core import RegistryCore
 from tarscascade.store import Put, WriteOp
 from tarscascade.transport import Current
@@ -89,8 +89,12 @@ class ReportServant:
                 continue
             if not found or found[0].node_name != report.nodeName:
                 return (Ret.SUCCESS, REPORT_STATES.encode_result(NOT_YOURS), "not yours")
-            if found[0].present_state != s.state:
-                puts.append(Put(replace(found[0], present_state=State(s.state))))
+            if len(s.version) > MAX_VERSION_LEN:
+                return (Ret.SUCCESS, REPORT_STATES.encode_result(NOT_YOURS), "bad version")
+            r = found[0]
+            version = s.version or r.tars_version  # "" = not reported: keep what is known
+            if r.present_state != s.state or r.tars_version != version:
+                puts.append(Put(replace(r, present_state=State(s.state), tars_version=version)))
         if puts:
             await self.core.write(puts)
         return (Ret.SUCCESS, REPORT_STATES.encode_result(len(puts)), "")
@@ -103,6 +107,8 @@ class ReportServant:
             ep = parse_endpoint(s.endpoint)
         except EndpointSyntaxError:
             return None
-        if (ep.host, ep.port) != (s.host, s.port) or not node:
+        if (ep.host, ep.port) != (s.host, s.port) or not node or len(s.version) > MAX_VERSION_LEN:
             return None
-        return record_from_endpoint(s.objectId, ep, node_name=node, present_state=State(s.state))
+        return record_from_endpoint(
+            s.objectId, ep, node_name=node, present_state=State(s.state), tars_version=s.version
+        )

@@ -56,6 +56,7 @@ meta = sa.Table(
     **_MYSQL,
 )
 
+
 def _endpoints_table(md: sa.MetaData, *, version: int) -> sa.Table:
     """``tc_endpoints`` as schema ``version`` has it (v1 is what migration 1 creates)."""
     later = (
