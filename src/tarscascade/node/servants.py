@@ -20,13 +20,12 @@ from tarscascade.node.keepalive import KeepAliveTracker
 from tarscascade.node.watch import ObjectWatch
 from tarscascade.transport import Current
 from tarscascade.wire.endpoint import format_endpoint, parse_endpoint
-from tarscascade.wire.idl.serverf import SERVER_F, ServerInfo
+from tarscascade.wire.idl.serverf import ENDPOINT_CONTEXT_KEY, NODE_SERVANT, SERVER_F, ServerInfo
 from tarscascade.wire.interface import Method
 from tarscascade.wire.packets import TUP_VERSION, Ret
 
-NODE_SERVANT = "tars.tarsnode.ServerObj"
-#: keepAlive context key naming the endpoint the calling process serves (SDK contract)
-ENDPOINT_CONTEXT_KEY = "tarscascade.endpoint"
+__all__ = ["ENDPOINT_CONTEXT_KEY", "NODE_SERVANT", "NOT_SYNCED", "NodeQueryServant"]
+
 NOT_SYNCED = "node has no data yet (not synced with any upstream): keep your old list"
 
 

@@ -24,6 +24,7 @@ from tarscascade.wire.idl.reportf import (
     EndpointStateF,
     ReportStatesReq,
 )
+from tarscascade.wire.idl.serverf import NODE_SERVANT, SERVER_F
 from tarscascade.wire.packets import Ret
 
 
@@ -43,6 +44,32 @@ class QueryServant:
         return handle_query(
             self.answerer, req.sFuncName, req.sBuffer, req.iVersion, current.host_name
         )
+
+
+class ServerObjAlias(QueryServant):
+    """``tars.tarsnode.ServerObj`` on the registry: QueryF only.
+
+    TARS clients treat every endpoint of a locator as a replica of one object, so a
+    locator naming a node and the registry (``tars.tarsnode.ServerObj@node:registry``)
+    needs the registry to answer that name too. ServerF calls (keepAlive and the rest)
+    belong to the node on the business server's host: refused with a message saying so.
+    """
+
+    def __init__(self, answerer: QueryAnswerer) -> None:
+        super().__init__(answerer, NODE_SERVANT)
+
+    def dispatch(self, current: Current) -> tuple[int, bytes, str]:
+        func = current.request.sFuncName
+        if func in SERVER_F.methods:
+            return (Ret.NO_FUNC, b"", f"{func} is ServerF, served by {SERVER_F_HOME}")
+        return super().dispatch(current)
+
+
+#: where ServerF calls belong (the registry's ServerObj alias says so when refusing them)
+SERVER_F_HOME = (
+    "the tarscascade node on the server's own host (tars.tarsnode.ServerObj there); "
+    "this registry answers QueryF under that name only"
+)
 
 
 class ReportServant:
