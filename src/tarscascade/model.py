@@ -67,10 +67,28 @@ class EndpointRecord:
     bak_flag: int = 0
     setting_state: State = State.ACTIVE
     present_state: State = State.ACTIVE
+    #: the TARS adapter serving it (``t_adapter_conf.adapter_name``): keepAlive names
+    #: adapters, not objects; "" means the TARS default, ``<object id>Adapter``
+    adapter_name: str = ""
+    #: the TARS version its server reported (``reportVersion``), "" when none did
+    tars_version: str = ""
 
     @property
     def key(self) -> str:
         return endpoint_key(self.object_id, self.host, self.port)
+
+    @property
+    def adapter(self) -> str:
+        """The adapter name keepAlive uses for it: explicit, else ``<object id>Adapter``."""
+        return self.adapter_name or default_adapter_name(self.object_id)
+
+
+def default_adapter_name(object_id: str) -> str:
+    """TARS's convention (TarsWeb, TarsGo/TarsCpp templates): ``App.Server.ObjAdapter``."""
+    return object_id + ADAPTER_SUFFIX
+
+
+ADAPTER_SUFFIX = "Adapter"
 
 
 def endpoint_key(object_id: str, host: str, port: int) -> str:
@@ -209,6 +227,9 @@ def _canon_endpoint(r: EndpointRecord) -> str:
         f"\x1f{r.node_name}\x1f{r.set_id}\x1f{r.enable_group:d}\x1f{r.ip_group_name}"
         f"\x1f{r.grid}\x1f{r.qos}\x1f{r.weight}\x1f{r.weight_type}\x1f{r.auth_type}"
         f"\x1f{r.bak_flag}\x1f{r.setting_state}\x1f{r.present_state}"
+        # fields added later: written only when set, so a record without them keeps the
+        # digest it had before they existed
+        + (f"\x1f{r.adapter_name}\x1f{r.tars_version}" if r.adapter_name or r.tars_version else "")
     )
 
 

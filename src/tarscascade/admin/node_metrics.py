@@ -81,7 +81,7 @@ class _AgentCollector(Collector):
         yield _gauge(
             "keepalive_servers",
             "business server processes seen keeping alive",
-            len(agent.keepalive.pids),
+            len(agent.keepalive.servers),
         )
         answerer = agent.answerer
         yield _counter("answer_cache_hits", "QueryF answers served from cache", answerer.hits)

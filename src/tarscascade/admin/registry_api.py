@@ -204,6 +204,7 @@ def _object_routes(r: APIRouter, admin: RegistryAdmin) -> None:
             bak_flag=body.bak_flag,
             setting_state=State(body.state),
             present_state=State(body.present_state),
+            adapter_name=body.adapter_name,
         )
         res = await admin.add_endpoint(record, replace=body.replace)
         return _written(admin, res.revision, "endpoint", res.record)

@@ -20,6 +20,7 @@ Int32 = Annotated[int, Field(ge=-(2**31), le=INT32_MAX)]
 UInt32 = Annotated[int, Field(ge=0, le=INT32_MAX)]
 Short = Annotated[str, Field(max_length=128)]
 Flag = Annotated[int, Field(ge=0, le=1)]
+AdapterName = Annotated[str, Field(max_length=255)]
 
 
 class Body(BaseModel):
@@ -42,6 +43,9 @@ class EndpointCreate(Body):
     bak_flag: Flag = 0
     state: StateName = "active"
     present_state: StateName = "active"
+    adapter_name: AdapterName = Field(
+        "", description='TARS adapter name; "" = the default, "<object id>Adapter"'
+    )
     replace: bool = Field(False, description="overwrite an existing endpoint (else 409)")
 
 
@@ -62,6 +66,7 @@ class EndpointPatch(Body):
     bak_flag: Flag | None = None
     setting_state: StateName | None = None
     present_state: StateName | None = None
+    adapter_name: AdapterName | None = None
 
 
 class StateBody(Body):

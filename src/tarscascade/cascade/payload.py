@@ -273,7 +273,10 @@ _BUILDERS: dict[int, Callable[[list[Any]], Record]] = {
 # --------------------------------------------------------------------------- endpoints, fast
 
 #: The exact value types of an endpoint row: code, then the fields in model order.
-_EP_ROW_TYPES = (int, str, str, int, int, int, str, str, bool, str, *(int,) * 6, str, str)
+_EP_ROW_TYPES = (int, str, str, int, int, int, str, str, bool, str, *(int,) * 6, str, str, str, str)
+#: rows of a peer from before adapter_name and tars_version: those two default to ""
+_EP_LEGACY_LEN = len(_EP_ROW_TYPES) - 2
+_EP_LEGACY_PAD = ("", "")
 if len(_EP_ROW_TYPES) != 1 + len(_FIELDS[EndpointRecord]):
     raise ImportError("EndpointRecord changed: update the cascade payload codec")
 _PORT_COLUMN = 3
@@ -316,6 +319,8 @@ class _EndpointBuilder:
         bak_flag: int,
         setting_state: str,
         present_state: str,
+        adapter_name: str,
+        tars_version: str,
     ) -> None:
         self.object_id = object_id
         self.host = host
@@ -334,6 +339,8 @@ class _EndpointBuilder:
         self.bak_flag = bak_flag
         self.setting_state = _STATES[setting_state]
         self.present_state = _STATES[present_state]
+        self.adapter_name = adapter_name
+        self.tars_version = tars_version
         self.__class__ = EndpointRecord  # type: ignore[assignment]  # same layout, see above
 
 
@@ -342,6 +349,7 @@ def _fast_builder_works() -> bool:
     if _FIELDS[EndpointRecord] != tuple(_EndpointBuilder.__slots__):
         return False
     probe = ["x", "h", 1, 1, 3000, "n", "", True, "", 0, 0, -1, 0, 0, 0, "active", "inactive"]
+    probe += ["x.a", "3.0"]
     try:
         rec: object = _EndpointBuilder(0, *probe)  # type: ignore[arg-type]
     except TypeError:
@@ -350,7 +358,7 @@ def _fast_builder_works() -> bool:
 
 
 def _slow_endpoint(row: list[Any]) -> EndpointRecord:
-    return EndpointRecord(*row[1:16], _STATES[row[16]], _STATES[row[17]])  # type: ignore[call-arg]
+    return EndpointRecord(*row[1:16], _STATES[row[16]], _STATES[row[17]], *row[18:20])  # type: ignore[call-arg]
 
 
 def _build_endpoints(rows: list[Any]) -> list[EndpointRecord]:
@@ -366,6 +374,8 @@ def _build_endpoints(rows: list[Any]) -> list[EndpointRecord]:
         return []
     if set(map(type, rows)) != {list}:
         raise PayloadError("an objects payload holds something other than records")
+    if len(rows[0]) == _EP_LEGACY_LEN:
+        rows = [[*r, *_EP_LEGACY_PAD] if len(r) == _EP_LEGACY_LEN else r for r in rows]
     try:
         columns = list(zip(*rows, strict=True))
     except ValueError:

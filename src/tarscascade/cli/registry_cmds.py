@@ -88,6 +88,8 @@ def object_(
         (
             e["endpoint"],
             e["node_name"],
+            e["adapter"],
+            e["tars_version"],
             e["set_id"],
             e["ip_group_name"] + (" (enabled)" if e["enable_group"] else ""),
             e["bak_flag"],
@@ -97,7 +99,10 @@ def object_(
         )
         for e in data["endpoints"]
     ]
-    columns = ("endpoint", "node", "set", "idc group", "bak", "setting", "present", "active")
+    columns = (
+        "endpoint", "node", "adapter", "version", "set", "idc group", "bak", "setting",
+        "present", "active",
+    )  # fmt: skip
     print_table(obj, columns, rows)
 
 
@@ -171,6 +176,12 @@ def status(registry: RegistryOpt = DEFAULT_REGISTRY, as_json: JsonOpt = False) -
 # ---------------------------------------------------------------------------- endpoints
 
 
+ADAPTER_HELP = (
+    "TARS adapter name its server's keepAlive uses (t_adapter_conf.adapter_name); "
+    'default "<object id>Adapter", "" resets to it.'
+)
+
+
 @endpoint_app.command("add")
 def endpoint_add(
     obj: ObjArg,
@@ -184,6 +195,7 @@ def endpoint_add(
     bak: Annotated[bool, typer.Option("--bak", help="A backup endpoint.")] = False,
     inactive: Annotated[bool, typer.Option("--inactive", help="Add it inactive.")] = False,
     replace: Annotated[bool, typer.Option("--replace", help="Overwrite if it exists.")] = False,
+    adapter: Annotated[str, typer.Option("--adapter", help=ADAPTER_HELP)] = "",
     registry: RegistryOpt = DEFAULT_REGISTRY,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
@@ -198,6 +210,7 @@ def endpoint_add(
         "ip_group_name": group_name,
         "bak_flag": int(bak),
         "state": "inactive" if inactive else "active",
+        "adapter_name": adapter,
         "replace": replace,
     }
     url = path("objects", obj, "endpoints")
@@ -249,6 +262,7 @@ def endpoint_update(
         bool | None, typer.Option("--enable-group/--no-enable-group", show_default=False)
     ] = None,
     bak: Annotated[bool | None, typer.Option("--bak/--no-bak", show_default=False)] = None,
+    adapter: Annotated[str | None, typer.Option("--adapter", help=ADAPTER_HELP)] = None,
     registry: RegistryOpt = DEFAULT_REGISTRY,
     token: TokenOpt = None,
     as_json: JsonOpt = False,
@@ -266,6 +280,7 @@ def endpoint_update(
         "ip_group_name": group_name,
         "enable_group": enable_group,
         "bak_flag": None if bak is None else int(bak),
+        "adapter_name": adapter,
     }
     body = {k: v for k, v in changes.items() if v is not None}
     if not body:

@@ -23,9 +23,10 @@ from tarscascade.node.app import NodeAgent, NodeConfig
 from tarscascade.registry.admin_ops import RegistryAdmin
 from tarscascade.registry.cascade import attach_cascade
 from tarscascade.registry.core import RegistryCore, RegistryOptions
-from tarscascade.registry.servants import QueryServant, ReportServant
+from tarscascade.registry.servants import QueryServant, ReportServant, ServerObjAlias
 from tarscascade.store import SqlStore
 from tarscascade.transport import ServerOptions, TarsServer
+from tarscascade.wire.idl.serverf import NODE_SERVANT
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,12 @@ class RegistryProcess:
             await core.start()
             self.hub = await attach_cascade(core, token=cfg.token, options=cfg.hub_options)
             self.tars = TarsServer(
-                [QueryServant(core.answerer), self.hub.servant, ReportServant(core, cfg.token)],
+                [
+                    QueryServant(core.answerer),
+                    ServerObjAlias(core.answerer),
+                    self.hub.servant,
+                    ReportServant(core, cfg.token),
+                ],
                 cfg.listen[0],
                 cfg.listen[1],
                 cfg.server_options,
@@ -208,4 +214,12 @@ class NodeProcess:
         await self.aclose()
 
     def locator(self) -> str:
-        return f"tars.tarsnode.ServerObj@tcp -h {self.config.listen[0]} -p {self.tars_port}"
+        return f"{NODE_SERVANT}@tcp -h {self.config.listen[0]} -p {self.tars_port}"
+
+
+def client_locator(node: NodeProcess, registry_port: int, registry_host: str = "127.0.0.1") -> str:
+    """The locator ``tarscascade up`` prints: the node first, the registry as a second
+    replica of the same object. Every TARS client picks among a locator's endpoints as
+    replicas of one object, so both answer QueryF as ``tars.tarsnode.ServerObj`` (the
+    registry through its alias) with the same catalog code."""
+    return f"{node.locator()}:tcp -h {registry_host} -p {registry_port}"

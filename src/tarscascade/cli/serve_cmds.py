@@ -21,6 +21,7 @@ from tarscascade.cli.runtime import (
     NodeProcess,
     RegistryConfig,
     RegistryProcess,
+    client_locator,
     parse_hostport,
 )
 from tarscascade.node.app import NodeConfig
@@ -87,7 +88,8 @@ def registry(
 async def _run_registry(cfg: RegistryConfig) -> None:
     async with RegistryProcess(cfg) as rp:
         host = cfg.listen[0]
-        typer.echo(f"registry  TARS  {host}:{rp.tars_port}  (tars.tarsregistry.QueryObj)")
+        names = "tars.tarsregistry.QueryObj, tars.tarsnode.ServerObj alias"
+        typer.echo(f"registry  TARS  {host}:{rp.tars_port}  ({names})")
         if cfg.http is not None:
             typer.echo(f"registry  HTTP  http://{cfg.http[0]}:{rp.http_port}")
         typer.echo(f"locator   {rp.locator()}")
@@ -147,6 +149,16 @@ async def _run_node(cfg: NodeConfig, http_addr: tuple[str, int] | None) -> None:
         typer.echo("stopping", err=True)
 
 
+async def _wait_synced(np: NodeProcess, timeout: float = 30.0) -> None:
+    client = np.agent.client
+    if client is None:
+        return
+    try:
+        await asyncio.wait_for(client.synced.wait(), timeout)
+    except TimeoutError:
+        typer.echo(f"warning: the node has not synced within {timeout:g} s", err=True)
+
+
 def _print_node(np: NodeProcess, http_addr: tuple[str, int] | None) -> None:
     host = np.config.listen[0]
     ups = ",".join(f"{h}:{p}" for h, p in np.config.upstreams)
@@ -187,12 +199,16 @@ async def _run_up(reg: RegistryConfig, directory: Path, node_name: str, token: s
             token=token,
         )
         async with NodeProcess(cfg, DEFAULT_NODE_HTTP) as np:
-            typer.echo(f"registry  TARS  127.0.0.1:{rp.tars_port}  (QueryObj, CascadeObj)")
+            names = "QueryObj, ServerObj alias, CascadeObj"
+            typer.echo(f"registry  TARS  127.0.0.1:{rp.tars_port}  ({names})")
             typer.echo(f"registry  HTTP  http://127.0.0.1:{rp.http_port}  (admin API, /docs)")
             _print_node(np, DEFAULT_NODE_HTTP)
             typer.echo("")
+            # a locator line is printed once the node serves data: a fresh client's first
+            # call must not meet the "not synced yet" error
+            await _wait_synced(np)
             typer.echo("Paste into a TARS client's config (tars.application.client):")
-            typer.echo(f"  locator = {np.locator()}:tcp -h 127.0.0.1 -p {rp.tars_port}")
+            typer.echo(f"  locator = {client_locator(np, rp.tars_port)}")
             typer.echo("Ctrl-C stops both.")
             await wait_for_signal()
             typer.echo("stopping", err=True)

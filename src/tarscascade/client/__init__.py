@@ -5,7 +5,7 @@ Layer ``client``: imports only ``transport``, ``wire``, ``errors`` and ``model``
 
 from tarscascade.client.balance import Addr, Balancer, addr_of
 from tarscascade.client.communicator import Communicator, CommunicatorOptions
-from tarscascade.client.host import DEFAULT_NODE, ENDPOINT_CONTEXT_KEY, HostOptions, ServantHost
+from tarscascade.client.host import DEFAULT_NODE, HostOptions, ServantHost
 from tarscascade.client.lkg import EndpointList, LkgFile
 from tarscascade.client.locator import (
     DEFAULT_LOCATOR,
@@ -21,6 +21,7 @@ from tarscascade.client.locator import (
 from tarscascade.client.proxy import EndpointPool, InvokeResult, ServantProxy
 from tarscascade.client.resolver import Resolver, ResolverOptions, StaticResolver
 from tarscascade.client.shield import Outcome, Reason, Shield, ShieldOptions
+from tarscascade.wire.idl.serverf import ENDPOINT_CONTEXT_KEY
 
 __all__ = [
     "DEFAULT_LOCATOR",

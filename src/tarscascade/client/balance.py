@@ -4,7 +4,9 @@
   those the shield does not allow.
 * **Static weight** when every active endpoint has ``weightType`` 1: endpoints with a
   weight <= 0 are dropped, the rest are visited in a fixed, interleaved schedule in
-  proportion to their weights; mixed weight types fall back to round robin.
+  proportion to their weights; mixed weight types fall back to round robin. Dynamic
+  weights (``weightType`` 2, load-reported) are not implemented: they count as static
+  weights, with a logged note.
 * **Hash** by a caller key: ``key % n`` over the *registered* list (active + inactive,
   ordered by ``transport:host:port``), so the mapping does not move when an endpoint
   turns inactive; when the hashed endpoint is inactive or shielded the key is hashed
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import logging
 import random
 import zlib
 from collections.abc import Collection, Sequence
@@ -29,6 +32,11 @@ from math import gcd
 from typing import Protocol
 
 from tarscascade.wire.endpoint import Endpoint
+
+log = logging.getLogger(__name__)
+
+#: weightType values: 0 round robin, 1 static, 2 dynamic (taken as static here)
+STATIC_WEIGHT, DYNAMIC_WEIGHT = 1, 2
 
 #: an endpoint's identity: (transport, host, port)
 Addr = tuple[str, str, int]
@@ -101,6 +109,7 @@ class Balancer:
         self._schedule: list[int] = []
         self._wpos = 0
         self._ring: tuple[list[int], list[int]] | None = None
+        self._noted = False  # the dynamic-weight note was logged
 
     # -- list updates
     def update(self, active: Sequence[Endpoint], inactive: Sequence[Endpoint] = ()) -> None:
@@ -119,7 +128,13 @@ class Balancer:
         self._active_addrs = frozenset(addr_of(e) for e in act)
         self._registered = tuple(sorted(act + ina, key=addr_of))
         self._ring = None  # rebuilt lazily by the first consistent-hash pick
-        if act and all(e.weight_type == 1 for e in act):
+        if act and any(e.weight_type == DYNAMIC_WEIGHT for e in act) and not self._noted:
+            self._noted = True
+            log.info(
+                "weightType 2 (dynamic weights) is not implemented: using the endpoints' "
+                "weights as static weights"
+            )
+        if act and all(e.weight_type in (STATIC_WEIGHT, DYNAMIC_WEIGHT) for e in act):
             self._weighted = tuple(e for e in act if e.weight > 0)
             self._schedule = weight_schedule([e.weight for e in self._weighted])
         else:

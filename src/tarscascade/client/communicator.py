@@ -143,12 +143,21 @@ class Communicator:
         *,
         timeout: float | None = None,
         context: dict[str, str] | None = None,
+        set_division: str | None = None,
+        tup: bool = False,
     ) -> ServantProxy:
         """A proxy for ``App.Server.Obj`` (resolved) or ``App.Server.Obj@endpoints`` (direct).
 
-        Proxies of the same object string share endpoints, shield state and connections.
+        ``set_division`` (``name.area.group``) is this proxy's set, as TarsCpp's
+        ``stringToProxy(obj, setName)``: None takes the communicator's, "" none. With a
+        set, resolution asks ``findObjectByIdInSameSet`` and every call carries the set
+        flag (iMessageType 0x80, ``status[STATUS_SETNAME_VALUE]``). ``tup``: calls go as
+        TUP (version 3). Proxies of the same object string and set share endpoints,
+        shield state and connections.
         """
-        target = self._target(obj)
+        set_name = self.options.set_division if set_division is None else set_division
+        check_set_division(set_name)
+        target = self._target(obj, set_name)
         ref_name = target.pool.object_id
         return ServantProxy(
             ref_name,
@@ -156,30 +165,37 @@ class Communicator:
             interface,
             timeout=self.options.call_timeout if timeout is None else timeout,
             context=context,
+            set_name=set_name,
+            tup=tup,
         )
 
-    def resolver(self, obj: str) -> Resolver | StaticResolver:
-        return self._target(obj).source
+    def resolver(self, obj: str, set_division: str | None = None) -> Resolver | StaticResolver:
+        set_name = self.options.set_division if set_division is None else set_division
+        return self._target(obj, set_name).source
 
-    def _target(self, obj: str) -> _Target:
-        key = obj.strip()
+    def _target(self, obj: str, set_name: str) -> _Target:
+        text = obj.strip()
+        key = f"{text}\x00{set_name}"
         target = self._targets.get(key)
         if target is not None:
             return target
         if not self._started or self._owner.closed:
             raise RuntimeError("use the communicator inside 'async with' (or after start())")
-        ref = parse_object(key)
+        ref = parse_object(text)
         source: Resolver | StaticResolver
         if ref.endpoints:
             source = StaticResolver(ref.name, ref.endpoints)
         else:
             validate_object_id(ref.name)
             assert self._locator is not None
-            lk = lkg_key(ref.name, self.options.set_division)
+            lk = lkg_key(ref.name, set_name)
+            query = self._query
+            if set_name != self.options.set_division:
+                query = choose_query(set_name, self.options.station)
             source = Resolver(
                 ref.name,
                 self._locator,
-                self._query,
+                query,
                 self._resolver_options,
                 lkg=self._lkg,
                 lkg_key=lk,

@@ -37,13 +37,11 @@ from tarscascade.client.tasks import TaskOwner
 from tarscascade.errors import TarsCascadeError
 from tarscascade.transport import Channel, ChannelOptions, Servant, ServerOptions, TarsServer
 from tarscascade.wire.endpoint import Endpoint, format_endpoint, parse_object
-from tarscascade.wire.idl.serverf import KEEP_ALIVE, ServerInfo
+from tarscascade.wire.idl.serverf import ENDPOINT_CONTEXT_KEY, KEEP_ALIVE, ServerInfo
 
 log = logging.getLogger(__name__)
 
 DEFAULT_NODE = "tars.tarsnode.ServerObj@tcp -h 127.0.0.1 -p 19386"
-#: request-context key of a keepAlive naming the endpoint the process serves
-ENDPOINT_CONTEXT_KEY = "tarscascade.endpoint"
 #: seconds between keepAlives (TarsCpp ``HEART_BEAT_INTERVAL``)
 KEEPALIVE_INTERVAL = 10.0
 #: the ``-t`` of the advertised endpoint (the adapter's idle timeout, ms)

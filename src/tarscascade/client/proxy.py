@@ -33,9 +33,15 @@ from tarscascade.errors import (
     ServerError,
 )
 from tarscascade.transport import Channel, ChannelOptions
-from tarscascade.wire.endpoint import Endpoint
+from tarscascade.wire.endpoint import Endpoint, format_endpoint
 from tarscascade.wire.interface import Interface, Method
-from tarscascade.wire.packets import Ret
+from tarscascade.wire.packets import (
+    MESSAGE_TYPE_SETNAME,
+    STATUS_SETNAME_VALUE,
+    TARS_VERSION,
+    TUP_VERSION,
+    Ret,
+)
 
 log = logging.getLogger(__name__)
 
@@ -155,12 +161,21 @@ class ServantProxy:
         *,
         timeout: float = DEFAULT_CALL_TIMEOUT,
         context: dict[str, str] | None = None,
+        set_name: str = "",
+        tup: bool = False,
     ) -> None:
         self.name = name
         self.pool = pool
         self.interface = interface
         self.timeout = timeout
         self.context = dict(context or {})
+        #: the set this proxy calls by (TarsCpp ``isInvokeBySet``): every call carries the
+        #: SETNAME flag and the set in ``status`` so set-checking servers see it
+        self.set_name = set_name
+        self._message_type = MESSAGE_TYPE_SETNAME if set_name else 0
+        self._status = {STATUS_SETNAME_VALUE: set_name} if set_name else {}
+        #: send calls as TUP (version 3, arguments by name) instead of TARS (version 1)
+        self.tup = tup
 
     @property
     def endpoints(self) -> EndpointList:
@@ -188,6 +203,7 @@ class ServantProxy:
         context: dict[str, str] | None = None,
         hash_key: HashKey | None = None,
         consistent_hash: bool = False,
+        tup: bool | None = None,
     ) -> Any:
         """Call ``function(*args)``; see :meth:`invoke_detailed`."""
         res = await self.invoke_detailed(
@@ -198,6 +214,7 @@ class ServantProxy:
             context=context,
             hash_key=hash_key,
             consistent_hash=consistent_hash,
+            tup=tup,
         )
         return res.value
 
@@ -211,16 +228,20 @@ class ServantProxy:
         context: dict[str, str] | None = None,
         hash_key: HashKey | None = None,
         consistent_hash: bool = False,
+        tup: bool | None = None,
     ) -> InvokeResult:
         """Call ``function(*args)`` on one endpoint of this object.
 
         Returns the return value (``(ret, *outs)`` with out-parameters; None for one-way
-        calls). ``hash_key`` routes by hash (``consistent_hash``: on the ring). Raises
-        NoEndpointError, CallTimeoutError (within ``timeout`` seconds, connecting and
-        resolving included), ServerError with the TARS code, or a TransportError.
+        calls). ``hash_key`` routes by hash (``consistent_hash``: on the ring); ``tup``
+        sends this call as TUP (default: the proxy's ``tup``). Raises NoEndpointError,
+        CallTimeoutError (within ``timeout`` seconds, connecting and resolving included),
+        ServerError with the TARS code, or a TransportError.
         """
         method = self._method(function)
-        body = method.encode_args(*args)
+        as_tup = self.tup if tup is None else tup
+        body = method.encode_args_tup(*args) if as_tup else method.encode_args(*args)
+        version = TUP_VERSION if as_tup else TARS_VERSION
         budget = self.timeout if timeout is None else timeout
         if budget <= 0:
             raise ValueError(f"timeout must be positive, not {budget}")
@@ -250,7 +271,15 @@ class ServantProxy:
                 raise CallTimeoutError(f"{self.name}.{method.name}: no answer in {budget:.3f} s")
             try:
                 rsp = await pool.channel(ep).invoke(
-                    self.name, method.name, body, timeout=remaining, context=ctx, oneway=oneway
+                    self.name,
+                    method.name,
+                    body,
+                    timeout=remaining,
+                    context=ctx,
+                    status=self._status,
+                    oneway=oneway,
+                    version=version,
+                    message_type=self._message_type,
                 )
             except ConnectError as exc:
                 pool.shield.record(addr, Outcome.CONNECT_FAILURE)
@@ -266,11 +295,20 @@ class ServantProxy:
                 pool.shield.record(addr, Outcome.FAILURE)
                 raise ServerError(rsp.iRet, rsp.sResultDesc)
             pool.shield.record(addr, Outcome.SUCCESS)
-            return InvokeResult(shape_result(method, method.decode_result(rsp.sBuffer)), ep)
+            decode = method.decode_result_tup if as_tup else method.decode_result
+            return InvokeResult(shape_result(method, decode(rsp.sBuffer)), ep)
 
     def _why(self) -> str:
-        err = getattr(self.pool.source, "last_error", "")
-        return f" (locator: {err})" if err else ""
+        src = self.pool.source
+        why = []
+        err = getattr(src, "last_error", "")
+        if err:
+            why.append(f"locator: {err}")
+        refused = getattr(src, "unsupported", ())
+        if refused:
+            shown = ", ".join(format_endpoint(e) for e in refused[:3])
+            why.append(f"refused {len(refused)} udp/ssl endpoint(s), tcp only: {shown}")
+        return f" ({'; '.join(why)})" if why else ""
 
     def __repr__(self) -> str:
         return f"<ServantProxy {self.name} {self.pool!r}>"

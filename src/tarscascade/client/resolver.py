@@ -23,7 +23,7 @@ from typing import Protocol
 from tarscascade.client.lkg import EndpointList, LkgFile
 from tarscascade.client.locator import Answer, Query
 from tarscascade.errors import EndpointSyntaxError, TarsCascadeError
-from tarscascade.wire.endpoint import Endpoint
+from tarscascade.wire.endpoint import Endpoint, format_endpoint
 from tarscascade.wire.idl.endpointf import EndpointF
 from tarscascade.wire.idl.queryf import (
     FIND_IN_SAME_GROUP,
@@ -67,9 +67,22 @@ def choose_query(set_division: str = "", station: str = "") -> Query:
     return Query(FIND_IN_SAME_GROUP)
 
 
-def to_endpoints(object_id: str, eps: Sequence[EndpointF]) -> tuple[Endpoint, ...]:
-    """Convert QueryF endpoints; entries this client cannot call (UDP, SSL, malformed)
-    are skipped with a warning."""
+#: the transports this SDK calls; UDP and SSL endpoints are refused (README, Compatibility)
+SUPPORTED_TRANSPORTS = frozenset({"tcp"})
+
+
+def unsupported_transport(ep: Endpoint) -> str:
+    """Why this SDK cannot call ``ep`` ("" when it can)."""
+    if ep.transport in SUPPORTED_TRANSPORTS:
+        return ""
+    return f"{ep.transport} endpoints are not supported by the Python SDK (tcp only)"
+
+
+def to_endpoints(
+    object_id: str, eps: Sequence[EndpointF], unsupported: list[Endpoint] | None = None
+) -> tuple[Endpoint, ...]:
+    """Convert QueryF endpoints. Malformed entries are skipped with a warning; UDP and SSL
+    ones are left out and collected in ``unsupported`` (the resolver reports them)."""
     out = []
     for ef in eps:
         try:
@@ -77,8 +90,9 @@ def to_endpoints(object_id: str, eps: Sequence[EndpointF]) -> tuple[Endpoint, ..
         except EndpointSyntaxError as exc:
             log.warning("%s: skipping bad endpoint %s:%s: %s", object_id, ef.host, ef.port, exc)
             continue
-        if ep.transport != "tcp":
-            log.warning("%s: skipping %s endpoint %s (tcp only)", object_id, ep.transport, ep)
+        if unsupported_transport(ep):
+            if unsupported is not None:
+                unsupported.append(ep)
             continue
         out.append(ep)
     return tuple(out)
@@ -131,6 +145,9 @@ class Resolver:
         self.endpoints = initial or EndpointList()
         self.generation = 0
         self.last_error = ""
+        #: endpoints of the last answer this SDK cannot call (UDP, SSL): refused, and named
+        #: in the NoEndpointError a call gets when nothing else is left
+        self.unsupported: tuple[Endpoint, ...] = ()
         self.stats = ResolverStats()
         self._listeners: list[Listener] = []
         self._saved = initial if initial is not None and initial.source == "lkg" else None
@@ -168,14 +185,26 @@ class Resolver:
         if self.last_error:
             log.info("%s: the locator answers again", self.object_id)
             self.last_error = ""
-        active = to_endpoints(self.object_id, answer.active)
+        refused: list[Endpoint] = []
+        active = to_endpoints(self.object_id, answer.active, refused)
+        inactive = to_endpoints(self.object_id, answer.inactive)
+        self._refuse(tuple(refused))
         if not active:
             self.stats.empty_answers += 1  # TARS keeps the old list on an empty answer
             return True
-        await self._apply(
-            EndpointList(active, to_endpoints(self.object_id, answer.inactive), "locator")
-        )
+        await self._apply(EndpointList(active, inactive, "locator"))
         return True
+
+    def _refuse(self, refused: tuple[Endpoint, ...]) -> None:
+        if refused and refused != self.unsupported:  # said once per change, not per refresh
+            log.warning(
+                "%s: leaving out %d endpoint(s) this SDK cannot call: %s (%s)",
+                self.object_id,
+                len(refused),
+                ", ".join(format_endpoint(e) for e in refused),
+                unsupported_transport(refused[0]),
+            )
+        self.unsupported = refused
 
     def _failed(self, error: str) -> None:
         self.stats.failures += 1
@@ -238,11 +267,16 @@ class StaticResolver:
     """A direct object string (``Obj@tcp -h ... -p ...``): a fixed list, no locator."""
 
     def __init__(self, object_id: str, endpoints: Sequence[Endpoint]) -> None:
+        for ep in endpoints:
+            why = unsupported_transport(ep)
+            if why:
+                raise EndpointSyntaxError(f"{object_id}@{format_endpoint(ep)}: {why}")
         self.object_id = object_id
         self.endpoints = EndpointList(tuple(endpoints), (), "direct")
         self.generation = 0
         self.ready = True
         self.last_error = ""
+        self.unsupported: tuple[Endpoint, ...] = ()
 
     def add_listener(self, fn: Listener) -> None:
         pass

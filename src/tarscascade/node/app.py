@@ -35,7 +35,7 @@ from tarscascade.cascade import (
 )
 from tarscascade.catalog import NO_VERSION, Catalog, QueryAnswerer
 from tarscascade.errors import TarsCascadeError
-from tarscascade.model import Category, ChangeEvent, Version
+from tarscascade.model import Category, ChangeEvent, EndpointRecord, Version
 from tarscascade.node.disk import DiskCopy, DiskOptions
 from tarscascade.node.keepalive import DEFAULT_KEEPALIVE_TIMEOUT, KeepAliveTracker
 from tarscascade.node.servants import NODE_SERVANT, NodeQueryServant
@@ -104,10 +104,12 @@ class NodeAgent:
         self.loaded_from_disk = False
         self.disk_age: float | None = None
         self.reports_sent = 0
+        #: passes of the report loop (each decides liveness at ``config.clock()``)
+        self.report_rounds = 0
         self._report_now = asyncio.Event()
         self._changed_ids: set[str] | None = set()
         self._tasks: list[asyncio.Task[None]] = []
-        self._reported: dict[tuple[str, str, int], tuple[str, float]] = {}
+        self._reported: dict[tuple[str, str, int], tuple[tuple[str, str], float]] = {}
         self._report_channel: Channel | None = None
         self._closed = False
         self.catalog.add_listener(self._on_catalog_change)
@@ -179,7 +181,8 @@ class NodeAgent:
             "counts": cat.counts(),
             "client": dataclasses.asdict(client.stats) if client else {},
             "downstream_nodes": len(self.hub.node_states()),
-            "keepalive_servers": len(self.keepalive.pids),
+            "keepalive_servers": len(self.keepalive.servers),
+            "servers": self.keepalive.view(self.config.clock()),
             "subscriptions": self.watch.subscriptions,
             "reports_sent": self.reports_sent,
             "disk": self.disk.status() if self.disk is not None else None,
@@ -299,26 +302,34 @@ class NodeAgent:
     # ------------------------------------------------------------------ reports upstream
 
     def pending_reports(self, now: float) -> list[EndpointStateF]:
-        """Present-state changes (and announced unknown endpoints) to send upstream."""
+        """Present-state and version changes (and announced unknown endpoints) to send
+        upstream."""
         out: list[EndpointStateF] = []
+        ka = self.keepalive
         mine = self.catalog.endpoints_of_node(self.config.name)
         known = {(r.object_id, r.host, r.port) for r in mine}
-        for r in self.keepalive.transitions(mine, now):
-            want = "inactive" if r.present_state.value == "active" else "active"
-            out.append(EndpointStateF(r.object_id, r.host, r.port, want))
-        for (oid, host, port), text in self.keepalive.announced.items():
+        for r in mine:
+            want = ka.desired(r, now)
+            version = ka.version_of(r)
+            moved = want is not None and want != r.present_state
+            if moved or (version and version != r.tars_version):
+                state = (want or r.present_state).value
+                out.append(EndpointStateF(r.object_id, r.host, r.port, state, version=version))
+        for (oid, host, port), text in ka.announced.items():
             if (oid, host, port) not in known:
-                seen = self.keepalive.last_endpoint.get((oid, host, port))
-                if seen is not None and now - seen <= self.keepalive.timeout:
-                    out.append(EndpointStateF(oid, host, port, "active", text))
+                seen = ka.last_endpoint.get((oid, host, port))
+                if seen is not None and now - seen <= ka.timeout:
+                    version = ka.version_of(EndpointRecord(oid, host, port, node_name=ka.node_name))
+                    out.append(EndpointStateF(oid, host, port, "active", text, version))
         # the same report is not repeated while the cascade brings its effect back
         fresh = []
         for s in out:
             key = (s.objectId, s.host, s.port)
             prev = self._reported.get(key)
-            if prev is None or prev[0] != s.state or now - prev[1] > 5.0:
+            said = (s.state, s.version)
+            if prev is None or prev[0] != said or now - prev[1] > 5.0:
                 fresh.append(s)
-                self._reported[key] = (s.state, now)
+                self._reported[key] = (said, now)
         return fresh
 
     async def _report_loop(self) -> None:
@@ -331,6 +342,7 @@ class NodeAgent:
                 await self.report_upstream(
                     ReportStatesReq(self.config.name, self.config.token, states)
                 )
+            self.report_rounds += 1
 
     async def report_upstream(self, req: ReportStatesReq) -> int:
         """Send a report to the current upstream; -99 when none answers."""

@@ -1,7 +1,8 @@
 """The node's TARS servants: ``tars.tarsnode.ServerObj`` and its ``QueryObj`` alias.
 
 ServerObj answers QueryF (from the replica, with the same catalog code as the
-registry) and ServerF (keepAlive from business servers on this host). Before the
+registry) and ServerF (keepAlive, keepActiving, reportVersion from the business servers
+on this host; rules in ``node/keepalive.py``). Before the
 replica holds any data the node does not answer QueryF with empty lists: it returns
 TARSSERVERUNKNOWNERR with a message, and TARS clients keep their old list on an error.
 ``registerQuery(id, name)`` subscribes the calling connection to pushes when that
@@ -19,13 +20,12 @@ from tarscascade.node.keepalive import KeepAliveTracker
 from tarscascade.node.watch import ObjectWatch
 from tarscascade.transport import Current
 from tarscascade.wire.endpoint import format_endpoint, parse_endpoint
-from tarscascade.wire.idl.serverf import SERVER_F, ServerInfo
+from tarscascade.wire.idl.serverf import ENDPOINT_CONTEXT_KEY, NODE_SERVANT, SERVER_F, ServerInfo
 from tarscascade.wire.interface import Method
 from tarscascade.wire.packets import TUP_VERSION, Ret
 
-NODE_SERVANT = "tars.tarsnode.ServerObj"
-#: keepAlive context key naming the endpoint the calling process serves (SDK contract)
-ENDPOINT_CONTEXT_KEY = "tarscascade.endpoint"
+__all__ = ["ENDPOINT_CONTEXT_KEY", "NODE_SERVANT", "NOT_SYNCED", "NodeQueryServant"]
+
 NOT_SYNCED = "node has no data yet (not synced with any upstream): keep your old list"
 
 
@@ -80,26 +80,34 @@ class NodeQueryServant:
             return (Ret.SERVER_DECODE_ERR, b"", f"cannot decode {method.name} arguments: {exc}")
         assert self.keepalive is not None
         assert self.clock is not None
-        now = self.clock()
-        if method.name in ("keepAlive", "keepActiving"):
-            info: ServerInfo = args[0]
-            accepted = self.keepalive.keep_alive(
-                info.application,
-                info.serverName,
-                info.pid,
-                info.adapter,
-                now,
-                _announced(req.context.get(ENDPOINT_CONTEXT_KEY, "")),
-            )
+        ka, now = self.keepalive, self.clock()
+        ret: object
+        if method.name == "getLatestKeepAliveTime":
+            ret = int(ka.latest()) & 0xFFFFFFFF
+        else:
+            # 0 accepted, -1 ignored (pid <= 0, no name, a bound reached), as tarsnode
+            # answers -1 for what it cannot take
+            accepted = self._beat(method.name, args, req.context, now)
             if accepted and self.on_keepalive is not None:
                 self.on_keepalive()
-            ret: object = 0
-        elif method.name == "getLatestKeepAliveTime":
-            ret = int(self.keepalive.latest()) & 0xFFFFFFFF
-        else:  # reportVersion: accepted, nothing to do for routing
-            ret = 0
+            ret = 0 if accepted else -1
         body = method.encode_result_tup(ret) if tup else method.encode_result(ret)
         return (Ret.SUCCESS, body, "")
+
+    def _beat(self, name: str, args: list[object], context: dict[str, str], now: float) -> bool:
+        ka = self.keepalive
+        assert ka is not None
+        if name == "reportVersion":
+            app, server, version = (str(a) for a in args)
+            return ka.report_version(app, server, version)
+        info = args[0]
+        assert isinstance(info, ServerInfo)
+        if name == "keepActiving":
+            return ka.keep_activing(info.application, info.serverName, info.pid, now)
+        announced = _announced(context.get(ENDPOINT_CONTEXT_KEY, ""))
+        return ka.keep_alive(
+            info.application, info.serverName, info.pid, info.adapter, now, announced
+        )
 
 
 def _announced(text: str) -> tuple[str, int, str] | None:

@@ -32,6 +32,8 @@ from tarscascade.wire.endpoint import Endpoint, parse_endpoint, validate_object_
 
 _SET_PART = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+# an adapter name is usually the object id + "Adapter": as long as an object id may be
+_ADAPTER_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,255}$")
 _IP_PATTERN = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}|\*)$")
 MAX_DRAIN_TIMEOUT = 600.0
 
@@ -82,6 +84,19 @@ def validate_set_id(set_id: str) -> str:
 def validate_name(what: str, name: str) -> str:
     if not _NAME.match(name):
         raise ValidationError(f"{what} must be 1-128 of [A-Za-z0-9_.:-], got {name!r}")
+    return name
+
+
+#: t_server_conf.tars_version is a varchar(128), as is tc_endpoints.tars_version
+MAX_VERSION_LEN = 128
+
+
+def validate_adapter_name(name: str) -> str:
+    """An explicit TARS adapter name ("" = the default, ``<object id>Adapter``)."""
+    if name and not _ADAPTER_NAME.match(name):
+        raise ValidationError(f"adapter name must be 1-255 of [A-Za-z0-9_.:-], got {name!r}")
+    if name == "AdminAdapter":
+        raise ValidationError("AdminAdapter is every TARS server's admin port, not a servant's")
     return name
 
 
@@ -165,6 +180,7 @@ class RegistryAdmin:
     def endpoint_view(self, r: EndpointRecord) -> dict[str, Any]:
         d = dataclasses.asdict(r)
         d["active"] = self.core.catalog.is_active(r)
+        d["adapter"] = r.adapter  # the name keepAlive must use (adapter_name or its default)
         return d
 
     def list_objects(self) -> list[dict[str, Any]]:
@@ -227,6 +243,7 @@ class RegistryAdmin:
         bak_flag: int = 0,
         setting_state: State = State.ACTIVE,
         present_state: State = State.ACTIVE,
+        adapter_name: str = "",
     ) -> EndpointRecord:
         """An endpoint record from a TARS endpoint string plus options (validated)."""
         _object_id(object_id)
@@ -242,6 +259,7 @@ class RegistryAdmin:
         if bak_flag not in (0, 1):
             raise ValidationError(f"bak_flag must be 0 or 1, got {bak_flag}")
         sid = validate_set_id(ep.set_id if set_id is None else set_id)
+        validate_adapter_name(adapter_name)
         return record_from_endpoint(
             object_id,
             ep,
@@ -252,6 +270,7 @@ class RegistryAdmin:
             bak_flag=bak_flag,
             setting_state=State(setting_state),
             present_state=State(present_state),
+            adapter_name=adapter_name,
         )
 
     async def add_endpoint(self, record: EndpointRecord, *, replace: bool = False) -> WriteResult:
@@ -293,6 +312,11 @@ class RegistryAdmin:
             validate_name("node name", r.node_name)
         if r.ip_group_name:
             validate_name("IDC group name", r.ip_group_name)
+        if not isinstance(r.adapter_name, str):
+            raise ValidationError(f"adapter_name must be a string, got {r.adapter_name!r}")
+        validate_adapter_name(r.adapter_name)
+        if not isinstance(r.tars_version, str) or len(r.tars_version) > MAX_VERSION_LEN:
+            raise ValidationError(f"tars_version must be a string of at most {MAX_VERSION_LEN}")
         for name in ("istcp", "timeout", "grid", "qos", "weight", "weight_type", "auth_type"):
             v = getattr(r, name)
             if not isinstance(v, int) or isinstance(v, bool) or not -(2**31) <= v < 2**31:

@@ -10,7 +10,7 @@ from tarscascade.catalog import QueryAnswerer
 from tarscascade.catalog.queryf import Result, handle_query
 from tarscascade.errors import DecodeError, EndpointSyntaxError
 from tarscascade.model import EndpointRecord, State
-from tarscascade.registry.admin_ops import record_from_endpoint
+from tarscascade.registry.admin_ops import MAX_VERSION_LEN, record_from_endpoint
 from tarscascade.registry.core import RegistryCore
 from tarscascade.store import Put, WriteOp
 from tarscascade.transport import Current
@@ -24,6 +24,7 @@ from tarscascade.wire.idl.reportf import (
     EndpointStateF,
     ReportStatesReq,
 )
+from tarscascade.wire.idl.serverf import NODE_SERVANT, SERVER_F
 from tarscascade.wire.packets import Ret
 
 
@@ -43,6 +44,32 @@ class QueryServant:
         return handle_query(
             self.answerer, req.sFuncName, req.sBuffer, req.iVersion, current.host_name
         )
+
+
+class ServerObjAlias(QueryServant):
+    """``tars.tarsnode.ServerObj`` on the registry: QueryF only.
+
+    TARS clients treat every endpoint of a locator as a replica of one object, so a
+    locator naming a node and the registry (``tars.tarsnode.ServerObj@node:registry``)
+    needs the registry to answer that name too. ServerF calls (keepAlive and the rest)
+    belong to the node on the business server's host: refused with a message saying so.
+    """
+
+    def __init__(self, answerer: QueryAnswerer) -> None:
+        super().__init__(answerer, NODE_SERVANT)
+
+    def dispatch(self, current: Current) -> tuple[int, bytes, str]:
+        func = current.request.sFuncName
+        if func in SERVER_F.methods:
+            return (Ret.NO_FUNC, b"", f"{func} is ServerF, served by {SERVER_F_HOME}")
+        return super().dispatch(current)
+
+
+#: where ServerF calls belong (the registry's ServerObj alias says so when refusing them)
+SERVER_F_HOME = (
+    "the tarscascade node on the server's own host (tars.tarsnode.ServerObj there); "
+    "this registry answers QueryF under that name only"
+)
 
 
 class ReportServant:
@@ -89,8 +116,12 @@ class ReportServant:
                 continue
             if not found or found[0].node_name != report.nodeName:
                 return (Ret.SUCCESS, REPORT_STATES.encode_result(NOT_YOURS), "not yours")
-            if found[0].present_state != s.state:
-                puts.append(Put(replace(found[0], present_state=State(s.state))))
+            if len(s.version) > MAX_VERSION_LEN:
+                return (Ret.SUCCESS, REPORT_STATES.encode_result(NOT_YOURS), "bad version")
+            r = found[0]
+            version = s.version or r.tars_version  # "" = not reported: keep what is known
+            if r.present_state != s.state or r.tars_version != version:
+                puts.append(Put(replace(r, present_state=State(s.state), tars_version=version)))
         if puts:
             await self.core.write(puts)
         return (Ret.SUCCESS, REPORT_STATES.encode_result(len(puts)), "")
@@ -103,6 +134,8 @@ class ReportServant:
             ep = parse_endpoint(s.endpoint)
         except EndpointSyntaxError:
             return None
-        if (ep.host, ep.port) != (s.host, s.port) or not node:
+        if (ep.host, ep.port) != (s.host, s.port) or not node or len(s.version) > MAX_VERSION_LEN:
             return None
-        return record_from_endpoint(s.objectId, ep, node_name=node, present_state=State(s.state))
+        return record_from_endpoint(
+            s.objectId, ep, node_name=node, present_state=State(s.state), tars_version=s.version
+        )

@@ -79,6 +79,8 @@ def _endpoint_to_row(r: EndpointRecord) -> dict[str, Any]:
         "bak_flag": r.bak_flag,
         "setting_state": r.setting_state.value,
         "present_state": r.present_state.value,
+        "adapter_name": r.adapter_name,
+        "tars_version": r.tars_version,
     }
 
 
@@ -86,7 +88,7 @@ def _endpoint_from_row(row: Sequence[Any]) -> EndpointRecord:
     r = row
     return EndpointRecord(
         r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8], r[9], r[10], r[11], r[12],
-        r[13], r[14], _state(r[15]), _state(r[16]),
+        r[13], r[14], _state(r[15]), _state(r[16]), r[17], r[18],
     )  # fmt: skip
 
 
@@ -267,6 +269,7 @@ def endpoints_from_rows(
                     share(r[0], r[0]), share(r[1], r[1]), r[2], r[3], r[4], share(r[5], r[5]),
                     r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14],
                     states.get(r[15], inactive), states.get(r[16], inactive),
+                    share(r[17], r[17]), share(r[18], r[18]),
                 )
             )  # fmt: skip
 

@@ -56,32 +56,48 @@ meta = sa.Table(
     **_MYSQL,
 )
 
-endpoints = sa.Table(
-    "tc_endpoints",
-    metadata,
-    sa.Column("object_id", sa.String(NAME_LEN), nullable=False),
-    sa.Column("host", sa.String(NAME_LEN), nullable=False),
-    sa.Column("port", sa.Integer, nullable=False),
-    sa.Column("istcp", sa.Integer, nullable=False),
-    sa.Column("timeout", sa.Integer, nullable=False),
-    sa.Column("node_name", sa.String(NAME_LEN), nullable=False),
-    sa.Column("set_id", sa.String(SHORT_LEN), nullable=False),
-    sa.Column("enable_group", sa.Boolean, nullable=False),
-    sa.Column("ip_group_name", sa.String(SHORT_LEN), nullable=False),
-    sa.Column("grid", sa.Integer, nullable=False),
-    sa.Column("qos", sa.Integer, nullable=False),
-    sa.Column("weight", sa.Integer, nullable=False),
-    sa.Column("weight_type", sa.Integer, nullable=False),
-    sa.Column("auth_type", sa.Integer, nullable=False),
-    sa.Column("bak_flag", sa.Integer, nullable=False),
-    sa.Column("setting_state", sa.String(STATE_LEN), nullable=False),
-    sa.Column("present_state", sa.String(STATE_LEN), nullable=False),
-    # The key is the primary key; its index leads with object_id, so it is also the
-    # per-object index (a separate object_id index would only slow down writes).
-    sa.PrimaryKeyConstraint("object_id", "host", "port", name="pk_tc_endpoints"),
-    sa.Index("ix_tc_endpoints_node_name", "node_name"),
-    **_MYSQL,
-)
+
+def _endpoints_table(md: sa.MetaData, *, version: int) -> sa.Table:
+    """``tc_endpoints`` as schema ``version`` has it (v1 is what migration 1 creates)."""
+    later = (
+        [
+            # v2: the TARS adapter name ("" = <object id>Adapter), the reported TARS version
+            sa.Column("adapter_name", sa.String(NAME_LEN), nullable=False, server_default=""),
+            sa.Column("tars_version", sa.String(SHORT_LEN), nullable=False, server_default=""),
+        ]
+        if version >= 2
+        else []
+    )
+    return sa.Table(
+        "tc_endpoints",
+        md,
+        sa.Column("object_id", sa.String(NAME_LEN), nullable=False),
+        sa.Column("host", sa.String(NAME_LEN), nullable=False),
+        sa.Column("port", sa.Integer, nullable=False),
+        sa.Column("istcp", sa.Integer, nullable=False),
+        sa.Column("timeout", sa.Integer, nullable=False),
+        sa.Column("node_name", sa.String(NAME_LEN), nullable=False),
+        sa.Column("set_id", sa.String(SHORT_LEN), nullable=False),
+        sa.Column("enable_group", sa.Boolean, nullable=False),
+        sa.Column("ip_group_name", sa.String(SHORT_LEN), nullable=False),
+        sa.Column("grid", sa.Integer, nullable=False),
+        sa.Column("qos", sa.Integer, nullable=False),
+        sa.Column("weight", sa.Integer, nullable=False),
+        sa.Column("weight_type", sa.Integer, nullable=False),
+        sa.Column("auth_type", sa.Integer, nullable=False),
+        sa.Column("bak_flag", sa.Integer, nullable=False),
+        sa.Column("setting_state", sa.String(STATE_LEN), nullable=False),
+        sa.Column("present_state", sa.String(STATE_LEN), nullable=False),
+        *later,
+        # The key is the primary key; its index leads with object_id, so it is also the
+        # per-object index (a separate object_id index would only slow down writes).
+        sa.PrimaryKeyConstraint("object_id", "host", "port", name="pk_tc_endpoints"),
+        sa.Index("ix_tc_endpoints_node_name", "node_name"),
+        **_MYSQL,
+    )
+
+
+endpoints = _endpoints_table(metadata, version=2)
 
 nodes = sa.Table(
     "tc_nodes",
@@ -152,11 +168,21 @@ class Migration:
     apply: Callable[[sa.Connection], None]
 
 
+def _v1_metadata() -> sa.MetaData:
+    """The tables as v1 created them (later migrations changed ``tc_endpoints``)."""
+    v1 = sa.MetaData()
+    for table in metadata.sorted_tables:
+        if table.name == endpoints.name:
+            _endpoints_table(v1, version=1)
+        else:
+            table.to_metadata(v1)
+    return v1
+
+
 def _v1_create_tables(conn: sa.Connection) -> None:
     # Idempotent so a crash between DDL statements (MySQL commits each one) can rerun it.
-    # When a later migration changes a table, freeze the v1 definitions here first:
-    # v1 must keep creating the v1 schema, not whatever the tables above have become.
-    metadata.create_all(conn, checkfirst=True)
+    # v1 keeps creating the v1 schema (later columns come from their own migrations).
+    _v1_metadata().create_all(conn, checkfirst=True)
     if conn.execute(sa.select(meta.c.id)).first() is None:
         conn.execute(
             meta.insert().values(
@@ -165,7 +191,20 @@ def _v1_create_tables(conn: sa.Connection) -> None:
         )
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "create the tc_* tables", _v1_create_tables),)
+def _v2_adapter_and_version(conn: sa.Connection) -> None:
+    # Idempotent (MySQL commits each ALTER): add only the columns still missing.
+    have = {c["name"] for c in sa.inspect(conn).get_columns(endpoints.name)}
+    for name in ("adapter_name", "tars_version"):
+        if name not in have:
+            col = endpoints.c[name]
+            ddl = sa.schema.CreateColumn(col).compile(dialect=conn.dialect)
+            conn.execute(sa.text(f"ALTER TABLE {endpoints.name} ADD COLUMN {ddl}"))
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "create the tc_* tables", _v1_create_tables),
+    Migration(2, "tc_endpoints: adapter_name, tars_version", _v2_adapter_and_version),
+)
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 assert [m.version for m in MIGRATIONS] == list(range(1, SCHEMA_VERSION + 1)), "gap in migrations"

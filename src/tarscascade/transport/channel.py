@@ -228,6 +228,7 @@ class Channel:
         status: dict[str, str] | None = None,
         oneway: bool = False,
         version: int = TARS_VERSION,
+        message_type: int = 0,
     ) -> ResponsePacket | None:
         """Send one request; return the response packet (None for one-way calls).
 
@@ -249,6 +250,7 @@ class Channel:
             status=status,
             oneway=oneway,
             version=version,
+            message_type=message_type,
         )
         fut: asyncio.Future[ResponsePacket] | None = None
         if not oneway:

@@ -139,6 +139,18 @@ async def test_endpoint_add_state_update_rm_and_reads(registry: Registry) -> Non
     by_host = {e["host"]: e for e in eps}
     assert by_host["10.0.0.1"]["active"] is False
     assert by_host["10.0.0.2"]["node_name"] == "n-2"
+    # the adapter keepAlive names: the TARS default, or the one given with --adapter
+    assert (by_host["10.0.0.1"]["adapter_name"], by_host["10.0.0.1"]["adapter"]) == (
+        "",
+        OBJ + "Adapter",
+    )
+    upd = await registry.run(
+        "endpoint", "update", OBJ, "tcp -h 10.0.0.1 -p 10000", "--adapter", "HelloAdapter"
+    )
+    ok(upd)
+    eps = ok_json(await registry.run("object", OBJ, "--json"))["endpoints"]
+    assert {e["host"]: e["adapter"] for e in eps}["10.0.0.1"] == "HelloAdapter"
+    ok(await registry.run("endpoint", "update", OBJ, "tcp -h 10.0.0.1 -p 10000", "--adapter", ""))
 
     upd = await registry.run(
         "endpoint", "update", OBJ, "tcp -h 10.0.0.2 -p 10000", "--weight", "50", "--json"
@@ -146,10 +158,10 @@ async def test_endpoint_add_state_update_rm_and_reads(registry: Registry) -> Non
     assert ok_json(upd)["endpoint"]["weight"] == 50
 
     status = ok_json(await registry.run("status", "--json"))
-    assert status["revision"] == 4
+    assert status["revision"] == 6
     assert status["counts"]["endpoints"] == 2
     table = ok(await registry.run("status"))
-    assert "revision 4" in table
+    assert "revision 6" in table
     assert "(endpoints: 2)" in table
 
     ok(await registry.run("endpoint", "rm", OBJ, "tcp -h 10.0.0.1 -p 10000"))
@@ -172,6 +184,14 @@ async def test_bad_input_is_one_line_and_changes_nothing(registry: Registry) -> 
     assert "set id" in line
     line = failed(await registry.run("endpoint", "update", OBJ, "tcp -h h -p 1"), 2)
     assert "nothing to update" in line
+    line = failed(
+        await registry.run("endpoint", "add", OBJ, "tcp -h h -p 1", "--adapter", "AdminAdapter"), 1
+    )
+    assert "AdminAdapter" in line
+    line = failed(
+        await registry.run("endpoint", "add", OBJ, "tcp -h h -p 1", "--adapter", "a b"), 1
+    )
+    assert "adapter name" in line
     line = failed(await registry.run("endpoint", "rm", OBJ, "tcp -h h -p 1"), 1)
     assert "HTTP 404" in line
     bad_state = await registry.run("endpoint", "state", OBJ, "tcp -h h -p 1", "up")

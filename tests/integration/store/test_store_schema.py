@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 
@@ -89,3 +90,32 @@ def test_a_closed_store_refuses_work(store: SqlStore) -> None:
     with pytest.raises(StoreError, match="closed"):
         store.load()
     assert "closed" in repr(store)
+
+
+def test_a_v1_database_gains_the_adapter_columns_and_keeps_its_rows(
+    open_store: Callable[[], SqlStore], raw: sa.Engine
+) -> None:
+    # build the database exactly as a v1 tarscascade left it, with one endpoint row
+    with raw.begin() as conn:
+        schema.MIGRATIONS[0].apply(conn)
+        conn.execute(schema.meta.update().values(schema_version=1))
+        row = schema.endpoints.insert().values(
+            object_id="A.B.C", host="10.0.0.1", port=1, istcp=1, timeout=3000, node_name="n1",
+            set_id="", enable_group=False, ip_group_name="", grid=0, qos=0, weight=-1,
+            weight_type=0, auth_type=0, bak_flag=0, setting_state="active",
+            present_state="active",
+        )  # fmt: skip
+        cols = {c["name"] for c in sa.inspect(conn).get_columns("tc_endpoints")}
+        assert "adapter_name" not in cols  # v1 really is v1
+        conn.execute(row)  # names only v1 columns
+    opened = open_store()
+    [rec] = opened.load().endpoints
+    assert (rec.object_id, rec.adapter_name, rec.tars_version) == ("A.B.C", "", "")
+    assert rec.adapter == "A.B.CAdapter"
+    opened.write([Put(dataclasses.replace(rec, adapter_name="HelloAdapter", tars_version="3.0"))])
+    opened.close()
+    again = open_store()
+    [rec] = again.load().endpoints
+    assert (rec.adapter, rec.tars_version) == ("HelloAdapter", "3.0")
+    with raw.connect() as conn:
+        assert conn.execute(sa.select(schema.meta.c.schema_version)).scalar() == SCHEMA_VERSION

@@ -142,6 +142,17 @@ def test_static_weight_skips_shielded_endpoints() -> None:
     assert got == {1: 50, 2: 50}
 
 
+def test_dynamic_weights_degrade_to_static_with_one_note(caplog: pytest.LogCaptureFixture) -> None:
+    b = Balancer()
+    with caplog.at_level("INFO"):
+        b.update([ep(1, 100, 2), ep(2, 50, 1), ep(3, 10, 2)])
+        b.update([ep(1, 100, 2), ep(2, 50, 1), ep(3, 10, 2)])
+    assert b.mode == "weight"
+    assert Counter(ports(b, FakeHealth(), 160)) == {1: 100, 2: 50, 3: 10}
+    notes = [m for m in caplog.messages if "weightType 2" in m]
+    assert len(notes) == 1
+
+
 def test_mixed_weight_types_fall_back_to_round_robin() -> None:
     b = Balancer()
     b.update([ep(1, 90, 1), ep(2)])

@@ -11,15 +11,21 @@ import pytest
 
 from tarscascade.client.lkg import EndpointList, LkgFile, lkg_key
 from tarscascade.client.locator import Answer, LocatorError, Query
+from tarscascade.client.proxy import EndpointPool, ServantProxy
 from tarscascade.client.resolver import (
     Resolver,
     ResolverOptions,
+    StaticResolver,
     check_set_division,
     choose_query,
 )
+from tarscascade.client.tasks import TaskOwner
+from tarscascade.errors import EndpointSyntaxError, NoEndpointError
 from tarscascade.testing import eventually
+from tarscascade.wire.codec import STRING
 from tarscascade.wire.endpoint import Endpoint, parse_endpoint
 from tarscascade.wire.idl.endpointf import EndpointF
+from tarscascade.wire.interface import Method, Param
 
 OBJ = "Test.HelloServer.HelloObj"
 
@@ -114,12 +120,37 @@ async def test_the_old_list_is_kept_when_the_answer_is_unusable(bad: Answer | Ex
     assert r.generation == 1
 
 
-async def test_endpoints_this_client_cannot_call_are_skipped() -> None:
+async def test_endpoints_this_client_cannot_call_are_skipped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     f = FakeFinder()
-    f.answers = [Answer(0, [ef(1, istcp=0), ef(2), ef(3, istcp=2), ef(4, istcp=9)], [], "x")]
+    f.default = Answer(0, [ef(1, istcp=0), ef(2), ef(3, istcp=2), ef(4, istcp=9)], [], "x")
+    r = Resolver(OBJ, f, choose_query())
+    with caplog.at_level("WARNING"):
+        await r.refresh()
+        await r.refresh()
+    assert ports(r.endpoints.active) == [2]
+    # UDP and SSL are refused, named, and said once (not at every refresh)
+    assert [e.transport for e in r.unsupported] == ["udp", "ssl"]
+    said = [m for m in caplog.messages if "cannot call" in m]
+    assert len(said) == 1
+    assert "udp -h 10.0.0.1 -p 1" in said[0]
+
+
+async def test_a_list_of_only_udp_and_ssl_gives_a_clear_error_not_silence() -> None:
+    f = FakeFinder()
+    f.default = Answer(0, [ef(1, istcp=0), ef(3, istcp=2)], [], "x")
     r = Resolver(OBJ, f, choose_query())
     await r.refresh()
-    assert ports(r.endpoints.active) == [2]
+    owner = TaskOwner("t")
+    proxy = ServantProxy(OBJ, EndpointPool(OBJ, r, owner))
+    hello = Method("hello", (Param("name", STRING),), STRING)
+    with pytest.raises(NoEndpointError, match=r"refused 2 udp/ssl endpoint\(s\), tcp only"):
+        await proxy.invoke(hello, ["x"], timeout=0.5)
+    await owner.aclose()
+    # a direct object string naming udp is refused at once
+    with pytest.raises(EndpointSyntaxError, match="udp endpoints are not supported"):
+        StaticResolver(OBJ, [parse_endpoint("udp -h 10.0.0.1 -p 9")])
 
 
 # -- the refresh loop and pushes

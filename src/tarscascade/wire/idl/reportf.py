@@ -9,6 +9,7 @@ forwards it to its own upstream. The TARS IDL::
         0 require string objectId; 1 require string host; 2 require int port;
         3 require string state;   // "active" | "inactive"
         4 optional string endpoint = "";  // "tcp -h H -p P ...": create it when unknown
+        5 optional string version = "";   // the TARS version its server reported, if any
     };
     struct ReportStatesReq {
         0 require string nodeName; 1 require string token; 2 require vector<EndpointStateF> states;
@@ -38,6 +39,8 @@ class EndpointStateF:
     state: str = tfield(3, STRING, require=True, default="")
     #: optional TARS endpoint string: lets the registry create an endpoint it does not know
     endpoint: str = tfield(4, STRING, default="", skip_default=True)
+    #: optional: the version the endpoint's server reported (``ServerF.reportVersion``)
+    version: str = tfield(5, STRING, default="", skip_default=True)
 
 
 @tars_struct
