@@ -27,6 +27,9 @@ SUITE = {
     "etcd": "bench.bench_etcd",
     "storm": "bench.bench_storm",
     "load": "bench.bench_load",
+    "relay": "bench.bench_relay",
+    "disk": "bench.bench_disk",
+    "chaos": "bench.bench_chaos",
 }
 
 

@@ -317,6 +317,58 @@ def _load(r: R) -> list[Row]:
     return rows
 
 
+def _relay(r: R) -> list[Row]:
+    return [
+        (
+            f"relay -> registry bytes/s, {r['leaves']:,} leaves under one relay, "
+            f"{r['writes_per_s']:g} writes/s (acks: a floor; heartbeats: every leaf)",
+            f"{r['relay_to_registry_bytes_s'] / 1000:,.1f} KB/s",
+            r["verdict"],
+        )
+    ]
+
+
+def _disk(r: R) -> list[Row]:
+    return [
+        (
+            f"node disk copy, {r['endpoints']:,} endpoints: worst event-loop stall while a "
+            "new image is written (baseline: the whole replica encoded in one thread call)",
+            f"{r['worst_stall_ms_image_write']:.1f} ms ({r['image_mb']:.0f} MB in "
+            f"{r['image_write_s']:.1f} s); baseline "
+            f"{r['worst_stall_ms_whole_encode_baseline']:.0f} ms; idle "
+            f"{r.get('worst_stall_ms_idle', float('nan')):.1f} ms",
+            r["verdict"],
+        ),
+        (
+            "node disk copy: journal bytes per single-endpoint change; worst stall of an append",
+            f"{r['journal_bytes_per_change']} B; {r['worst_stall_ms_journal_append']:.1f} ms",
+            "—",
+        ),
+    ]
+
+
+def _chaos(r: R) -> list[Row]:
+    t = r["totals"]
+    faults: dict[str, int] = {}
+    ops = acked = 0
+    for rnd in r["rounds"]:
+        for k, v in rnd["faults"].items():
+            faults[k] = faults.get(k, 0) + v
+        ops += sum(rnd["ops"].values())
+        acked += rnd["writes"]["acked"]
+    shown = ", ".join(f"{k} {v}" for k, v in sorted(faults.items()))
+    return [
+        (
+            f"chaos: registry + 2 nodes + relay + leaf behind fault proxies, "
+            f"{len(r['rounds'])} rounds: ops (acked); faults; convergence p50 / max",
+            f"{ops} ({acked}); {shown}; {r['convergence_s']['p50']:.2f} / "
+            f"{r['convergence_s']['max']:.2f} s",
+            f"lost {t['lost']}, resurrected {t['resurrected']}, time travel "
+            f"{t['time_travel']}, empty {t['empty']} (target 0)",
+        )
+    ]
+
+
 def _suite(r: R) -> list[Row]:
     bound = r["bound_s"]
     ok = "MET" if r["total_s"] < bound else "MISSED"
@@ -342,6 +394,9 @@ EXTRACT: dict[str, Callable[[R], list[Row]]] = {
     "etcd": _etcd,
     "storm": _storm,
     "load": _load,
+    "relay": _relay,
+    "disk": _disk,
+    "chaos": _chaos,
     "suite": _suite,
 }
 

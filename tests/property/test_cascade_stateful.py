@@ -186,6 +186,8 @@ class CascadeMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
+        # the hubs' request handlers are synchronous but spawn tasks: on this loop
+        asyncio.set_event_loop(self.loop)
         self.lineage = Lineage("e1", {})
         self.lineages = {"e1": self.lineage}
         self.ups: list[Up] = []
@@ -295,6 +297,7 @@ class CascadeMachine(RuleBasedStateMachine):
             for up in self.ups:
                 self.loop.run_until_complete(up.hub.aclose())
             self.loop.close()
+            asyncio.set_event_loop(None)
 
 
 CascadeMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)

@@ -77,12 +77,21 @@ def _ops_routes(r: APIRouter, agent: NodeAgent, metrics: NodeMetrics) -> None:
     @r.get(
         "/healthz",
         tags=["operations"],
-        summary="200 when the node has data to answer with (maybe stale), else 503",
+        summary="200 when the node has data to answer with and has not been stale for"
+        " longer than its bound (--max-stale), else 503",
     )
     async def healthz() -> Response:
         if not agent.has_data():
             return error_response(
                 503, f"{NO_DATA}: not synced with any upstream and no last-known-good replica"
+            )
+        stale_for = agent.stale_for()
+        if stale_for > agent.config.max_stale:
+            since = "ever since it started" if stale_for == float("inf") else f"{stale_for:.0f} s"
+            return error_response(
+                503,
+                f"stale: the replica has not been confirmed current by a fresh upstream"
+                f" for {since} (bound {agent.config.max_stale:.0f} s)",
             )
         synced = agent.client is not None and agent.client.synced.is_set()
         return JSONResponse(

@@ -36,7 +36,33 @@ class _AgentCollector(Collector):
             "1 when the replica holds data and QueryF is answered",
             int(agent.has_data()),
         )
-        yield _gauge("stale", "1 while not subscribed to any upstream", int(agent.stale))
+        yield _gauge(
+            "stale",
+            "1 while the replica may be out of date (not subscribed, upstream stale or behind)",
+            int(agent.stale),
+        )
+        gone = agent.stale_for()
+        yield _gauge(
+            "stale_seconds",
+            "seconds the replica has been stale (0 while fresh)",
+            gone if gone != float("inf") else -1,
+        )
+        fresh = agent.freshness()
+        yield _gauge(
+            "contact_age_seconds",
+            "seconds since the replica was last known current at the registry",
+            min(fresh.contact_age, 86_400.0),
+        )
+        ahead = len(client.ahead_of_upstream) if client else 0
+        yield _gauge(
+            "ahead_of_upstream", "categories the upstream is behind this replica in", ahead
+        )
+        disk = agent.disk
+        yield _gauge(
+            "disk_error",
+            "1 while the disk copy cannot be written (retried with backoff)",
+            int(disk is not None and disk.error is not None),
+        )
         synced = client is not None and client.synced.is_set()
         yield _gauge("synced", "1 once the replica synced with an upstream", int(synced))
         yield _gauge(

@@ -186,6 +186,8 @@ class CascadeClient:
         self._heard_at: float | None = None
         #: the replica came from a disk copy no fresh upstream has confirmed yet
         self.from_disk = False
+        #: when (monotonic) the replica was last seen fresh; None: never
+        self._fresh_at: float | None = None
         self._replica = Replica(
             catalog, on_applied, freeze_gc=self.options.freeze_gc_after_snapshot
         )
@@ -264,6 +266,14 @@ class CascadeClient:
             return False
         return all(self.catalog.version(c) == self.upstream_versions.get(c) for c in Category)
 
+    def stale_for(self) -> float:
+        """Seconds this replica has been stale (0 while fresh; inf if never fresh)."""
+        now = asyncio.get_running_loop().time()
+        if not self.stale:
+            self._fresh_at = now
+            return 0.0
+        return float("inf") if self._fresh_at is None else now - self._fresh_at
+
     def contact_age(self) -> float:
         """Seconds since this replica's data was last known current at the source."""
         if self._heard_at is None:
@@ -299,6 +309,7 @@ class CascadeClient:
                 self.held_back.add(cat)
         if self.from_disk and self.synced.is_set() and not self.stale:
             self.from_disk = False  # a fresh upstream confirmed what we hold
+        self.stale_for()  # note the moment if fresh
 
     @property
     def _behind(self) -> bool:

@@ -135,9 +135,9 @@ class Session:
         push = self.sync.publish(cat, from_, to, events, shared, digest)
         if push is not None:
             self._send(push)
-        elif self.sync.pinned_events() > self.upstream.options.log_events:
+        elif self.sync.pinned_events() > self.upstream.options.max_pinned_events:
             self.upstream.stats.slow_dropped += 1
-            self.drop("changes pinned during its snapshot passed the log's size")
+            self.drop("too many changes pinned during its snapshot")
             return
         self._wake_if_jobs()
 

@@ -42,6 +42,9 @@ class HubOptions:
     #: ``min_snapshot_rate`` bytes per second on average, or it gives the slot up
     snapshot_grace: float = 30.0
     min_snapshot_rate: int = 64 * 1024
+    #: changes a session keeps for the delta after its snapshot (past it, it is dropped:
+    #: a node that slow cannot keep up with the change rate anyway)
+    max_pinned_events: int = 1_000_000
     #: a session not heard from (heartbeat or ack) for this many of its heartbeat
     #: intervals is ended, whatever TCP says
     missed_heartbeats: int = 3

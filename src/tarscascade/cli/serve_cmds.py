@@ -120,6 +120,9 @@ def node(
     keepalive_timeout: float = typer.Option(
         30.0, help="Seconds without keepAlive before inactive."
     ),
+    max_stale: float = typer.Option(
+        60.0, help="/healthz answers 503 once the replica has been stale this long (s)."
+    ),
     log_level: str = typer.Option("info"),
 ) -> None:
     """Run a node agent in the foreground (or: node add NAME / node rm NAME)."""
@@ -133,6 +136,7 @@ def node(
         data_dir=data_dir,
         token=token,
         keepalive_timeout=keepalive_timeout,
+        max_stale=max_stale,
     )
     http_addr = None if http == "off" else _hostport(http, 19380, "--http")
     try:

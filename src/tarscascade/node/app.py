@@ -63,6 +63,8 @@ class NodeConfig:
     #: address downstream nodes and the registry see for this node ("" = listen address)
     advertise: str = ""
     keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT
+    #: /healthz answers 503 once the replica has been stale this long (seconds)
+    max_stale: float = 60.0
     report_interval: float = 1.0
     #: applied changes are coalesced this long before they are appended to the disk
     #: journal (the disk copy's ``flush_interval``)
@@ -123,6 +125,10 @@ class NodeAgent:
     def stale(self) -> bool:
         return self.client is None or self.client.stale
 
+    def stale_for(self) -> float:
+        """Seconds the replica has been stale (0 while fresh; inf if never fresh)."""
+        return float("inf") if self.client is None else self.client.stale_for()
+
     def freshness(self) -> Freshness:
         """This replica's freshness, as its own downstreams are told."""
         if self.client is None:
@@ -162,6 +168,7 @@ class NodeAgent:
             "from_disk_unconfirmed": fresh.from_disk,
             "upstream_stale": bool(client and client.upstream_freshness.stale),
             "contact_age_s": None if fresh.contact_age >= 86_400.0 else fresh.contact_age,
+            "stale_for_s": None if (gone := self.stale_for()) == float("inf") else gone,
             "ahead_of_upstream": sorted(c.value for c in client.ahead_of_upstream)
             if client
             else [],

@@ -64,7 +64,7 @@ class DiskOptions:
     compact_min_bytes: int = 8 * 1024 * 1024
     compact_ratio: float = 0.5  # ... of the image's size
     #: records encoded per event-loop turn while an image is written
-    slice_records: int = 2_000
+    slice_records: int = 1_000
     #: unwritten journal bytes kept while the disk fails; past it, the next write is an image
     max_pending_bytes: int = 64 * 1024 * 1024
     retry_initial: float = 1.0

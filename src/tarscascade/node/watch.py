@@ -1,11 +1,16 @@
 """Who waits for which object: blocking HTTP lookups and pushed QueryF subscribers.
 
 Each object carries an *index*: the revision of the last change that touched it (the
-whole-category revision after a snapshot). A blocking lookup (``?index=N&wait=30s``)
-returns as soon as the object's index passes N. A TARS client that called
-``registerQuery`` on this connection is pushed ``tarscascade.objectChanged`` with the
-object id when the object changes, and re-queries. Subscriptions are bounded per
-connection and in total; a connection that went away is dropped at the next push.
+whole-category revision after a snapshot), except that an index never goes backwards
+within one node process: a change whose revision is not above the last index given
+out (a new lineage numbers from 1 again; a replica restored from disk) gets the last
+index + 1. Like Consul's, the index resets only when the node restarts: a client
+whose index is above the answer's must start again from the answer's. A blocking
+lookup (``?index=N&wait=30s``) returns as soon as the object's index passes N. A TARS
+client that called ``registerQuery`` on this connection is pushed
+``tarscascade.objectChanged`` with the object id when the object changes, and
+re-queries. Subscriptions are bounded per connection and in total; a connection that
+went away is dropped at the next push.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ class ObjectWatch:
     def __init__(self) -> None:
         self.index: dict[str, int] = {}
         self.floor = 0  # index of objects not in `index` (the last snapshot's revision)
+        #: the highest index given out: the next change gets more
+        self.last = 0
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._subs: dict[str, set[Pusher]] = {}
         self._per_conn: dict[int, int] = {}
@@ -42,6 +49,7 @@ class ObjectWatch:
 
     def changed(self, object_ids: Iterable[str] | None, revision: int) -> None:
         """Objects changed at ``revision``; None = every object (a snapshot)."""
+        revision = self.last = max(revision, self.last + 1)
         if object_ids is None:
             self.index.clear()
             self.floor = revision

@@ -277,3 +277,27 @@ async def test_openapi_lists_the_node_routes(
     }
     params = {p["name"] for p in paths["/v1/objects/{object_id}"]["get"]["parameters"]}
     assert params == {"object_id", "index", "wait", "caller"}
+
+
+async def test_healthz_turns_503_once_the_node_was_stale_past_its_bound(tmp_path: Path) -> None:
+    """A node whose upstream went away keeps answering QueryF from its replica, says it is
+    stale at once, and fails its health check once that lasted longer than max_stale."""
+    async with cascade(tmp_path, ["node-a"]) as (rp, nodes):
+        agent = nodes[0]
+        agent.config.max_stale = 0.5
+        async with asgi_client(create_node_app(agent)) as client:
+            await eventually(lambda: not agent.stale, timeout=WAIT, what="fresh")
+            assert (await client.get("/healthz")).status_code == 200
+            await rp.aclose()  # the registry goes away
+            await eventually(lambda: agent.stale, timeout=WAIT, what="stale")
+            r = await client.get("/healthz")
+            assert r.status_code == 200  # stale, but not for long yet
+            assert r.json()["status"] == "stale"
+            await eventually(lambda: agent.stale_for() > 0.5, timeout=WAIT)
+            r = await client.get("/healthz")
+            assert r.status_code == 503
+            assert r.json()["error"].startswith("stale: the replica has not been confirmed")
+            status = (await client.get("/status")).json()
+            assert status["stale"] is True
+            assert status["stale_for_s"] > 0.5
+            assert "tarscascade_node_stale 1.0" in (await client.get("/metrics")).text
