@@ -382,6 +382,7 @@ class CascadeHub:
             log.info("bad heartbeat from %s: %s", s.name, exc)
             return BAD_REQUEST, HeartbeatRsp()
         self.stats.heartbeats += 1
+        self.stats.descendant_states += len(descendants)
         self.tracker.record(s.name, held, heartbeat=True)
         fresh = self.tracker.record_descendants(
             s.name, descendants, heartbeat=True, addresses=addresses
@@ -417,6 +418,7 @@ class CascadeHub:
             log.info("bad ack from %s: %s", s.name, exc)
             return
         self.stats.acks += 1
+        self.stats.descendant_states += len(descendants)
         s.heard()
         self.tracker.record(s.name, held, heartbeat=False)
         if descendants:  # a protocol 1 relay lists them in acks too (no floor)

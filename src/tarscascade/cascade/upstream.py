@@ -94,6 +94,8 @@ class HubStats:
     held_plans: int = 0
     heartbeats: int = 0
     acks: int = 0
+    #: descendant entries received from relays (heartbeats list them all; acks none)
+    descendant_states: int = 0
 
 
 class Upstream:

@@ -122,3 +122,37 @@ async def test_changes_during_a_long_snapshot_follow_it_without_another_snapshot
         assert out.outcome in (Outcome.APPLIED, Outcome.PENDING), out.reason
     assert replica_cat.version(CAT) == cat.version(CAT)
     assert replica_cat.digest(CAT) == cat.digest(CAT)
+
+
+class Backlogged(GatedConnection):
+    """A connection holding ``n`` unsent bytes (a peer that stopped reading)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.write_buffer_size = n
+
+
+async def test_the_global_backlog_budget_drops_the_largest_backlogs_first() -> None:
+    from tarscascade.cascade import CascadeHub
+
+    hub = CascadeHub(
+        catalog(10),
+        authenticate=lambda _n, _t: True,
+        options=HubOptions(max_total_backlog_bytes=100, max_backlog_bytes=10**9),
+    )
+    dropped: list[str] = []
+    sizes = {"a": 10, "b": 60, "c": 30, "d": 50}
+    for name, n in sizes.items():
+        s = Session(
+            hub._up,
+            name,
+            Backlogged(n),
+            ("127.0.0.1", 1),
+            NodeState(name),
+            lambda s, _w: dropped.append(s.name),
+        )  # type: ignore[arg-type]
+        hub._sessions[name] = s
+    hub._enforce_budget()  # 150 bytes in all, budget 100: drop b (60), then 90 <= 100
+    assert dropped == ["b"]
+    assert hub.stats.budget_dropped == 1
+    await hub.aclose()
