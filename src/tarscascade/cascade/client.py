@@ -56,6 +56,7 @@ from tarscascade.wire.idl.cascadef import (
     SUBSCRIBE,
     AckReq,
     CategoryPlanF,
+    CategoryStateF,
     FreshnessF,
     HeartbeatReq,
     NodeAckF,
@@ -146,6 +147,20 @@ def _reraise_unexpected(group: BaseExceptionGroup[BaseException]) -> None:
         if not isinstance(first, BaseExceptionGroup):
             raise first from group
         rest = first
+
+
+def _states(held: list[CategoryStateF]) -> frozenset[tuple[str, str, int, int]]:
+    return frozenset((h.category, h.version.epoch, h.version.revision, h.digest) for h in held)
+
+
+def _compact(acks: list[NodeAckF], own: list[CategoryStateF]) -> list[NodeAckF]:
+    """A descendant holding exactly what we hold is listed with no held states (protocol
+    2: "as the sender"), so a heartbeat of 1,000 current leaves is names and addresses."""
+    mine = _states(own)
+    for ack in acks:
+        if len(ack.held) == len(own) and _states(ack.held) == mine:
+            ack.held = []
+    return acks
 
 
 class CascadeClient:
@@ -527,10 +542,11 @@ class CascadeClient:
             self._heartbeat_wanted.clear()
             if self._replica.expire(opts.snapshot_stall_timeout):
                 self._resubscribe_wanted.set()  # a snapshot stopped half-way
+            held = held_states(self.catalog)
             req = HeartbeatReq(
                 nodeName=self.node_name,
-                held=held_states(self.catalog),
-                descendants=self._descendant_acks(),
+                held=held,
+                descendants=_compact(self._descendant_acks(), held),
             )
             try:
                 ret, rsp = await channel.call(CASCADE_SERVANT, HEARTBEAT, req)

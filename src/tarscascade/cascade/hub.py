@@ -381,6 +381,10 @@ class CascadeHub:
             self.stats.bad_requests += 1
             log.info("bad heartbeat from %s: %s", s.name, exc)
             return BAD_REQUEST, HeartbeatRsp()
+        if s.protocol > OLDEST_PROTOCOL:  # no held states: "holds what the relay holds"
+            for name, h in descendants.items():
+                if not h:
+                    descendants[name] = held
         self.stats.heartbeats += 1
         self.stats.descendant_states += len(descendants)
         self.tracker.record(s.name, held, heartbeat=True)
