@@ -89,7 +89,8 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     )
     try:
         await agent.start()
-        assert agent.client is not None and rp.core is not None
+        assert agent.client is not None
+        assert rp.core is not None
         await eventually(agent.client.synced.is_set, timeout=30)
         admin = RegistryAdmin(rp.core, hub=rp.hub)
         for port, state in ((9001, State.ACTIVE), (9002, State.INACTIVE)):
@@ -139,7 +140,8 @@ async def test_queryf_answers_every_version_alike(rig: Rig, where: str) -> None:
 async def test_json_answer_is_an_object_of_out_params_and_tars_ret(rig: Rig) -> None:
     body = json.dumps({"id": HELLO}).encode()
     rsp = await rig.to_node.invoke(NODE_SERVANT, FIND_4ANY.name, body, version=JSON_VERSION)
-    assert rsp is not None and rsp.iRet == 0
+    assert rsp is not None
+    assert rsp.iRet == 0
     obj = json.loads(rsp.sBuffer)
     assert set(obj) == {"tars_ret", "activeEp", "inactiveEp"}
     assert obj["tars_ret"] == 0
@@ -160,9 +162,7 @@ async def test_tup2_answer_files_values_under_stars_stream_type_names(rig: Rig) 
 
 
 @pytest.mark.parametrize("version", OTHER)
-async def test_keepalive_in_any_version_makes_the_endpoint_present(
-    rig: Rig, version: int
-) -> None:
+async def test_keepalive_in_any_version_makes_the_endpoint_present(rig: Rig, version: int) -> None:
     assert rig.record(9002).present_state is State.INACTIVE
     info = ServerInfo("Test", "HelloServer", 4242, HELLO + "Adapter")
     rsp = await ask(rig.to_node, NODE_SERVANT, KEEP_ALIVE, version, info)
@@ -220,7 +220,8 @@ async def test_reportobj_answers_in_kind_and_a_bad_token_changes_nothing(
     garbage = await rig.to_registry.invoke(
         REPORT_SERVANT, REPORT_STATES.name, b'{"req": {"nodeName": "n1"}}', version=version
     )
-    assert garbage is not None and garbage.iRet == Ret.SERVER_DECODE_ERR
+    assert garbage is not None
+    assert garbage.iRet == Ret.SERVER_DECODE_ERR
     assert rig.registry.core.catalog.versions() == before
     good = ReportStatesReq("n1", TOKEN, [state])
     rsp = await ask(rig.to_registry, REPORT_SERVANT, REPORT_STATES, version, good)
@@ -247,7 +248,8 @@ async def test_cascadeobj_takes_other_versions_through_the_same_switch(
     ret, _plan = HEARTBEAT.decode_result_as(version, rsp.sBuffer)
     assert ret != 0
     bad = await rig.to_registry.invoke(CASCADE_SERVANT, HEARTBEAT.name, b"", version=version)
-    assert bad is not None and bad.iRet == Ret.SERVER_DECODE_ERR
+    assert bad is not None
+    assert bad.iRet == Ret.SERVER_DECODE_ERR
 
 
 async def test_an_unknown_version_is_a_decode_error(rig: Rig) -> None:
