@@ -80,13 +80,33 @@ async def test_node_client_calls_python_servant(py_server: tuple[TarsServer, PyH
     assert ("add", (40, 2)) in impl.calls
 
 
-async def test_node_client_tup3_call_to_python_servant(
-    py_server: tuple[TarsServer, PyHello],
+@pytest.mark.parametrize("version", ["2", "3"])
+async def test_node_client_tup_call_to_python_servant(
+    py_server: tuple[TarsServer, PyHello], version: str
 ) -> None:
-    server, _ = py_server
-    run = await node_call(server.port, "hello", '["tup"]', "--tup", "3")
+    server, impl = py_server
+    run = await node_call(server.port, "hello", '["tup"]', "--tup", version)
     assert run.results[0]["ok"] is True, run.results
     assert run.results[0]["ret"] == "hello tup"
+    # version 2: @tars/stream reads each value by its exact type name ("int32")
+    run = await node_call(server.port, "add", "[40, 2]", "--tup", version)
+    assert run.results[0]["ret"] == 42, run.results
+    assert ("add", (40, 2)) in impl.calls
+
+
+@pytest.mark.parametrize("version", ["2", "3"])
+async def test_node_client_gets_a_tup_error_reply_without_crashing(
+    py_server: tuple[TarsServer, PyHello], version: str
+) -> None:
+    # @tars/rpc decodes the body of every TUP reply: an error reply must carry an
+    # (empty) UniAttribute, or the client throws inside its socket handler
+    server, _ = py_server
+    run = await node_call(server.port, "fail", "[-7]", "--tup", version)
+    assert "fatal" not in run.results[0], run.results
+    assert run.results[0]["ok"] is False
+    assert run.results[0]["code"] == -7
+    run = await node_call(server.port, "nosuch", "[]", "--tup", version)
+    assert run.results[0]["code"] == Ret.NO_FUNC, run.results
 
 
 async def test_node_client_one_way_call_reaches_python(

@@ -43,6 +43,7 @@ from tarscascade.node.watch import ObjectWatch
 from tarscascade.transport import Channel, Current, ServerOptions, TarsServer
 from tarscascade.wire.idl.queryf import QUERY_SERVANT
 from tarscascade.wire.idl.reportf import (
+    REPORT_F,
     REPORT_SERVANT,
     REPORT_STATES,
     EndpointStateF,
@@ -377,6 +378,7 @@ class _ReportRelay:
     """``ReportObj`` on a node: downstream nodes' reports are forwarded upstream as is."""
 
     name = REPORT_SERVANT
+    methods = REPORT_F.methods
 
     def __init__(self, agent: NodeAgent) -> None:
         self.agent = agent

@@ -11,18 +11,19 @@ object's endpoint list changes (the SDK uses it to see a drain within millisecon
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from tarscascade.catalog import QueryAnswerer
 from tarscascade.catalog.queryf import Result, handle_query
-from tarscascade.errors import EndpointSyntaxError
+from tarscascade.errors import DecodeError, EndpointSyntaxError
 from tarscascade.node.keepalive import KeepAliveTracker
 from tarscascade.node.watch import ObjectWatch
 from tarscascade.transport import Current
 from tarscascade.wire.endpoint import format_endpoint, parse_endpoint
+from tarscascade.wire.idl.queryf import QUERY_F
 from tarscascade.wire.idl.serverf import ENDPOINT_CONTEXT_KEY, NODE_SERVANT, SERVER_F, ServerInfo
 from tarscascade.wire.interface import Method
-from tarscascade.wire.packets import TUP_VERSION, Ret
+from tarscascade.wire.packets import Ret
 
 __all__ = ["ENDPOINT_CONTEXT_KEY", "NODE_SERVANT", "NOT_SYNCED", "NodeQueryServant"]
 
@@ -31,6 +32,8 @@ NOT_SYNCED = "node has no data yet (not synced with any upstream): keep your old
 
 class NodeQueryServant:
     """QueryF (+ ServerF when ``keepalive`` is given) served from the replica."""
+
+    methods: Mapping[str, Method] = {**QUERY_F.methods, **SERVER_F.methods}
 
     def __init__(
         self,
@@ -66,17 +69,15 @@ class NodeQueryServant:
             self.answerer,
             func,
             req.sBuffer,
-            req.iVersion,
             current.host_name,
             extra={"registerQuery": register_query},
         )
 
     def _server_f(self, method: Method, current: Current) -> Result:
         req = current.request
-        tup = req.iVersion == TUP_VERSION
         try:
-            args = method.decode_args_tup(req.sBuffer) if tup else method.decode_args(req.sBuffer)
-        except Exception as exc:
+            args = method.decode_args(req.sBuffer)
+        except DecodeError as exc:
             return (Ret.SERVER_DECODE_ERR, b"", f"cannot decode {method.name} arguments: {exc}")
         assert self.keepalive is not None
         assert self.clock is not None
@@ -91,8 +92,7 @@ class NodeQueryServant:
             if accepted and self.on_keepalive is not None:
                 self.on_keepalive()
             ret = 0 if accepted else -1
-        body = method.encode_result_tup(ret) if tup else method.encode_result(ret)
-        return (Ret.SUCCESS, body, "")
+        return (Ret.SUCCESS, method.encode_result(ret), "")
 
     def _beat(self, name: str, args: list[object], context: dict[str, str], now: float) -> bool:
         ka = self.keepalive

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import replace
 
 from tarscascade.catalog import QueryAnswerer
@@ -15,16 +15,18 @@ from tarscascade.registry.core import RegistryCore
 from tarscascade.store import Put, WriteOp
 from tarscascade.transport import Current
 from tarscascade.wire.endpoint import parse_endpoint, validate_object_id
-from tarscascade.wire.idl.queryf import QUERY_SERVANT
+from tarscascade.wire.idl.queryf import QUERY_F, QUERY_SERVANT
 from tarscascade.wire.idl.reportf import (
     AUTH_FAILED,
     NOT_YOURS,
+    REPORT_F,
     REPORT_SERVANT,
     REPORT_STATES,
     EndpointStateF,
     ReportStatesReq,
 )
 from tarscascade.wire.idl.serverf import NODE_SERVANT, SERVER_F
+from tarscascade.wire.interface import Method
 from tarscascade.wire.packets import Ret
 
 
@@ -35,15 +37,15 @@ class QueryServant:
     else the peer IP — the key of the IDC group logic.
     """
 
+    methods: Mapping[str, Method] = QUERY_F.methods
+
     def __init__(self, answerer: QueryAnswerer, name: str = QUERY_SERVANT) -> None:
         self.name = name
         self.answerer = answerer
 
     def dispatch(self, current: Current) -> tuple[int, bytes, str]:
         req = current.request
-        return handle_query(
-            self.answerer, req.sFuncName, req.sBuffer, req.iVersion, current.host_name
-        )
+        return handle_query(self.answerer, req.sFuncName, req.sBuffer, current.host_name)
 
 
 class ServerObjAlias(QueryServant):
@@ -54,6 +56,9 @@ class ServerObjAlias(QueryServant):
     needs the registry to answer that name too. ServerF calls (keepAlive and the rest)
     belong to the node on the business server's host: refused with a message saying so.
     """
+
+    # ServerF too, so that a TUP or JSON ServerF call gets the refusal below
+    methods: Mapping[str, Method] = {**QUERY_F.methods, **SERVER_F.methods}
 
     def __init__(self, answerer: QueryAnswerer) -> None:
         super().__init__(answerer, NODE_SERVANT)
@@ -78,6 +83,8 @@ class ReportServant:
     Only endpoints whose ``node_name`` is the reporting node are accepted (a node cannot
     flip another host's servers); the changes are one versioned write.
     """
+
+    methods: Mapping[str, Method] = REPORT_F.methods
 
     def __init__(self, core: RegistryCore, token: str | None) -> None:
         self.name = REPORT_SERVANT

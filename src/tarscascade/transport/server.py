@@ -22,7 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from tarscascade.errors import ProtocolError
-from tarscascade.transport.servant import Current, MaybeAwaitable, Result, Servant
+from tarscascade.transport.servant import (
+    Current,
+    MaybeAwaitable,
+    Result,
+    Servant,
+    dispatch_in_kind,
+)
 from tarscascade.transport.sockopts import DEFAULT_KEEPALIVE, KeepAlive, apply_keepalive
 from tarscascade.wire.framing import DEFAULT_MAX_FRAME
 from tarscascade.wire.packets import PING_FUNC, RequestPacket, Ret
@@ -185,7 +191,7 @@ class _Conn(asyncio.Protocol):
             result = (Ret.OVERLOAD, b"", "server is shutting down")
         else:
             try:
-                result = servant.dispatch(Current(req, self.peer, self))
+                result = dispatch_in_kind(servant, Current(req, self.peer, self))
             except Exception as exc:  # a servant bug must not kill the connection
                 log.exception("servant %s raised", req.sServantName)
                 result = (Ret.UNKNOWN, b"", f"{type(exc).__name__}: {exc}")
@@ -193,8 +199,9 @@ class _Conn(asyncio.Protocol):
             self._reply(req, result)
             return
         if len(self._tasks) >= server.options.max_pending:
-            if asyncio.iscoroutine(result):
-                result.close()
+            close = getattr(result, "close", None)  # a coroutine, or an InKind around one
+            if close is not None:
+                close()
             self._reply(req, (Ret.OVERLOAD, b"", "too many requests in flight"))
             return
         task: asyncio.Task[Result] = asyncio.ensure_future(result)

@@ -504,6 +504,9 @@ class MapKind(Kind[dict[Any, Any]]):
         return {}
 
 
+#: the kind of every integer type (a range to check); public for codecs that map types
+IntKind = _IntKind
+
 INT8: Kind[int] = _IntKind("int8", "byte", *INT8_RANGE)
 INT16: Kind[int] = _IntKind("int16", "short", *INT16_RANGE)
 INT32_K: Kind[int] = _IntKind("int32", "int", *INT32_RANGE)

@@ -4,8 +4,12 @@ A method's parameters are numbered from tag 1 in declaration order, in and out t
 the return value is tag 0 (tars-protocol.md §2.5). Arguments and results are encoded
 through generated structs, so a call's sBuffer costs one specialised encode/decode.
 
-TUP (version 3) carries the same values in a ``map<string, vector<byte>>`` keyed by
-parameter name, the return value under ``""`` (and ``"tars_ret"`` for TarsGo).
+The same values travel in three other body formats, chosen by the packet's iVersion
+(``*_as(version, ...)`` picks one): TUP version 3 carries them in a
+``map<string, vector<byte>>`` keyed by parameter name, the return value under ``""``
+(and ``"tars_ret"`` for TarsGo); TUP version 2 adds a type name level
+(:mod:`tarscascade.wire.tup2`); JSON (version 5) is an object keyed by parameter name,
+the return value under ``"tars_ret"`` (:mod:`tarscascade.wire.jsoncodec`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tarscascade.errors import DecodeError, EncodeError
+from tarscascade.wire import jsoncodec, tup2
 from tarscascade.wire.codec import BYTES, STRING, Kind, decode_value, encode_value, map_of
+from tarscascade.wire.packets import JSON_VERSION, TARS_VERSION, TUP_COMPLEX_VERSION, TUP_VERSION
 from tarscascade.wire.struct import decode_struct, encode_struct, tars_struct, tfield
 
 _TUP_MAP = map_of(STRING, BYTES)
@@ -128,6 +134,136 @@ class Method:
                 raise DecodeError(f"TUP response lacks out parameter {p.name!r}")
             outs.append(decode_value(p.kind, m[p.name], 0))
         return (ret, *outs)
+
+    # -- version 2 (TUP, complex): values by parameter name, then by type name
+    def encode_args_tup2(self, *args: Any) -> bytes:
+        ins = self.in_params
+        self._check_count("arguments", len(args), len(ins))
+        return tup2.encode_attributes([(p.name, p.kind, v) for p, v in zip(ins, args, strict=True)])
+
+    def decode_args_tup2(self, body: bytes) -> list[Any]:
+        m = tup2.decode_attributes(body)
+        values = []
+        for p in self.in_params:
+            if p.name not in m:
+                raise DecodeError(f"TUP request lacks parameter {p.name!r}")
+            values.append(tup2.read_attribute(m[p.name], p.kind, p.name))
+        return values
+
+    def encode_result_tup2(self, ret: Any = None, *outs: Any) -> bytes:
+        self._check_count("out-parameters", len(outs), len(self.out_params))
+        values: list[tuple[str, Kind[Any], Any]] = []
+        if self.ret is not None:
+            values += [(key, self.ret, ret) for key in TUP_RET_KEYS]
+        values += [(p.name, p.kind, v) for p, v in zip(self.out_params, outs, strict=True)]
+        return tup2.encode_attributes(values)
+
+    def decode_result_tup2(self, body: bytes) -> tuple[Any, ...]:
+        m = tup2.decode_attributes(body)
+        ret = None
+        if self.ret is not None:
+            entry = next((m[k] for k in TUP_RET_KEYS if k in m), None)
+            if entry is None:
+                raise DecodeError("TUP response lacks the return value")
+            ret = tup2.read_attribute(entry, self.ret, "return value")
+        outs = []
+        for p in self.out_params:
+            if p.name not in m:
+                raise DecodeError(f"TUP response lacks out parameter {p.name!r}")
+            outs.append(tup2.read_attribute(m[p.name], p.kind, p.name))
+        return (ret, *outs)
+
+    # -- version 5 (JSON): an object keyed by parameter name
+    def encode_args_json(self, *args: Any) -> bytes:
+        ins = self.in_params
+        self._check_count("arguments", len(args), len(ins))
+        obj = {p.name: jsoncodec.to_json(p.kind, v) for p, v in zip(ins, args, strict=True)}
+        return jsoncodec.dumps(obj)
+
+    def decode_args_json(self, body: bytes) -> list[Any]:
+        obj = jsoncodec.loads_object(body)
+        values = []
+        for p in self.in_params:
+            if p.name not in obj:
+                raise DecodeError(f"JSON request lacks parameter {p.name!r}")
+            values.append(jsoncodec.from_json(p.kind, obj[p.name], p.name))
+        return values
+
+    def encode_result_json(self, ret: Any = None, *outs: Any) -> bytes:
+        self._check_count("out-parameters", len(outs), len(self.out_params))
+        obj = {
+            p.name: jsoncodec.to_json(p.kind, v) for p, v in zip(self.out_params, outs, strict=True)
+        }
+        if self.ret is not None:
+            obj[jsoncodec.JSON_RET_KEY] = jsoncodec.to_json(self.ret, ret)
+        return jsoncodec.dumps(obj)
+
+    def decode_result_json(self, body: bytes) -> tuple[Any, ...]:
+        obj = jsoncodec.loads_object(body)
+        ret = None
+        if self.ret is not None:
+            if jsoncodec.JSON_RET_KEY not in obj:
+                raise DecodeError("JSON response lacks the return value")
+            ret = jsoncodec.from_json(self.ret, obj[jsoncodec.JSON_RET_KEY], "tars_ret")
+        outs = []
+        for p in self.out_params:
+            if p.name not in obj:
+                raise DecodeError(f"JSON response lacks out parameter {p.name!r}")
+            outs.append(jsoncodec.from_json(p.kind, obj[p.name], p.name))
+        return (ret, *outs)
+
+    # -- by protocol version (RequestPacket.iVersion)
+    def encode_args_as(self, version: int, *args: Any) -> bytes:
+        enc = {
+            TARS_VERSION: self.encode_args,
+            TUP_COMPLEX_VERSION: self.encode_args_tup2,
+            TUP_VERSION: self.encode_args_tup,
+            JSON_VERSION: self.encode_args_json,
+        }.get(version)
+        if enc is None:
+            raise EncodeError(unsupported_version(version))
+        return enc(*args)
+
+    def decode_args_as(self, version: int, body: bytes) -> list[Any]:
+        dec = {
+            TARS_VERSION: self.decode_args,
+            TUP_COMPLEX_VERSION: self.decode_args_tup2,
+            TUP_VERSION: self.decode_args_tup,
+            JSON_VERSION: self.decode_args_json,
+        }.get(version)
+        if dec is None:
+            raise DecodeError(unsupported_version(version))
+        return dec(body)
+
+    def encode_result_as(self, version: int, ret: Any = None, *outs: Any) -> bytes:
+        enc = {
+            TARS_VERSION: self.encode_result,
+            TUP_COMPLEX_VERSION: self.encode_result_tup2,
+            TUP_VERSION: self.encode_result_tup,
+            JSON_VERSION: self.encode_result_json,
+        }.get(version)
+        if enc is None:
+            raise EncodeError(unsupported_version(version))
+        return enc(ret, *outs)
+
+    def decode_result_as(self, version: int, body: bytes) -> tuple[Any, ...]:
+        dec = {
+            TARS_VERSION: self.decode_result,
+            TUP_COMPLEX_VERSION: self.decode_result_tup2,
+            TUP_VERSION: self.decode_result_tup,
+            JSON_VERSION: self.decode_result_json,
+        }.get(version)
+        if dec is None:
+            raise DecodeError(unsupported_version(version))
+        return dec(body)
+
+
+def unsupported_version(version: int) -> str:
+    return (
+        f"protocol version {version} is not supported "
+        f"(TARS {TARS_VERSION}, TUP {TUP_COMPLEX_VERSION} and {TUP_VERSION}, "
+        f"JSON {JSON_VERSION} are)"
+    )
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ TARS_VERSION = 1
 TUP_COMPLEX_VERSION = 2
 TUP_VERSION = 3
 JSON_VERSION = 5
+#: versions answered with a RequestPacket-shaped reply (TarsJava, @tars/rpc; TarsCpp for 3)
+TUP_VERSIONS = (TUP_COMPLEX_VERSION, TUP_VERSION)
 
 NORMAL = 0  # cPacketType TARSNORMAL
 ONEWAY = 1  # cPacketType TARSONEWAY

@@ -22,13 +22,17 @@ from tarscascade.wire.packets import (
     STATUS_RESULT_CODE,
     STATUS_RESULT_DESC,
     TARS_VERSION,
-    TUP_VERSION,
+    TUP_VERSIONS,
     RequestPacket,
     ResponsePacket,
 )
 from tarscascade.wire.struct import decode_struct, encode_struct
 
 MAX_REQUEST_ID = 2**31 - 1
+#: an empty UniAttribute (``map`` of size 0 at tag 0), what a TUP error reply carries:
+#: TarsCpp and @tars/rpc write one, and @tars/rpc's client decodes the body of every
+#: TUP reply, so an empty sBuffer would throw inside its socket handler
+EMPTY_ATTRIBUTES = b"\x08\x0c"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +66,7 @@ ClientEvent = Reply | Push | StrayReply
 def decode_response(frame: bytes) -> ResponsePacket:
     """Decode a response frame payload; TUP replies (RequestPacket-shaped) are normalised."""
     version = decode_value(INT16, frame, 1, require=True)
-    if version in (TUP_VERSION, 2):
+    if version in TUP_VERSIONS:
         req = decode_struct(RequestPacket, frame)
         code = req.status.get(STATUS_RESULT_CODE, "0")
         if not _is_int32_text(code):
@@ -227,7 +231,7 @@ def encode_reply(
     desc: str = "",
     context: dict[str, str] | None = None,
 ) -> bytes:
-    if req.iVersion in (TUP_VERSION, 2):
+    if req.iVersion in TUP_VERSIONS:
         status: dict[str, str] = {}
         if ret:
             status[STATUS_RESULT_CODE] = str(ret)
@@ -241,7 +245,7 @@ def encode_reply(
                 iRequestId=req.iRequestId,
                 sServantName=req.sServantName,
                 sFuncName=req.sFuncName,
-                sBuffer=body,
+                sBuffer=body or EMPTY_ATTRIBUTES,
                 iTimeout=req.iTimeout,
                 context=context or {},
                 status=status,

@@ -20,6 +20,7 @@ unexpected (unknown or out-of-order) tag is skipped, a missing ``require`` field
 from __future__ import annotations
 
 import dataclasses
+import keyword
 from collections.abc import Callable
 from struct import error as struct_error
 from typing import Any, TypeVar, dataclass_transform
@@ -41,6 +42,16 @@ from tarscascade.wire.codec import (
 T = TypeVar("T")
 
 _META_KEY = "tars"
+#: the IDL module of a struct that does not say (``__tars_module__ = "tars"`` in its body
+#: names the module of the standard TARS IDL); TUP version 2 names structs ``Module.Name``
+DEFAULT_MODULE = "tarscascade"
+
+
+def idl_name(attr: str) -> str:
+    """The IDL name of a field: Python keywords get a trailing ``_`` (``from_`` is ``from``)."""
+    if attr.endswith("_") and keyword.iskeyword(attr[:-1]):
+        return attr[:-1]
+    return attr
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -77,6 +88,8 @@ def tfield(
 @dataclasses.dataclass(slots=True)
 class StructInfo:
     name: str
+    #: ``Module.Name`` as the IDL spells it (TUP version 2 type names)
+    qualified_name: str
     fields: tuple[tuple[str, FieldSpec], ...]
     encode: Callable[[Any, bytearray], None]
     decode: Callable[[bytes, int, bool], tuple[Any, int]]
@@ -323,7 +336,9 @@ def _compile(cls: type[Any]) -> StructInfo:
     decode = ns["_decode"]
     kind: StructKind[Any] = StructKind(cls, encode, decode)
     spec_fields = tuple((name, spec) for name, spec, _ in fields)
-    return StructInfo(cls.__name__, spec_fields, encode, decode, kind, source)
+    module = cls.__dict__.get("__tars_module__", DEFAULT_MODULE)
+    qualified = f"{module}.{cls.__name__}"
+    return StructInfo(cls.__name__, qualified, spec_fields, encode, decode, kind, source)
 
 
 @dataclass_transform(field_specifiers=(tfield,))

@@ -38,9 +38,7 @@ class QueryServant:
 
     def dispatch(self, current: Current) -> tuple[int, bytes, str]:
         req = current.request
-        return handle_query(
-            self.core.answerer, req.sFuncName, req.sBuffer, req.iVersion, current.host_name
-        )
+        return handle_query(self.core.answerer, req.sFuncName, req.sBuffer, current.host_name)
 
 
 @dataclass

@@ -123,9 +123,7 @@ class FakeNode:
             if req.sFuncName != KEEP_ALIVE.name:
                 return (Ret.SUCCESS, SERVER_F[req.sFuncName].encode_result(0), "")
             return self._keep_alive(current)
-        return handle_query(
-            self.core.answerer, req.sFuncName, req.sBuffer, req.iVersion, current.host_name
-        )
+        return handle_query(self.core.answerer, req.sFuncName, req.sBuffer, current.host_name)
 
     async def _keep_alive(self, current: Current) -> Result:
         (info,) = KEEP_ALIVE.decode_args(current.request.sBuffer)

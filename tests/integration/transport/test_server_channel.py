@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
+import warnings
 from collections.abc import AsyncIterator
 
 import pytest
@@ -28,7 +30,15 @@ from tarscascade.transport import (
 )
 from tarscascade.wire.codec import INT32_K, STRING
 from tarscascade.wire.interface import Interface, Method, Param
-from tarscascade.wire.packets import ONEWAY, TUP_VERSION, RequestPacket, ResponsePacket, Ret
+from tarscascade.wire.packets import (
+    JSON_VERSION,
+    ONEWAY,
+    TUP_COMPLEX_VERSION,
+    TUP_VERSION,
+    RequestPacket,
+    ResponsePacket,
+    Ret,
+)
 from tarscascade.wire.rpc import ClientRpc, decode_response
 from tarscascade.wire.struct import encode_struct
 
@@ -476,3 +486,89 @@ async def test_replies_to_a_peer_that_reset_are_dropped_quietly(
         assert not [r for r in caplog.records if "socket.send() raised" in r.getMessage()]
     finally:
         writer.close()
+
+
+# ------------------------------------------------------------------ other body versions
+
+
+@pytest.mark.parametrize("version", [TUP_COMPLEX_VERSION, JSON_VERSION])
+async def test_tup2_and_json_requests_reach_sync_and_async_methods_in_kind(
+    channel: Channel, version: int
+) -> None:
+    for method, args, want in ((HELLO, ("v",), ("hello v",)), (ADD, (40, 2), (42,))):
+        rsp = await channel.invoke(
+            OBJ, method.name, method.encode_args_as(version, *args), version=version
+        )
+        assert rsp is not None
+        assert (rsp.iVersion, rsp.iRet) == (version, 0)
+        assert method.decode_result_as(version, rsp.sBuffer) == want
+    # a servant error keeps its code and text, with an empty body in kind
+    rsp = await channel.invoke(OBJ, FAIL.name, FAIL.encode_args_as(version), version=version)
+    assert rsp is not None
+    assert (rsp.iRet, rsp.sResultDesc) == (-42, "told to fail")
+
+
+@pytest.mark.parametrize("version", [TUP_COMPLEX_VERSION, JSON_VERSION])
+async def test_a_bad_body_never_reaches_the_servant(
+    served: tuple[TarsServer, Impl], channel: Channel, version: int
+) -> None:
+    _, impl = served
+    good = NOTE.encode_args_as(version, "kept")
+    for bad in (b"", b"\x00garbage", NOTE.encode_args_as(TUP_VERSION, "v3"), b'{"text": 5}'):
+        rsp = await channel.invoke(OBJ, NOTE.name, bad, version=version)
+        assert rsp is not None
+        assert rsp.iRet == Ret.SERVER_DECODE_ERR
+    rsp = await channel.invoke(OBJ, "nosuch", good, version=version)
+    assert rsp is not None
+    assert rsp.iRet == Ret.NO_FUNC
+    assert impl.notes == []
+    rsp = await channel.invoke(OBJ, NOTE.name, good, version=version)
+    assert rsp is not None
+    assert rsp.iRet == 0
+    assert impl.notes == ["kept"]
+
+
+async def test_a_servant_without_declared_methods_takes_tars_only() -> None:
+    seen: list[bytes] = []
+
+    def handler(cur: Current, body: bytes) -> tuple[int, bytes, str]:
+        seen.append(body)
+        return (0, b"", "")
+
+    server = TarsServer([RawServant(OBJ, {"raw": handler})])
+    await server.start()
+    try:
+        async with Channel("127.0.0.1", server.port) as ch:
+            rsp = await ch.invoke(OBJ, "raw", b'{"a": 1}', version=JSON_VERSION)
+            assert rsp is not None
+            assert rsp.iRet == Ret.SERVER_DECODE_ERR
+            assert "version 1" in rsp.sResultDesc
+            assert seen == []
+    finally:
+        await server.aclose()
+
+
+async def test_overload_of_a_json_call_closes_the_servants_coroutine() -> None:
+    # the refused call's coroutine must be closed through the version wrapper, or it
+    # is collected never awaited
+    impl = Impl()
+    server = TarsServer([InterfaceServant(OBJ, IFACE, impl)], options=ServerOptions(max_pending=1))
+    await server.start()
+    ch = Channel("127.0.0.1", server.port)
+    try:
+        first = asyncio.create_task(ch.call(OBJ, SLOW, -1, timeout=10))
+        await asyncio.wait_for(impl.slow_started.wait(), 10)
+        body = SLOW.encode_args_json(-1)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            rsp = await ch.invoke(OBJ, SLOW.name, body, version=JSON_VERSION, timeout=10)
+            gc.collect()
+        assert rsp is not None
+        assert rsp.iRet == Ret.OVERLOAD
+        assert not [w for w in caught if "never awaited" in str(w.message)]
+        impl.release.set()
+        assert await first == (-1,)
+    finally:
+        impl.release.set()
+        await ch.aclose()
+        await server.aclose()

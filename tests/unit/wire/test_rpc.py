@@ -48,6 +48,7 @@ from tarscascade.wire.packets import (
     Ret,
 )
 from tarscascade.wire.rpc import (
+    EMPTY_ATTRIBUTES,
     MAX_REQUEST_ID,
     ClientRpc,
     Push,
@@ -350,6 +351,8 @@ def test_a_failed_tup_reply_puts_the_code_and_text_in_status(version: int) -> No
     pkt = decode_struct(RequestPacket, payload)
     assert pkt.status == {STATUS_RESULT_CODE: "-1", STATUS_RESULT_DESC: "bad args"}
     assert pkt.iVersion == version
+    # an empty UniAttribute, not an empty buffer: @tars/rpc decodes every TUP body
+    assert decode_value(TUP_MAP, pkt.sBuffer, 0) == {}
 
 
 def test_decode_response_normalises_a_tup_reply_to_ret_and_buffer() -> None:
@@ -359,7 +362,7 @@ def test_decode_response_normalises_a_tup_reply_to_ret_and_buffer() -> None:
     assert (ok.iVersion, ok.iRequestId, ok.iMessageType) == (TUP_VERSION, 12345, 0x10)
     assert (ok.iRet, ok.sBuffer, ok.sResultDesc, ok.context) == (0, body, "", {"c": "d"})
     failed = decode_response(encode_reply(req, Ret.OVERLOAD, desc="busy"))
-    assert (failed.iRet, failed.sResultDesc, failed.sBuffer) == (-9, "busy", b"")
+    assert (failed.iRet, failed.sResultDesc, failed.sBuffer) == (-9, "busy", EMPTY_ATTRIBUTES)
 
 
 def test_a_tup_reply_with_a_non_numeric_result_code_is_a_decode_error() -> None:

@@ -8,6 +8,7 @@ from tarscascade.wire.struct import struct_kind, tars_struct, tfield
 
 @tars_struct
 class EndpointF:
+    __tars_module__ = "tars"
     # EndpointF.tars gives no defaults: an absent optional field reads as 0, as in
     # tars2cpp, TarsGo and @tars/stream (TarsGo omits zero-valued optionals).
 

@@ -12,6 +12,7 @@ QUERY_SERVANT = "tars.tarsregistry.QueryObj"
 
 @tars_struct
 class GetMasterSlaveLock:
+    __tars_module__ = "tars"
     application: str = tfield(0, STRING, default="")
     server_name: str = tfield(1, STRING, default="")
     node_name: str = tfield(2, STRING, default="")

@@ -14,6 +14,7 @@ ENDPOINT_CONTEXT_KEY = "tarscascade.endpoint"
 
 @tars_struct
 class ServerInfo:
+    __tars_module__ = "tars"
     application: str = tfield(0, STRING, require=True, default="")
     serverName: str = tfield(1, STRING, require=True, default="")
     pid: int = tfield(2, INT32_K, require=True, default=0)
