@@ -44,6 +44,7 @@ class TarsWriters:
             if sql_mode is not None:
                 cur.execute("SET SESSION sql_mode = %s", (sql_mode,))
         self.clock_skew = clock_skew  # the web host's clock against the database's
+        self._open = False
 
     def close(self) -> None:
         self.conn.close()
@@ -60,12 +61,25 @@ class TarsWriters:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """One transaction; inside :meth:`held_open` it joins the open one instead."""
+        if self._open:
+            yield
+            return
         self.conn.begin()
         try:
             yield
         except BaseException:
             self.conn.rollback()
             raise
+        self.conn.commit()
+
+    def begin_held(self) -> None:
+        """Open a transaction that every following action joins, until :meth:`commit_held`."""
+        self.conn.begin()
+        self._open = True
+
+    def commit_held(self) -> None:
+        self._open = False
         self.conn.commit()
 
     def web_now(self) -> dt.datetime:
