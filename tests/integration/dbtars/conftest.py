@@ -186,7 +186,7 @@ class Harness:
     async def tick(self, advance: float | None = None) -> list[ChangeEvent]:
         assert self.store is not None
         self.clock.t += self.P if advance is None else advance
-        before = self.reg.revision
+        before = self.store.current_revision()  # events anyone writes during the tick
         await self.imp.tick()
         return self.store.changes_since(before, 1_000_000)
 

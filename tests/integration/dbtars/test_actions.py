@@ -61,7 +61,9 @@ async def test_deploy_and_start_are_seen_on_the_next_poll(
     assert summary(await h.tick()) == [("put", key("10.0.2.1", 30000, "App.New.Obj"), "active")]
     assert h.imp.stats.full_loads == full  # the fast path, not a reload
     rec = _record(h, key("10.0.2.1", 30000, "App.New.Obj"))
-    assert rec is not None and rec.timeout == 60000 and rec.node_name == "10.0.2.1"
+    assert rec is not None
+    assert rec.timeout == 60000
+    assert rec.node_name == "10.0.2.1"
     assert await h.tick(h.S) == []  # the insert moved the signature: a full load, no event
 
 
@@ -72,7 +74,8 @@ async def test_expand_uses_queuetimeout_as_the_endpoint_timeout(
     w.expand(APP, SRV, "10.0.0.4", [Adapter(f"{OBJ}Adapter", OBJ, 10001)], queuetimeout=5000)
     assert summary(await h.tick()) == [("put", key("10.0.0.4"), "inactive")]
     rec = _record(h, key("10.0.0.4"))
-    assert rec is not None and rec.timeout == 5000
+    assert rec is not None
+    assert rec.timeout == 5000
 
 
 async def test_stop_restart_and_traffic(tars_db: Any, harness_factory: Any) -> None:
@@ -87,7 +90,8 @@ async def test_stop_restart_and_traffic(tars_db: Any, harness_factory: Any) -> N
         ("put", key(N3), "inactive"),
     ]
     rec = _record(h, key(N2))
-    assert rec is not None and rec.setting_state.value == "active"  # flow folds into present
+    assert rec is not None
+    assert rec.setting_state.value == "active"
     w.traffic(APP, SRV, [N2, N3], on=True)
     assert summary(await h.tick()) == [("put", key(N2), "active"), ("put", key(N3), "active")]
 
@@ -172,16 +176,21 @@ async def test_server_conf_edits_sets_groups_bak_flag(tars_db: Any, harness_fact
     sid = w.server_id(APP, SRV, N1)
     w.update_server_conf(sid, enable_set="Y", set_name="sz", set_area="a", set_group="1")
     assert summary(await h.tick()) == [("put", key(N1), "active")]
-    assert (r := _record(h, key(N1))) is not None and r.set_id == "sz.a.1"
+    assert (r := _record(h, key(N1))) is not None
+    assert r.set_id == "sz.a.1"
     w.update_server_conf(sid, enable_set="N", set_name=None, set_area=None, set_group=None)
     assert summary(await h.tick()) == [("put", key(N1), "active")]
-    assert (r := _record(h, key(N1))) is not None and r.set_id == ""
+    assert (r := _record(h, key(N1))) is not None
+    assert r.set_id == ""
     w.update_server_conf(sid, enable_group="Y", ip_group_name="idc-a")
     await h.tick()
-    assert (r := _record(h, key(N1))) is not None and r.enable_group and r.ip_group_name == "idc-a"
+    assert (r := _record(h, key(N1))) is not None
+    assert r.enable_group
+    assert r.ip_group_name == "idc-a"
     w.update_server_conf(sid, bak_flag=1)
     assert summary(await h.tick()) == [("put", key(N1), "active")]
-    assert (r := _record(h, key(N1))) is not None and r.bak_flag == 1
+    assert (r := _record(h, key(N1))) is not None
+    assert r.bak_flag == 1
     view_hosts = [e.host for e in h.reg.answerer.catalog.get_object(OBJ) if e.bak_flag == 0]
     assert N1 not in view_hosts
 
@@ -193,13 +202,16 @@ async def test_idc_rules_and_priorities(tars_db: Any, harness_factory: Any) -> N
     assert [(e.category, e.op, e.key) for e in ev] == [(Category.GROUPS, Op.PUT, f"rule|{gid}")]
     rule = ev[0].record
     assert isinstance(rule, GroupRule)
-    assert rule.allow_ip_rule == ("10.0.0.1", "10.0.0.*") and rule.denny_ip_rule == ("10.9.9.9",)
+    assert rule.allow_ip_rule == ("10.0.0.1", "10.0.0.*")
+    assert rule.denny_ip_rule == ("10.9.9.9",)
     w.update_idc_rule(gid, allow_ip_rule="10.0.1.*")
     assert [e.key for e in await h.tick()] == [f"rule|{gid}"]
     pid = w.add_priority("p", f"{gid}|;7,x", 1, station="sz")  # hand SQL: odd separators
     ev = await h.tick()
     prio = ev[0].record
-    assert isinstance(prio, GroupPriority) and prio.group_list == (gid, 7) and prio.station == "sz"
+    assert isinstance(prio, GroupPriority)
+    assert prio.group_list == (gid, 7)
+    assert prio.station == "sz"
     w.sql("UPDATE t_group_priority SET station='gz' WHERE id=%s", (pid,))
     assert [e.key for e in await h.tick()] == [f"priority|{pid}"]
     w.sql("DELETE FROM t_group_priority WHERE id=%s", (pid,))
@@ -224,8 +236,9 @@ async def test_heartbeat_churn_produces_zero_events(tars_db: Any, harness_factor
         "tars.tarsAdminRegistry.AdminRegObj|10.0.0.9|12000",
         "tars.tarsregistry.QueryObj|10.0.0.9|17890",
     ]
-    rounds = 0
-    for advance in (h.P, h.P, h.S, h.P, h.F, h.P):  # polls, a signature, a full reconcile
+    for rounds, advance in enumerate(
+        (h.P, h.P, h.S, h.P, h.F, h.P)
+    ):  # polls, a signature, a full reconcile
         for n in (*NODES, BULK_NODE):
             w.keep_alive(n, load=0.1 * rounds)
         w.registry_heartbeat(
@@ -235,7 +248,6 @@ async def test_heartbeat_churn_produces_zero_events(tars_db: Any, harness_factor
         # updateServerBatch every 60 s, states unchanged: ON UPDATE does not even fire
         w.update_server_batch([(n, APP, SRV, "Active", 4242) for n in NODES])
         assert await h.tick(advance) == []
-        rounds += 1
     assert h.imp.stats.full_loads >= 2
 
 

@@ -53,7 +53,8 @@ async def test_upsert_with_a_late_clock_is_caught_by_the_full_reconcile(
         " server_name=%s",
         (f"tcp -h {N1} -t 60000 -p 10009 -e 0", late.web_now(), N1, SRV),
     )
-    assert await h.tick() == [] and await h.tick(h.S) == []
+    assert await h.tick() == []
+    assert await h.tick(h.S) == []
     assert summary(await h.tick(h.F)) == [
         ("delete", key(N1), ""),
         ("put", key(N1, 10009), "active"),
@@ -78,7 +79,8 @@ async def test_another_session_time_zone(offset: str, tars_db: Any, harness_fact
     web.update_server_conf(web.server_id(APP, SRV, N1), ip_group_name="idc-b")
     changed = [("put", key(N1), "active")]
     if skewed_behind:
-        assert await h.tick() == [] and await h.tick(h.S) == []
+        assert await h.tick() == []
+        assert await h.tick(h.S) == []
         assert summary(await h.tick(h.F)) == changed
     else:
         assert summary(await h.tick()) == changed
@@ -142,7 +144,8 @@ async def test_restored_rows(tars_db_sql: Any, harness_factory: Any) -> None:
         "UPDATE t_server_conf SET setting_state='inactive', registry_timestamp=%s WHERE id=%s",
         (s_rows[0]["registry_timestamp"], s_rows[0]["id"]),
     )
-    assert await h.tick() == [] and await h.tick(h.S) == []
+    assert await h.tick() == []
+    assert await h.tick(h.S) == []
     assert summary(await h.tick(h.F)) == [("put", key(N3), "inactive")]
 
 
