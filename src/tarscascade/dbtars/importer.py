@@ -72,7 +72,8 @@ class ImportStats:
     polls: int = 0
     groups_reread: int = 0
     full_loads: int = 0
-    last_full_load_s: float = 0.0
+    last_full_read_s: float = 0.0  # the SELECTs of the last full load
+    last_full_load_s: float = 0.0  # read + map + diff + write of the last full load
     events_written: int = 0
     endpoints: int = 0
     duplicates: int = 0
@@ -114,7 +115,8 @@ class DbTarsImporter:
         self.last_error = ""
         self._index = ImportIndex()
         self._last_now: dt.datetime | None = None
-        self._signature: Signature | None = None
+        self._signature: Signature | None = None  # expected: see sql.SIGNATURE
+        self._row_ids: dict[tuple[str, str], RowIds] = {}
         self._info_seen: tuple[RegistryInfoRow, ...] | None = None
         self._need_full = True
         self._confirm = False
@@ -189,16 +191,17 @@ class DbTarsImporter:
         self._index = ImportIndex()
         self._last_now = None
         self._signature = None
+        self._row_ids = {}
         self._info_seen = None
 
     # ------------------------------------------------------------------ full load
 
     async def full_sync(self) -> int:
         """Full load and diff against the catalog; returns events written."""
-        load = await asyncio.to_thread(self.source.full_load)
         t0 = time.perf_counter()
+        load = await asyncio.to_thread(self.source.full_load)
+        read_s = time.perf_counter() - t0
         index = ImportIndex()
-        skipped = 0
         by_group = self._records_by_group(load.routing)
         skipped = len(load.routing) - sum(len(v) for v in by_group.values())
         for key in sorted(by_group):
@@ -230,6 +233,7 @@ class DbTarsImporter:
         self._index = index
         self._last_now = load.now
         self._signature = load.signature
+        self._row_ids = _row_ids(load.routing)
         self._info_seen = tuple(load.small.registry_info)
         self._need_full = False
         now = self.options.clock()
@@ -238,6 +242,7 @@ class DbTarsImporter:
         st = self.stats
         st.full_loads += 1
         st.last_full_load_s = round(time.perf_counter() - t0, 6)
+        st.last_full_read_s = round(read_s, 6)
         st.skipped_rows = skipped
         self._count(index)
         await self._synced_once()
@@ -294,9 +299,11 @@ class DbTarsImporter:
             rows = await asyncio.to_thread(self.source.read_groups, list(wanted.values()))
             self.stats.groups_reread += len(wanted)
             by_group = self._records_by_group(rows)
+            ids = _row_ids(rows)
             affected: set[str] = set()
-            for key in wanted.keys() | by_group.keys():
+            for key in wanted.keys() | by_group.keys() | ids.keys():
                 affected |= self._index.replace(group_source(key), by_group.get(key, []))
+                self._expect(key, ids.get(key, _NO_IDS))
             if not await self._apply_keys(affected):
                 return
         self._last_now = now_db
@@ -457,6 +464,37 @@ class DbTarsImporter:
         if self.lease is not None:
             await asyncio.to_thread(self.lease.release)
         self.leader = False
+
+    def _expect(self, key: tuple[str, str], ids: RowIds) -> None:
+        """Move the expected signature by the row ids a re-read found come and go."""
+        old = self._row_ids.pop(key, _NO_IDS)
+        if ids != _NO_IDS:
+            self._row_ids[key] = ids
+        if self._signature is None or old == ids:
+            return
+        sc, ss, ac, asum = self._signature
+        self._signature = (
+            sc + len(ids[0]) - len(old[0]),
+            ss + sum(ids[0]) - sum(old[0]),
+            ac + len(ids[1]) - len(old[1]),
+            asum + sum(ids[1]) - sum(old[1]),
+        )
+
+
+#: The t_server_conf and t_adapter_conf ids a group's rows came from.
+RowIds = tuple[frozenset[int], frozenset[int]]
+_NO_IDS: RowIds = (frozenset(), frozenset())
+
+
+def _row_ids(rows: Iterable[RoutingRow]) -> dict[tuple[str, str], RowIds]:
+    found: dict[tuple[str, str], tuple[set[int], set[int]]] = {}
+    for row in rows:
+        servers, adapters = found.setdefault(
+            group_key(row.application, row.server_name), (set(), set())
+        )
+        servers.add(int(row.server_id))
+        adapters.add(int(row.adapter_id))
+    return {k: (frozenset(s), frozenset(a)) for k, (s, a) in found.items()}
 
 
 class _CatalogLookup:

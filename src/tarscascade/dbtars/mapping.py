@@ -54,6 +54,8 @@ class RoutingRow:
     ip_group_name: str | None
     bak_flag: int | None
     adapter_name: str | None = None
+    server_id: int = 0  # t_server_conf.id
+    adapter_id: int = 0  # t_adapter_conf.id
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ TABLES = (
 #: is never seen (TARS's RIGHT JOIN drops it too).
 ROUTING = """SELECT a.servant, a.endpoint, s.enable_group, s.setting_state, s.present_state,
  s.flow_state, s.application, s.server_name, s.node_name, s.enable_set, s.set_name,
- s.set_area, s.set_group, s.ip_group_name, s.bak_flag, a.adapter_name
+ s.set_area, s.set_group, s.ip_group_name, s.bak_flag, a.adapter_name, s.id, a.id
  FROM t_adapter_conf a JOIN t_server_conf s
  ON a.application = s.application AND a.server_name = s.server_name
  AND a.node_name = s.node_name"""
@@ -34,7 +34,10 @@ CHANGED_GROUPS = """SELECT application, server_name FROM t_server_conf
 #: The database's clock, in this session's (the server's default) time zone.
 NOW = "SELECT NOW(3)"
 
-#: A table signature: any delete, insert or REPLACE (a new id) changes it.
+#: A table signature: any delete, insert or REPLACE (a new id) changes it. The importer
+#: compares it with the signature it *expects* (the last full load's, moved by every row
+#: id the polls saw come and go), so an insert the poll saw followed by a delete it did
+#: not see is caught, although count and id sum are back where they were.
 SIGNATURE = """SELECT (SELECT COUNT(*) FROM t_server_conf), (SELECT COALESCE(SUM(id), 0)
  FROM t_server_conf), (SELECT COUNT(*) FROM t_adapter_conf),
  (SELECT COALESCE(SUM(id), 0) FROM t_adapter_conf)"""

@@ -64,7 +64,24 @@ async def test_deploy_and_start_are_seen_on_the_next_poll(
     assert rec is not None
     assert rec.timeout == 60000
     assert rec.node_name == "10.0.2.1"
-    assert await h.tick(h.S) == []  # the insert moved the signature: a full load, no event
+    # the poll saw the insert's row ids: the signature is as expected, no full load
+    assert await h.tick(h.S) == []
+    assert h.imp.stats.full_loads == full
+
+
+async def test_a_deploy_undone_before_the_signature_check_is_still_caught(
+    tars_db: Any, harness_factory: Any
+) -> None:
+    """Insert seen by the poll, delete unseen: count and id sum are back where they were
+    at the last full load, but not where the importer expects them."""
+    w, h = await _ready(tars_db, harness_factory)
+    w.deploy(APP, "Brief", "10.0.2.2", [Adapter("App.Brief.ObjAdapter", "App.Brief.Obj", 30001)])
+    w.start(APP, "Brief", "10.0.2.2")
+    assert summary(await h.tick()) == [("put", key("10.0.2.2", 30001, "App.Brief.Obj"), "active")]
+    w.sql("DELETE FROM t_server_conf WHERE server_name='Brief'")
+    w.sql("DELETE FROM t_adapter_conf WHERE server_name='Brief'")
+    assert await h.tick() == []
+    assert summary(await h.tick(h.S)) == [("delete", key("10.0.2.2", 30001, "App.Brief.Obj"), "")]
 
 
 async def test_expand_uses_queuetimeout_as_the_endpoint_timeout(
