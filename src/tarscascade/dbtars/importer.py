@@ -12,8 +12,9 @@ Change detection, always on the database's clock (db_tars.md §6.3):
    are re-read whole and diffed, so a deleted node or adapter inside a group, or a
    renamed servant, is seen too; the small tables are read whole and compared;
 2. every ``signature_interval`` (S): a table signature (count and id sum of both big
-   tables); any change (a delete, a REPLACE, an insert with a skewed timestamp) triggers
-   a full load and diff;
+   tables) against the one the importer's id maps give; any difference (a delete, a
+   REPLACE, an insert with a skewed timestamp) triggers an id scan (index-only), and the
+   groups whose row ids came or went are re-read and diffed, as the poll does;
 3. every ``full_interval`` (F), at start and on taking the lease over: a full load and
    diff (it catches edits that restored an old timestamp, and whatever else was missed);
 4. the mass-change guard (guard.py) holds a diff that would empty or gut the catalog.
@@ -33,8 +34,20 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tarscascade.dbtars.guard import GuardPolicy, Impact, hold_reason, impact
-from tarscascade.dbtars.index import REGISTRY_INFO, ImportIndex, group_source
+from tarscascade.dbtars.index import (
+    REGISTRY_INFO,
+    IdMaps,
+    ImportIndex,
+    Keyed,
+    group_source,
+    keyed,
+)
 from tarscascade.dbtars.mapping import (
+    COL_ADAPTER,
+    COL_APPLICATION,
+    COL_ENDPOINT,
+    COL_SERVER,
+    RawRow,
     RegistryInfoRow,
     RoutingRow,
     Skipped,
@@ -43,7 +56,7 @@ from tarscascade.dbtars.mapping import (
     record_of_registry_info,
     record_of_row,
 )
-from tarscascade.dbtars.source import DbTarsSource, Lease, Signature, SmallTables
+from tarscascade.dbtars.source import DbTarsSource, FullLoad, GroupRead, Lease, SmallTables
 from tarscascade.errors import StoreError
 from tarscascade.model import Category, EndpointRecord, GroupPriority, GroupRule, split_endpoint_key
 from tarscascade.registry.core import RegistryCore
@@ -80,6 +93,7 @@ class ImportStats:
     skipped_rows: int = 0
     guard_holds: int = 0
     guard_confirms: int = 0
+    id_scans: int = 0
     takeovers: int = 0
     lease_losses: int = 0
     errors: int = 0
@@ -115,14 +129,14 @@ class DbTarsImporter:
         self.last_error = ""
         self._index = ImportIndex()
         self._last_now: dt.datetime | None = None
-        self._signature: Signature | None = None  # expected: see sql.SIGNATURE
-        self._row_ids: dict[tuple[str, str], RowIds] = {}
+        self._ids = IdMaps()  # every row id known: the expected signature (sql.SIGNATURE)
         self._info_seen: tuple[RegistryInfoRow, ...] | None = None
         self._need_full = True
         self._confirm = False
         self._next_full = 0.0
         self._next_signature = 0.0
         self._skipped_logged: set[tuple[Any, ...]] = set()
+        self._memo: dict[tuple[Any, ...], Keyed] = {}
         self._wake = asyncio.Event()
         self._synced = asyncio.Condition()
         self._sync_count = 0
@@ -153,17 +167,23 @@ class DbTarsImporter:
                 return
             if now >= self._next_signature:
                 self._next_signature = now + self.options.signature_interval
-                if await asyncio.to_thread(self.source.signature) != self._signature:
-                    await self.full_sync()
-                    return
+                if await asyncio.to_thread(self.source.signature) != self._ids.signature():
+                    if not await self._id_diff():
+                        return
             await self._fast_path()
             await self._small_tables()
         except StoreError as exc:
             # db_tars or the store failed: keep serving what the catalog has, reload later
-            self.stats.errors += 1
-            self.last_error = str(exc)
-            self._need_full = True
+            self._failed(exc)
             log.warning("db_tars import: %s", exc)
+        except Exception as exc:  # a bug must not end the import loop: log, reload, go on
+            self._failed(exc)
+            log.exception("db_tars import failed")
+
+    def _failed(self, exc: Exception) -> None:
+        self.stats.errors += 1
+        self.last_error = str(exc)
+        self._need_full = True
 
     async def _lead(self) -> bool:
         lease = self.lease
@@ -190,8 +210,7 @@ class DbTarsImporter:
         self._need_full = True
         self._index = ImportIndex()
         self._last_now = None
-        self._signature = None
-        self._row_ids = {}
+        self._ids = IdMaps()
         self._info_seen = None
 
     # ------------------------------------------------------------------ full load
@@ -201,12 +220,8 @@ class DbTarsImporter:
         t0 = time.perf_counter()
         load = await asyncio.to_thread(self.source.full_load)
         read_s = time.perf_counter() - t0
-        index = ImportIndex()
-        by_group = self._records_by_group(load.routing)
-        skipped = len(load.routing) - sum(len(v) for v in by_group.values())
-        for key in sorted(by_group):
-            index.replace(group_source(key), by_group[key])
-        index.replace(REGISTRY_INFO, self._registry_records(load.small.registry_info))
+        # mapping 100k rows takes a while: off the event loop, which keeps answering
+        index, skipped, ids = await asyncio.to_thread(self._build_index, load)
         catalog = self.core.catalog
         obj_changes = catalog.diff(Category.OBJECTS, index.records())
         lookup = _CatalogLookup(self.core)
@@ -232,8 +247,7 @@ class DbTarsImporter:
         self._confirm = False
         self._index = index
         self._last_now = load.now
-        self._signature = load.signature
-        self._row_ids = _row_ids(load.routing)
+        self._ids = ids
         self._info_seen = tuple(load.small.registry_info)
         self._need_full = False
         now = self.options.clock()
@@ -247,6 +261,17 @@ class DbTarsImporter:
         self._count(index)
         await self._synced_once()
         return written
+
+    def _build_index(self, load: FullLoad) -> tuple[ImportIndex, int, IdMaps]:
+        index = ImportIndex()
+        old, self._memo = self._memo, {}
+        self._memo.update((row, old[row]) for raw in load.routing if (row := tuple(raw)) in old)
+        by_group = self._records_by_group(load.routing)
+        skipped = sum(1 for _k, r in self._memo.values() if r is _SKIPPED)
+        for key in sorted(by_group):
+            index.replace(group_source(key), by_group[key])
+        index.replace(REGISTRY_INFO, keyed(self._registry_records(load.small.registry_info)))
+        return index, skipped, IdMaps(load.ids)
 
     def _guard_allows(
         self, pairs: Sequence[tuple[EndpointRecord | None, EndpointRecord | None]], target: int
@@ -296,24 +321,39 @@ class DbTarsImporter:
         for app, server in pairs:
             wanted.setdefault(group_key(app, server), (app, server))
         if wanted:
-            rows = await asyncio.to_thread(self.source.read_groups, list(wanted.values()))
-            self.stats.groups_reread += len(wanted)
-            by_group = self._records_by_group(rows)
-            ids = _row_ids(rows)
-            affected: set[str] = set()
-            for key in wanted.keys() | by_group.keys() | ids.keys():
-                affected |= self._index.replace(group_source(key), by_group.get(key, []))
-                self._expect(key, ids.get(key, _NO_IDS))
-            if not await self._apply_keys(affected):
+            read = await asyncio.to_thread(self.source.read_groups, list(wanted.values()))
+            if not await self._apply_groups(wanted.keys(), read):
                 return
         self._last_now = now_db
+
+    async def _id_diff(self) -> bool:
+        """The signature moved unseen: find the groups whose row ids came or went (a
+        delete, a REPLACE, an insert with a late timestamp), re-read just those."""
+        scan = await asyncio.to_thread(self.source.ids)
+        self.stats.id_scans += 1
+        fresh = await asyncio.to_thread(IdMaps, scan)
+        groups = self._ids.changed_groups(fresh)
+        self._ids = fresh
+        read = await asyncio.to_thread(self.source.read_groups, sorted(groups))
+        return await self._apply_groups(groups, read)
+
+    async def _apply_groups(self, keys: Iterable[tuple[str, str]], read: GroupRead) -> bool:
+        """Replace these groups by what a re-read found and write the difference."""
+        wanted = set(keys)
+        self.stats.groups_reread += len(wanted)
+        by_group = self._records_by_group(read.routing)
+        affected: set[str] = set()
+        for key in wanted | by_group.keys():
+            affected |= self._index.replace(group_source(key), by_group.get(key, []))
+        self._ids.set_groups(wanted, read.ids)
+        return await self._apply_keys(affected)
 
     async def _small_tables(self) -> None:
         small: SmallTables = await asyncio.to_thread(self.source.small_tables)
         info = tuple(small.registry_info)
         ops: list[WriteOp] = []
         if info != self._info_seen:
-            affected = self._index.replace(REGISTRY_INFO, self._registry_records(info))
+            affected = self._index.replace(REGISTRY_INFO, keyed(self._registry_records(info)))
             if not await self._apply_keys(affected):
                 return
             self._info_seen = info
@@ -365,23 +405,44 @@ class DbTarsImporter:
 
     # ------------------------------------------------------------------ mapping
 
-    def _records_by_group(
-        self, rows: Iterable[RoutingRow]
-    ) -> dict[tuple[str, str], list[EndpointRecord]]:
-        by_group: dict[tuple[str, str], list[tuple[tuple[str, ...], EndpointRecord]]] = {}
-        for row in rows:
-            try:
-                rec = record_of_row(row)
-            except Skipped as why:
-                self._skipped(
-                    (row.application, row.server_name, row.node_name, row.adapter_name), why
-                )
+    def _records_by_group(self, rows: Iterable[RawRow]) -> dict[tuple[str, str], list[Keyed]]:
+        """Map rows to keyed records per group, each group's in a deterministic order.
+
+        Mapping is memoised by the row itself: between two full loads nearly every row
+        is unchanged, and parsing 100k endpoint strings again would cost seconds. The
+        memo keeps only the rows of the latest full load (plus those polls saw since).
+        """
+        memo = self._memo
+        keys: dict[tuple[Any, Any], tuple[str, str]] = {}
+        by_group: dict[tuple[str, str], list[tuple[tuple[str, ...], Keyed]]] = {}
+        for raw in rows:
+            row = tuple(raw)
+            item = memo.get(row)
+            if item is None:
+                item = memo[row] = self._map(row)
+            rec = item[1]
+            if rec is _SKIPPED:
                 continue
-            order = (rec.node_name, row.adapter_name or "", rec.object_id, row.endpoint or "")
-            by_group.setdefault(group_key(row.application, row.server_name), []).append(
-                (order, rec)
-            )
-        return {k: [r for _o, r in sorted(v, key=lambda p: p[0])] for k, v in by_group.items()}
+            pair = (row[COL_APPLICATION], row[COL_SERVER])
+            gk = keys.get(pair)
+            if gk is None:
+                gk = keys[pair] = group_key(*pair)
+            order = (rec.node_name, row[COL_ADAPTER] or "", rec.object_id, row[COL_ENDPOINT] or "")
+            by_group.setdefault(gk, []).append((order, item))
+        out = {}
+        for k, v in by_group.items():
+            v.sort(key=_first)
+            out[k] = [r for _o, r in v]
+        return out
+
+    def _map(self, row: tuple[Any, ...]) -> Keyed:
+        r = RoutingRow(*row)
+        try:
+            rec = record_of_row(r)
+        except Skipped as why:
+            self._skipped((r.application, r.server_name, r.node_name, r.adapter_name), why)
+            return ("", _SKIPPED)
+        return (rec.key, rec)
 
     def _registry_records(self, rows: Iterable[RegistryInfoRow]) -> list[EndpointRecord]:
         out = []
@@ -439,7 +500,7 @@ class DbTarsImporter:
                 "impact": asdict(held.impact),
             },
             "db_clock": self._last_now.isoformat() if self._last_now else None,
-            "signature": list(self._signature) if self._signature else None,
+            "expected_signature": list(self._ids.signature()),
             "last_error": self.last_error,
             "stats": asdict(self.stats),
             "source_stats": {
@@ -465,36 +526,13 @@ class DbTarsImporter:
             await asyncio.to_thread(self.lease.release)
         self.leader = False
 
-    def _expect(self, key: tuple[str, str], ids: RowIds) -> None:
-        """Move the expected signature by the row ids a re-read found come and go."""
-        old = self._row_ids.pop(key, _NO_IDS)
-        if ids != _NO_IDS:
-            self._row_ids[key] = ids
-        if self._signature is None or old == ids:
-            return
-        sc, ss, ac, asum = self._signature
-        self._signature = (
-            sc + len(ids[0]) - len(old[0]),
-            ss + sum(ids[0]) - sum(old[0]),
-            ac + len(ids[1]) - len(old[1]),
-            asum + sum(ids[1]) - sum(old[1]),
-        )
+
+#: The memo's marker for a row that yields no record.
+_SKIPPED = EndpointRecord("", "", 0)
 
 
-#: The t_server_conf and t_adapter_conf ids a group's rows came from.
-RowIds = tuple[frozenset[int], frozenset[int]]
-_NO_IDS: RowIds = (frozenset(), frozenset())
-
-
-def _row_ids(rows: Iterable[RoutingRow]) -> dict[tuple[str, str], RowIds]:
-    found: dict[tuple[str, str], tuple[set[int], set[int]]] = {}
-    for row in rows:
-        servers, adapters = found.setdefault(
-            group_key(row.application, row.server_name), (set(), set())
-        )
-        servers.add(int(row.server_id))
-        adapters.add(int(row.adapter_id))
-    return {k: (frozenset(s), frozenset(a)) for k, (s, a) in found.items()}
+def _first(pair: tuple[tuple[str, ...], Keyed]) -> tuple[str, ...]:
+    return pair[0]
 
 
 class _CatalogLookup:

@@ -21,8 +21,9 @@ there): both states from ``present_state``, no node, no set.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from tarscascade.errors import EndpointSyntaxError
 from tarscascade.model import EndpointRecord, GroupPriority, GroupRule, State
@@ -32,6 +33,13 @@ from tarscascade.wire.endpoint import parse_endpoint
 MAX_NAME = 255
 MAX_SHORT = 128  # set id, ip group name (VARCHAR(128))
 _LIST_SEPARATORS = re.compile(r"[|,;]")
+
+
+#: A load-query row as the driver returns it (``sql.ROUTING``'s columns, in order).
+RawRow = Sequence[Any]
+#: Positions in a :data:`RawRow` the importer reads without building a RoutingRow.
+COL_ENDPOINT, COL_APPLICATION, COL_SERVER, COL_NODE, COL_ADAPTER = 1, 6, 7, 8, 15
+COL_SERVER_ID, COL_ADAPTER_ID = 16, 17
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from tarscascade.dbtars import sql
-from tarscascade.dbtars.mapping import RegistryInfoRow, RoutingRow, group_priority, group_rule
+from tarscascade.dbtars.mapping import RawRow, RegistryInfoRow, group_priority, group_rule
 from tarscascade.errors import StoreError
 from tarscascade.model import GroupPriority, GroupRule
 from tarscascade.store.engine import normalize_url
@@ -41,14 +41,26 @@ class SmallTables:
     priorities: list[GroupPriority]
 
 
+#: ``(id, application, server_name)`` rows of t_server_conf, and of t_adapter_conf.
+IdRows = tuple[list[Sequence[Any]], list[Sequence[Any]]]
+
+
 @dataclass(slots=True)
 class FullLoad:
-    """Everything routing reads, in one consistent snapshot, with its clock and signature."""
+    """Everything routing reads, in one consistent snapshot, with its clock and row ids."""
 
     now: dt.datetime
-    signature: Signature
-    routing: list[RoutingRow]
+    routing: list[RawRow]
     small: SmallTables
+    ids: IdRows
+
+
+@dataclass(slots=True)
+class GroupRead:
+    """Some groups re-read whole: their routing rows and their row ids."""
+
+    routing: list[RawRow]
+    ids: IdRows
 
 
 @dataclass(slots=True)
@@ -111,7 +123,15 @@ class DbTarsSource:
     def _query(
         self, conn: sa.Connection, kind: str, stmt: str, params: dict[str, Any] | None = None
     ) -> list[Sequence[Any]]:
-        rows: list[Sequence[Any]] = list(conn.exec_driver_sql(stmt, params or {}).all())
+        # The DBAPI cursor itself: plain tuples, no per-row Row objects (100k rows a load).
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        cur = dbapi.cursor()
+        try:
+            cur.execute(stmt, params or None)
+            rows: list[Sequence[Any]] = list(cur.fetchall())
+        finally:
+            cur.close()
         st = self.stats
         st.queries += 1
         st.rows_read += len(rows)
@@ -151,22 +171,47 @@ class DbTarsSource:
             rows = self._query(conn, "changed", sql.CHANGED_GROUPS, {"since": since})
         return now, [(str(a or ""), str(s or "")) for a, s in rows]
 
-    def read_groups(self, pairs: Sequence[tuple[str, str]]) -> list[RoutingRow]:
-        """The load query's rows of these (application, server_name) groups."""
-        out: list[RoutingRow] = []
+    def read_groups(self, pairs: Sequence[tuple[str, str]]) -> GroupRead:
+        """The load query's rows of these (application, server_name) groups, and the ids
+        of every row of theirs in both tables (orphans included), in one snapshot."""
+        out = GroupRead([], ([], []))
         if not pairs:
             return out
         with self._conn("group read") as conn:
-            step = sql.GROUPS_PER_QUERY
-            for i in range(0, len(pairs), step):
-                chunk = pairs[i : i + step]
-                params: dict[str, Any] = {}
-                for j, (app, server) in enumerate(chunk):
-                    params[f"a{j}"] = app
-                    params[f"s{j}"] = server
-                stmt = sql.routing_for_groups(len(chunk))
-                out += [RoutingRow(*r) for r in self._query(conn, "group", stmt, params)]
+            conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            try:
+                step = sql.GROUPS_PER_QUERY
+                for i in range(0, len(pairs), step):
+                    chunk = pairs[i : i + step]
+                    params: dict[str, Any] = {}
+                    for j, (app, server) in enumerate(chunk):
+                        params[f"a{j}"] = app
+                        params[f"s{j}"] = server
+                    n = len(chunk)
+                    out.routing.extend(
+                        self._query(conn, "group", sql.routing_for_groups(n), params)
+                    )
+                    for table, into in zip(
+                        ("t_server_conf", "t_adapter_conf"), out.ids, strict=True
+                    ):
+                        into.extend(
+                            self._query(conn, "group_ids", sql.ids_for_groups(table, n), params)
+                        )
+            finally:
+                conn.exec_driver_sql("COMMIT")
         return out
+
+    def ids(self) -> IdRows:
+        """Every row id of both big tables, with its group (index-only scans)."""
+        with self._conn("id scan") as conn:
+            conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            try:
+                return (
+                    self._query(conn, "ids", sql.SERVER_IDS),
+                    self._query(conn, "ids", sql.ADAPTER_IDS),
+                )
+            finally:
+                conn.exec_driver_sql("COMMIT")
 
     def small_tables(self) -> SmallTables:
         with self._conn("small tables") as conn:
@@ -178,12 +223,15 @@ class DbTarsSource:
             conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
             try:
                 now = _now(self._query(conn, "now", sql.NOW))
-                signature = _signature(self._query(conn, "signature", sql.SIGNATURE))
-                routing = [RoutingRow(*r) for r in self._query(conn, "full", sql.ROUTING)]
+                routing = self._query(conn, "full", sql.ROUTING)
                 small = self._small(conn)
+                ids = (
+                    self._query(conn, "ids", sql.SERVER_IDS),
+                    self._query(conn, "ids", sql.ADAPTER_IDS),
+                )
             finally:
                 conn.exec_driver_sql("COMMIT")
-        return FullLoad(now, signature, routing, small)
+        return FullLoad(now, routing, small, ids)
 
     def _small(self, conn: sa.Connection) -> SmallTables:
         info = [

@@ -35,12 +35,25 @@ CHANGED_GROUPS = """SELECT application, server_name FROM t_server_conf
 NOW = "SELECT NOW(3)"
 
 #: A table signature: any delete, insert or REPLACE (a new id) changes it. The importer
-#: compares it with the signature it *expects* (the last full load's, moved by every row
-#: id the polls saw come and go), so an insert the poll saw followed by a delete it did
-#: not see is caught, although count and id sum are back where they were.
+#: compares it with the one its own id maps give (every id it knows, per table, kept
+#: exact by the full loads, the id scans and the polls' group reads), so an insert a poll
+#: saw followed by a delete it did not see is caught although count and id sum are back
+#: where they were.
 SIGNATURE = """SELECT (SELECT COUNT(*) FROM t_server_conf), (SELECT COALESCE(SUM(id), 0)
  FROM t_server_conf), (SELECT COUNT(*) FROM t_adapter_conf),
  (SELECT COALESCE(SUM(id), 0) FROM t_adapter_conf)"""
+
+#: Every row id and its group (index-only scans of the unique keys): which groups a
+#: signature change concerns, without a full load.
+SERVER_IDS = "SELECT id, application, server_name FROM t_server_conf"
+ADAPTER_IDS = "SELECT id, application, server_name FROM t_adapter_conf"
+
+
+def ids_for_groups(table: str, n: int) -> str:
+    """The ids of ``n`` groups' rows of one table (parameters a0, s0, a1, s1, ...)."""
+    cond = " OR ".join(f"(application = %(a{i})s AND server_name = %(s{i})s)" for i in range(n))
+    return f"SELECT id, application, server_name FROM {table} WHERE {cond}"
+
 
 #: The framework's own servants, without the heartbeat columns (last_heartbeat,
 #: modify_time, tars_version), so the every-13-s heartbeat upserts change nothing read.

@@ -64,9 +64,10 @@ async def test_deploy_and_start_are_seen_on_the_next_poll(
     assert rec is not None
     assert rec.timeout == 60000
     assert rec.node_name == "10.0.2.1"
-    # the poll saw the insert's row ids: the signature is as expected, no full load
+    # the poll saw the insert's row ids: the signature is as expected, no id scan
     assert await h.tick(h.S) == []
     assert h.imp.stats.full_loads == full
+    assert h.imp.stats.id_scans == 0
 
 
 async def test_a_deploy_undone_before_the_signature_check_is_still_caught(
@@ -136,9 +137,10 @@ async def test_undeploy_is_seen_after_the_signature(tars_db: Any, harness_factor
     assert summary(await h.tick()) == [("put", key(N1), "inactive")]
     w.undeploy(APP, SRV, N1)  # ... then deletes both rows: the stop's bump dies with them
     assert await h.tick() == []  # no timestamp left behind: invisible to the window
-    full = h.imp.stats.full_loads
+    full, scans = h.imp.stats.full_loads, h.imp.stats.id_scans
     assert summary(await h.tick(h.S)) == [("delete", key(N1), "")]
-    assert h.imp.stats.full_loads == full + 1  # the signature triggered a full load
+    # the signature moved: an id scan found the group, re-read alone (no full load)
+    assert (h.imp.stats.id_scans, h.imp.stats.full_loads) == (scans + 1, full)
 
 
 async def test_undeploy_without_a_recent_write_is_seen_after_the_signature(
@@ -148,9 +150,9 @@ async def test_undeploy_without_a_recent_write_is_seen_after_the_signature(
     w.sql("DELETE FROM t_server_conf WHERE server_name=%s AND node_name=%s", (SRV, N1))
     w.sql("DELETE FROM t_adapter_conf WHERE server_name=%s AND node_name=%s", (SRV, N1))
     assert await h.tick() == []  # invisible to the window: no timestamp left behind
-    full = h.imp.stats.full_loads
+    full, scans = h.imp.stats.full_loads, h.imp.stats.id_scans
     assert summary(await h.tick(h.S)) == [("delete", key(N1), "")]
-    assert h.imp.stats.full_loads == full + 1
+    assert (h.imp.stats.id_scans, h.imp.stats.full_loads) == (scans + 1, full)
 
 
 async def test_whole_server_removal(tars_db: Any, harness_factory: Any) -> None:

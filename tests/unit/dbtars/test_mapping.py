@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from tarscascade.dbtars.guard import GuardPolicy, hold_reason, impact
-from tarscascade.dbtars.index import REGISTRY_INFO, ImportIndex, group_source
+from tarscascade.dbtars.index import REGISTRY_INFO, ImportIndex, group_source, keyed
 from tarscascade.dbtars.mapping import (
     RegistryInfoRow,
     RoutingRow,
@@ -136,9 +136,9 @@ def _ep(host: str = "h", *, active: bool = True, bak: int = 0, node: str = "n") 
 def test_duplicates_collapse_to_the_served_active_copy() -> None:
     idx = ImportIndex()
     g1, g2 = group_source(("a", "s1")), group_source(("a", "s2"))
-    assert idx.replace(g1, [_ep(active=False, node="n1")]) == {"A.B.Obj|h|1"}
-    idx.replace(g2, [_ep(node="n2"), _ep(bak=1, node="n3")])
-    idx.replace(REGISTRY_INFO, [_ep(active=False, node="")])
+    assert idx.replace(g1, keyed([_ep(active=False, node="n1")])) == {"A.B.Obj|h|1"}
+    idx.replace(g2, keyed([_ep(node="n2"), _ep(bak=1, node="n3")]))
+    idx.replace(REGISTRY_INFO, keyed([_ep(active=False, node="")]))
     rec = idx.record("A.B.Obj|h|1")
     assert rec is not None
     assert rec.node_name == "n2"
@@ -168,3 +168,18 @@ def test_the_guard() -> None:
     assert "mass deactivation" in (hold_reason(policy, down) or "")
     assert hold_reason(GuardPolicy(enabled=False), impact(10, 10, 0, [])) is None
     assert hold_reason(policy, impact(0, 0, 0, [])) is None  # nothing to lose
+
+
+def test_id_maps_give_the_expected_signature_and_the_changed_groups() -> None:
+    from tarscascade.dbtars.index import IdMaps
+
+    ids = IdMaps(
+        ([(1, "A", "s"), (2, "A", "t")], [(10, "A", "s"), (11, "a", "S "), (12, "A", "t")])
+    )
+    assert ids.signature() == (2, 3, 3, 33)
+    # a poll re-read group (a, s): one adapter row gone, one new
+    ids.set_groups([("a", "s")], ([(1, "A", "s")], [(13, "A", "s")]))
+    assert ids.signature() == (2, 3, 2, 25)
+    scan = IdMaps(([(1, "A", "s")], [(13, "A", "s"), (12, "A", "t"), (14, "B", "u")]))
+    assert ids.changed_groups(scan) == {("a", "t"), ("b", "u")}  # t lost row 2, u is new
+    assert scan.changed_groups(scan) == set()
