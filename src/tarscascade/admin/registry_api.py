@@ -67,6 +67,8 @@ class ImporterApi(Protocol):
 
     async def confirm(self, timeout: float = ...) -> bool: ...
 
+    async def reload(self, timeout: float = ...) -> None: ...
+
 
 Json = dict[str, Any]
 Port = Annotated[int, Path(ge=1, le=65535)]
@@ -444,6 +446,18 @@ def _import_routes(r: APIRouter, importer: ImporterApi) -> None:
     async def confirm() -> Json:
         if importer.held is None or not await importer.confirm():
             raise ConflictError("the db_tars importer holds no change to confirm")
+        return importer.status()
+
+    @r.post(
+        "/v1/dbtars/reload",
+        tags=["db_tars"],
+        dependencies=WRITE,
+        summary="run a full load + diff of db_tars now (after a restore); 409 if not importing",
+    )
+    async def reload() -> Json:
+        if not importer.status()["leader"]:
+            raise ConflictError("this registry does not hold the db_tars importer lease")
+        await importer.reload()
         return importer.status()
 
 

@@ -470,6 +470,17 @@ class DbTarsImporter:
             self._sync_count += 1
             self._synced.notify_all()
 
+    async def reload(self, timeout: float = 120.0) -> None:
+        """Run a full load + diff now (after a restore, say); returns once it finished."""
+        self._need_full = True
+        await self._wait_sync(timeout)
+
+    async def _wait_sync(self, timeout: float) -> None:
+        self._wake.set()
+        async with asyncio.timeout(timeout), self._synced:
+            start = self._sync_count
+            await self._synced.wait_for(lambda: self._sync_count > start)
+
     async def confirm(self, timeout: float = 60.0) -> bool:
         """Apply the held change at the next full load; True once applied (bounded wait).
 
@@ -478,10 +489,7 @@ class DbTarsImporter:
         if self.held is None:
             return False
         self._confirm = True
-        self._wake.set()
-        async with asyncio.timeout(timeout), self._synced:
-            start = self._sync_count
-            await self._synced.wait_for(lambda: self._sync_count > start)
+        await self._wait_sync(timeout)
         return True
 
     def status(self) -> dict[str, Any]:
