@@ -5,7 +5,7 @@ fixture DDL, the db_tars.sql shape) with ``GROUPS`` (application, server) groups
 deployed on ``PER_GROUP`` of ``NODES`` tarsnodes with 2 adapters: full 500 x 100 x 2 =
 **100,000 adapter rows** (50,000 server rows), quick 10 x 100 x 2 = 2,000. A SELECT-only
 user. The registry runs as its own process, ``tarscascade registry --tars-db ...`` with
-the default schedule (P = 1 s, S = 5 s, F = 300 s) and a SQLite store; ``AGENTS`` node
+the default schedule (P = 1 s, S = 3 s, F = 300 s) and a SQLite store; ``AGENTS`` node
 agents (in this process) follow it over the cascade. Writers issue the SQL shapes of
 TarsWeb / tarsAdminRegistry / tarsnode (tests/integration/dbtars/writers.py).
 
@@ -77,7 +77,7 @@ def _sizes(quick: bool) -> dict[str, Any]:
         return {"groups": 10, "per_group": 100, "nodes": 100, "agents": 1, "repeats": 2,
                 "steady_s": 5, "poll": 0.5, "signature": 1.0}  # fmt: skip
     return {"groups": 500, "per_group": 100, "nodes": 1000, "agents": 3, "repeats": 10,
-            "steady_s": 60, "poll": 1.0, "signature": 5.0}  # fmt: skip
+            "steady_s": 60, "poll": 1.0, "signature": 3.0}  # fmt: skip
 
 
 def _node(i: int) -> str:

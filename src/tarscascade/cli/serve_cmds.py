@@ -77,7 +77,7 @@ def registry(
     ),
     tars_db_poll: float = typer.Option(1.0, help="db_tars: changed-rows poll period, seconds."),
     tars_db_signature: float = typer.Option(
-        5.0, help="db_tars: table-signature period (catches deletes), seconds."
+        3.0, help="db_tars: table-signature period (catches deletes), seconds."
     ),
     tars_db_full: float = typer.Option(300.0, help="db_tars: full load + diff period, seconds."),
     tars_db_guard_ratio: float = typer.Option(

@@ -116,6 +116,10 @@ async def test_serves_db_tars_refuses_owned_writes_and_never_writes_t_tables(
         metrics = (await http.get("/metrics")).text
         assert "tarscascade_registry_dbtars_leader 1.0" in metrics
         assert (await http.post("/v1/dbtars/confirm")).status_code == 409  # nothing held
+        loads = status["stats"]["full_loads"]
+        reloaded = await http.post("/v1/dbtars/reload")
+        assert reloaded.status_code == 200
+        assert reloaded.json()["stats"]["full_loads"] == loads + 1
 
         # a stop in TARS reaches the node
         w.stop(APP, SRV, N2)
