@@ -367,6 +367,8 @@ def _chaos(r: R) -> list[Row]:
             f"{t['time_travel']}, empty {t['empty']} (target 0)",
         )
     ]
+
+
 def _dbtars(r: R) -> list[Row]:
     lat, v, st, full = r["latency_s"], r["verdicts"], r["steady"], r["full_load"]
     n = f"{r['adapter_rows']:,} adapter rows, {r['agents']} nodes"

@@ -26,7 +26,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from tarscascade.errors import EndpointSyntaxError
-from tarscascade.model import EndpointRecord, GroupPriority, GroupRule, State
+from tarscascade.model import (
+    EndpointRecord,
+    GroupPriority,
+    GroupRule,
+    State,
+    default_adapter_name,
+)
 from tarscascade.wire.endpoint import parse_endpoint
 
 #: Longest object id / host the store holds (tc_endpoints VARCHAR(255)).
@@ -64,6 +70,7 @@ class RoutingRow:
     adapter_name: str | None = None
     server_id: int = 0  # t_server_conf.id
     adapter_id: int = 0  # t_adapter_conf.id
+    tars_version: str | None = None  # reportVersion's
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +122,8 @@ def _endpoint_record(
     bak_flag: int = 0,
     setting_state: State,
     present_state: State,
+    adapter_name: str = "",
+    tars_version: str = "",
 ) -> EndpointRecord:
     object_id = _s(servant).strip()
     if not object_id:
@@ -129,6 +138,8 @@ def _endpoint_record(
         ("node_name", node_name, MAX_NAME),
         ("set", set_id, MAX_SHORT),
         ("ip_group_name", ip_group_name, MAX_SHORT),
+        ("adapter_name", adapter_name, MAX_NAME),
+        ("tars_version", tars_version, MAX_SHORT),
     ):
         if len(value) > limit:
             raise Skipped(f"{what} longer than {limit} characters")
@@ -148,6 +159,9 @@ def _endpoint_record(
         bak_flag=bak_flag,
         setting_state=setting_state,
         present_state=present_state,
+        # the TARS default (<object id>Adapter) is kept as "", as the admin API does
+        adapter_name="" if adapter_name == default_adapter_name(object_id) else adapter_name,
+        tars_version=tars_version,
     )
 
 
@@ -168,6 +182,8 @@ def record_of_row(row: RoutingRow) -> EndpointRecord:
         bak_flag=1 if row.bak_flag == 1 else 0,
         setting_state=_state(row.setting_state),
         present_state=present,
+        adapter_name=_s(row.adapter_name).strip(),
+        tars_version=_s(row.tars_version).strip(),
     )
 
 

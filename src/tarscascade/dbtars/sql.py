@@ -20,7 +20,8 @@ TABLES = (
 #: is never seen (TARS's RIGHT JOIN drops it too).
 ROUTING = """SELECT a.servant, a.endpoint, s.enable_group, s.setting_state, s.present_state,
  s.flow_state, s.application, s.server_name, s.node_name, s.enable_set, s.set_name,
- s.set_area, s.set_group, s.ip_group_name, s.bak_flag, a.adapter_name, s.id, a.id
+ s.set_area, s.set_group, s.ip_group_name, s.bak_flag, a.adapter_name, s.id, a.id,
+ s.tars_version
  FROM t_adapter_conf a JOIN t_server_conf s
  ON a.application = s.application AND a.server_name = s.server_name
  AND a.node_name = s.node_name"""

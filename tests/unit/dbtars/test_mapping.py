@@ -183,3 +183,10 @@ def test_id_maps_give_the_expected_signature_and_the_changed_groups() -> None:
     scan = IdMaps(([(1, "A", "s")], [(13, "A", "s"), (12, "A", "t"), (14, "B", "u")]))
     assert ids.changed_groups(scan) == {("a", "t"), ("b", "u")}  # t lost row 2, u is new
     assert scan.changed_groups(scan) == set()
+
+
+def test_adapter_name_and_tars_version() -> None:
+    assert record_of_row(replace(ROW, adapter_name="A.B.ObjAdapter")).adapter_name == ""
+    named = record_of_row(replace(ROW, adapter_name=" Custom ", tars_version="3.0.19"))
+    assert named.adapter == "Custom"  # keepAlive on the node finds it by this name
+    assert named.tars_version == "3.0.19"
