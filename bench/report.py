@@ -369,6 +369,39 @@ def _chaos(r: R) -> list[Row]:
     ]
 
 
+def _dbtars(r: R) -> list[Row]:
+    lat, v, st, full = r["latency_s"], r["verdicts"], r["steady"], r["full_load"]
+    n = f"{r['adapter_rows']:,} adapter rows, {r['agents']} nodes"
+    rows: list[Row] = []
+    for key, label, verdict_key in (
+        ("flip", "state flip (stop/start)", "flip_p99"),
+        ("new_server", "new server (deploy + start)", "new_server_p99"),
+        ("undeploy", "undeploy (stop + delete)", "undeploy_p99"),
+        ("adapter_delete", "adapter delete by id", "adapter_delete_p99"),
+        ("server_removal", "whole-server removal", "server_removal_p99"),
+        ("idc_rule", "IDC rule edit", "idc_rule_p99"),
+    ):
+        d = lat[key]
+        figure = f"p50 {d['p50']:g} s, p99 {d['p99']:g} s (TARS: {r['tars'][key]})"
+        rows.append((f"db_tars ({n}): {label} → served by every node", figure, v[verdict_key]))
+    rows.append(
+        (
+            f"db_tars: steady state, {st['tarsnodes']:,} tarsnodes heartbeating",
+            f"{st['registry_cpu_share'] * 100:.1f} % of a core, {st['cascade_events']} events,"
+            f" {st['db_queries_per_s']:g} queries/s, {st['db_rows_read_per_s']:g} rows/s",
+            f"{v['steady_cpu']}; events {v['steady_events']}",
+        )
+    )
+    rows.append(
+        (
+            f"db_tars: full load + diff of {full['endpoints']:,} endpoints",
+            f"{full['load_s']:.2f} s ({full['select_s']:.2f} s of SELECTs)",
+            v["full_load"],
+        )
+    )
+    return rows
+
+
 def _suite(r: R) -> list[Row]:
     bound = r["bound_s"]
     ok = "MET" if r["total_s"] < bound else "MISSED"
@@ -397,6 +430,7 @@ EXTRACT: dict[str, Callable[[R], list[Row]]] = {
     "relay": _relay,
     "disk": _disk,
     "chaos": _chaos,
+    "dbtars": _dbtars,
     "suite": _suite,
 }
 

@@ -27,8 +27,11 @@ ALLOWED: dict[str, set[str]] = {
     "cascade": {"catalog", "transport", "wire"},
     "registry": {"catalog", "cascade", "store", "transport", "wire"},
     "node": {"catalog", "cascade", "client", "transport", "wire"},
+    # the db_tars importer: a writer into the registry's store, reading db_tars
+    "dbtars": {"registry", "catalog", "store", "wire"},
     "admin": {"registry", "node", "cascade", "catalog", "store", "transport", "wire"},
     "cli": {
+        "dbtars",
         "admin",
         "registry",
         "node",

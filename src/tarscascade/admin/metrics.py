@@ -9,7 +9,7 @@ path; only the HTTP request counter is incremented per request.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -24,9 +24,15 @@ PREFIX = "tarscascade_registry"
 class _CoreCollector(Collector):
     """Reads the core's counters and versions when Prometheus scrapes."""
 
-    def __init__(self, core: RegistryCore, tars_requests: Callable[[], int] | None) -> None:
+    def __init__(
+        self,
+        core: RegistryCore,
+        tars_requests: Callable[[], int] | None,
+        extra: Callable[[], Mapping[str, float]] | None = None,
+    ) -> None:
         self.core = core
         self.tars_requests = tars_requests
+        self.extra = extra
 
     def collect(self) -> Iterator[Metric]:
         core = self.core
@@ -59,6 +65,9 @@ class _CoreCollector(Collector):
             yield _counter(
                 "tars_requests", "requests the TARS server handled", self.tars_requests()
             )
+        if self.extra is not None:  # the db_tars importer's figures
+            for name, value in sorted(self.extra().items()):
+                yield _gauge(f"dbtars_{name}", f"db_tars importer: {name}", value)
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
@@ -75,7 +84,11 @@ class RegistryMetrics:
     content_type = CONTENT_TYPE_LATEST
 
     def __init__(
-        self, core: RegistryCore, *, tars_requests: Callable[[], int] | None = None
+        self,
+        core: RegistryCore,
+        *,
+        tars_requests: Callable[[], int] | None = None,
+        extra: Callable[[], Mapping[str, float]] | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         self.http_requests = Counter(
@@ -84,7 +97,7 @@ class RegistryMetrics:
             ["route", "method", "status"],
             registry=self.registry,
         )
-        self.registry.register(_CoreCollector(core, tars_requests))
+        self.registry.register(_CoreCollector(core, tars_requests, extra))
 
     def observe_request(self, route: str, method: str, status: int) -> None:
         self.http_requests.labels(route, method, str(status)).inc()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, FastAPI, Path, Security
 from fastapi.responses import JSONResponse, Response
@@ -38,7 +38,7 @@ from tarscascade.admin.schemas import (
     StateBody,
 )
 from tarscascade.cascade import NodeState
-from tarscascade.errors import EndpointSyntaxError, NotFoundError
+from tarscascade.errors import ConflictError, EndpointSyntaxError, NotFoundError
 from tarscascade.model import (
     Category,
     EndpointRecord,
@@ -55,7 +55,20 @@ from tarscascade.registry.admin_ops import (
 )
 from tarscascade.wire.endpoint import Endpoint, format_endpoint, validate_object_id
 
-__all__ = ["UnsafeListenError", "check_listen_safety", "create_registry_app"]
+__all__ = ["ImporterApi", "UnsafeListenError", "check_listen_safety", "create_registry_app"]
+
+
+class ImporterApi(Protocol):
+    """What the API needs of a routing importer (the db_tars importer)."""
+
+    held: Any
+
+    def status(self) -> dict[str, Any]: ...
+
+    async def confirm(self, timeout: float = ...) -> bool: ...
+
+    async def reload(self, timeout: float = ...) -> None: ...
+
 
 Json = dict[str, Any]
 Port = Annotated[int, Path(ge=1, le=65535)]
@@ -81,6 +94,7 @@ def create_registry_app(
     token: str | None,
     metrics: RegistryMetrics | None = None,
     max_body: int = DEFAULT_MAX_BODY,
+    importer: ImporterApi | None = None,
 ) -> FastAPI:
     """The ASGI app; serve it with uvicorn after :func:`check_listen_safety`."""
     metrics = metrics if metrics is not None else RegistryMetrics(admin.core)
@@ -99,6 +113,8 @@ def create_registry_app(
         _setting_routes,
     ):
         add_routes(app.router, admin)
+    if importer is not None:
+        _import_routes(app.router, importer)
     app.add_middleware(GuardMiddleware, token=token or None, max_body=max_body)
     # added last = outermost, so it also counts what the guard refuses
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics, routes=app.router.routes)
@@ -407,6 +423,42 @@ def _group_routes(r: APIRouter, admin: RegistryAdmin) -> None:
     @r.delete("/v1/groups/priorities/{prio_id}", tags=["groups"], dependencies=WRITE)
     async def remove_priority(prio_id: RecordId) -> Json:
         return {"revision": (await admin.remove_group_priority(prio_id)).revision}
+
+
+def _import_routes(r: APIRouter, importer: ImporterApi) -> None:
+    @r.get(
+        "/v1/dbtars",
+        tags=["db_tars"],
+        summary="the db_tars importer: lease, held change, clock, counters, DB cost",
+    )
+    async def import_status() -> Json:
+        return importer.status()
+
+    @r.post(
+        "/v1/dbtars/confirm",
+        tags=["db_tars"],
+        dependencies=WRITE,
+        summary="apply the change the mass-change guard holds (409 when none is held)",
+        description="The guard holds a db_tars load that would empty the catalog, delete"
+        " or deactivate more than its share of endpoints. This applies the next full load"
+        " as it is and answers once it has been written.",
+    )
+    async def confirm() -> Json:
+        if importer.held is None or not await importer.confirm():
+            raise ConflictError("the db_tars importer holds no change to confirm")
+        return importer.status()
+
+    @r.post(
+        "/v1/dbtars/reload",
+        tags=["db_tars"],
+        dependencies=WRITE,
+        summary="run a full load + diff of db_tars now (after a restore); 409 if not importing",
+    )
+    async def reload() -> Json:
+        if not importer.status()["leader"]:
+            raise ConflictError("this registry does not hold the db_tars importer lease")
+        await importer.reload()
+        return importer.status()
 
 
 def _setting_routes(r: APIRouter, admin: RegistryAdmin) -> None:

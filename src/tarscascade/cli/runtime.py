@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ from tarscascade.admin.metrics import RegistryMetrics
 from tarscascade.admin.node_api import create_node_app
 from tarscascade.admin.registry_api import check_listen_safety, create_registry_app
 from tarscascade.cascade import CascadeHub, HubOptions
+from tarscascade.dbtars import OWNER, DbTarsImporter, DbTarsSource, ImportOptions, Lease
 from tarscascade.node.app import NodeAgent, NodeConfig
 from tarscascade.registry.admin_ops import RegistryAdmin
 from tarscascade.registry.cascade import attach_cascade
@@ -60,6 +62,11 @@ class RegistryConfig:
     options: RegistryOptions = field(default_factory=RegistryOptions)
     server_options: ServerOptions = field(default_factory=ServerOptions)
     hub_options: HubOptions = field(default_factory=HubOptions)
+    #: db_tars mode: import routing from this TARS database (SELECT only); ``db`` then
+    #: holds tarscascade's own tables (the change log, epochs) and nothing else writes
+    #: endpoints or groups
+    tars_db: str | None = None
+    import_options: ImportOptions = field(default_factory=ImportOptions)
 
 
 class RegistryProcess:
@@ -69,6 +76,8 @@ class RegistryProcess:
         self.core: RegistryCore | None = None
         self.tars: TarsServer | None = None
         self.hub: CascadeHub | None = None
+        self.importer: DbTarsImporter | None = None
+        self._source: DbTarsSource | None = None
         self.http: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -81,15 +90,24 @@ class RegistryProcess:
             check_listen_safety(cfg.http[0], cfg.token)
         try:
             self.store = await asyncio.to_thread(SqlStore.open, cfg.db)
-            core = self.core = RegistryCore(self.store, cfg.options)
+            options = cfg.options
+            if cfg.tars_db is not None:
+                # tarsnode's liveness reaches routing through present_state, as in TARS;
+                # a cascade agent's heartbeat is not a routing fact here
+                options = dataclasses.replace(options, node_timeout=0)
+            core = self.core = RegistryCore(self.store, options)
             await core.start()
+            owner = None
+            if cfg.tars_db is not None:
+                owner = OWNER
+                await self._start_importer(cfg.tars_db, core, self.store.epoch)
             self.hub = await attach_cascade(core, token=cfg.token, options=cfg.hub_options)
             self.tars = TarsServer(
                 [
                     QueryServant(core.answerer),
                     ServerObjAlias(core.answerer),
                     self.hub.servant,
-                    ReportServant(core, cfg.token),
+                    ReportServant(core, cfg.token, owner=owner),
                 ],
                 cfg.listen[0],
                 cfg.listen[1],
@@ -98,11 +116,20 @@ class RegistryProcess:
             await self.tars.start()
             self.tars_port = self.tars.port
             self._tasks.append(asyncio.create_task(core.run(), name="registry-loops"))
+            if self.importer is not None:
+                self._tasks.append(asyncio.create_task(self.importer.run(), name="dbtars-import"))
             if cfg.http is not None:
                 tars = self.tars
-                metrics = RegistryMetrics(core, tars_requests=lambda: tars.stats["requests"])
-                admin = RegistryAdmin(core, hub=self.hub)
-                app = create_registry_app(admin, token=cfg.token, metrics=metrics)
+                importer = self.importer
+                metrics = RegistryMetrics(
+                    core,
+                    tars_requests=lambda: tars.stats["requests"],
+                    extra=importer.metrics if importer is not None else None,
+                )
+                admin = RegistryAdmin(core, hub=self.hub, owner=owner)
+                app = create_registry_app(
+                    admin, token=cfg.token, metrics=metrics, importer=importer
+                )
                 self.http, task, self.http_port = await serve_http(
                     app, cfg.http[0], cfg.http[1], "registry-http"
                 )
@@ -110,6 +137,15 @@ class RegistryProcess:
         except BaseException:
             await self.aclose()
             raise
+
+    async def _start_importer(self, url: str, core: RegistryCore, epoch: str) -> None:
+        """Connect to db_tars, check the grant, and import once if this process leads."""
+        source = self._source = DbTarsSource(url)
+        await asyncio.to_thread(source.check)
+        # One importer per store (its epoch names it); the others follow its change log.
+        lease = Lease(source, f"tarscascade.importer.{epoch}")
+        self.importer = DbTarsImporter(core, source, lease, self.config.import_options)
+        await self.importer.tick()  # serve the import from the first answer on
 
     async def aclose(self) -> None:
         if self.http is not None and self._http_task is not None:
@@ -122,6 +158,13 @@ class RegistryProcess:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self._tasks.clear()
+        if self.importer is not None:
+            with contextlib.suppress(Exception):
+                await self.importer.aclose()
+            self.importer = None
+        if self._source is not None:
+            await asyncio.to_thread(self._source.close)
+            self._source = None
         if self.hub is not None:
             await self.hub.aclose()
         if self.core is not None:

@@ -24,6 +24,8 @@ from tarscascade.cli.runtime import (
     client_locator,
     parse_hostport,
 )
+from tarscascade.dbtars import GuardPolicy, ImportOptions
+from tarscascade.errors import StoreError
 from tarscascade.node.app import NodeConfig
 from tarscascade.registry.core import RegistryOptions
 
@@ -67,20 +69,53 @@ def registry(
         30.0, help="Seconds without heartbeat before a node is dead."
     ),
     reload_interval: float = typer.Option(60.0, help="Anti-entropy full reload period (0 = off)."),
+    tars_db: str = typer.Option(
+        "",
+        envvar="TARSCASCADE_TARS_DB",
+        help="db_tars mode: import routing from this TARS database, mysql://user:pw@host/db_tars"
+        " (a SELECT-only grant is enough); --db then keeps tarscascade's own tables.",
+    ),
+    tars_db_poll: float = typer.Option(1.0, help="db_tars: changed-rows poll period, seconds."),
+    tars_db_signature: float = typer.Option(
+        3.0, help="db_tars: table-signature period (catches deletes), seconds."
+    ),
+    tars_db_full: float = typer.Option(300.0, help="db_tars: full load + diff period, seconds."),
+    tars_db_guard_ratio: float = typer.Option(
+        0.5, help="db_tars: hold a load deleting or deactivating more than this share."
+    ),
+    tars_db_guard_after: int = typer.Option(
+        0, help="db_tars: apply a held load after this many full loads agree (0 = confirm only)."
+    ),
     log_level: str = typer.Option("info", help="debug, info, warning, error."),
 ) -> None:
     """Run the registry in the foreground."""
     setup_logging(log_level)
+    if not 0 < tars_db_poll <= 60 or tars_db_signature <= 0 or tars_db_full <= 0:
+        raise typer.BadParameter("--tars-db-poll/-signature/-full must be positive (poll <= 60)")
+    if not 0 < tars_db_guard_ratio <= 1 or tars_db_guard_after < 0:
+        raise typer.BadParameter("--tars-db-guard-ratio is in (0, 1]; --tars-db-guard-after >= 0")
+    guard = GuardPolicy(
+        max_delete_ratio=tars_db_guard_ratio,
+        max_deactivate_ratio=tars_db_guard_ratio,
+        confirm_after_loads=tars_db_guard_after,
+    )
     cfg = RegistryConfig(
         db=db,
         listen=_hostport(listen, 17890, "--listen"),
         http=None if http == "off" else _hostport(http, 17880, "--http"),
         token=admin_token or None,
         options=RegistryOptions(node_timeout=node_timeout, reload_interval=reload_interval),
+        tars_db=tars_db or None,
+        import_options=ImportOptions(
+            poll_interval=tars_db_poll,
+            signature_interval=tars_db_signature,
+            full_interval=tars_db_full,
+            guard=guard,
+        ),
     )
     try:
         asyncio.run(_run_registry(cfg))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, StoreError) as exc:
         typer.echo(f"tarscascade registry: {exc}", err=True)
         raise typer.Exit(1) from exc
 
@@ -93,6 +128,9 @@ async def _run_registry(cfg: RegistryConfig) -> None:
         if cfg.http is not None:
             typer.echo(f"registry  HTTP  http://{cfg.http[0]}:{rp.http_port}")
         typer.echo(f"locator   {rp.locator()}")
+        if rp.importer is not None:
+            role = "importing" if rp.importer.leader else "following the importer"
+            typer.echo(f"db_tars   {rp.importer.source.url.render_as_string()}  ({role})")
         await wait_for_signal()
         typer.echo("stopping", err=True)
 

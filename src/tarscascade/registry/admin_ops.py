@@ -8,8 +8,10 @@ duplicate :class:`ConflictError` (409) — and changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +38,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _ADAPTER_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,255}$")
 _IP_PATTERN = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}|\*)$")
 MAX_DRAIN_TIMEOUT = 600.0
+_OWNED_POLL_S = 0.05  # drain in an owned mode: how often it looks for the owner's change
 
 
 class ValidationError(TarsCascadeError, ValueError):
@@ -142,11 +145,26 @@ def record_from_endpoint(object_id: str, ep: Endpoint, **fields: Any) -> Endpoin
 
 
 class RegistryAdmin:
-    """The registry's administrative surface."""
+    """The registry's administrative surface.
 
-    def __init__(self, core: RegistryCore, hub: CascadeHub | None = None) -> None:
+    ``owner`` names the source that owns endpoints and IDC groups (``db_tars`` in db_tars
+    mode): their writes are refused with :class:`ConflictError` (HTTP 409), since the
+    importer would undo them; reads, drain waiting, nodes and settings keep working.
+    """
+
+    def __init__(
+        self, core: RegistryCore, hub: CascadeHub | None = None, owner: str | None = None
+    ) -> None:
         self.core = core
         self.hub = hub  # the cascade hub: node versions, lag, drain
+        self.owner = owner
+
+    def _refuse_owned(self, what: str) -> None:
+        if self.owner is not None:
+            raise ConflictError(
+                f"{self.owner} owns {what}: change them in TARS (TarsWeb, tarsAdminRegistry);"
+                " this registry imports them read-only"
+            )
 
     @property
     def catalog(self) -> Any:
@@ -274,6 +292,7 @@ class RegistryAdmin:
         )
 
     async def add_endpoint(self, record: EndpointRecord, *, replace: bool = False) -> WriteResult:
+        self._refuse_owned("endpoints")
         await self.core.catch_up()
         exists = any(
             r.host == record.host and r.port == record.port
@@ -288,6 +307,7 @@ class RegistryAdmin:
     async def update_endpoint(
         self, object_id: str, host: str, port: int, changes: dict[str, Any]
     ) -> WriteResult:
+        self._refuse_owned("endpoints")
         await self.core.catch_up()
         current = self.get_endpoint(object_id, host, port)
         allowed = {f.name for f in dataclasses.fields(EndpointRecord)} - {
@@ -350,6 +370,8 @@ class RegistryAdmin:
             raise ValidationError(f"timeout must be 0..{MAX_DRAIN_TIMEOUT:g} s, got {timeout}")
         await self.core.catch_up()
         record = self.get_endpoint(object_id, host, port)
+        if self.owner is not None:
+            return await self._drain_owned(record, timeout)
         changed = record.setting_state != State.INACTIVE
         if changed:
             res = await self.set_endpoint_state(object_id, host, port, State.INACTIVE)
@@ -364,7 +386,36 @@ class RegistryAdmin:
         elapsed, missing = await hub.wait_acked(Category.OBJECTS, version, nodes, timeout)
         return DrainResult(version, changed, record, nodes, missing, elapsed)
 
+    async def _drain_owned(self, record: EndpointRecord, timeout: float) -> DrainResult:
+        """Drain when the owner writes states: wait (within ``timeout``) for the owner to
+        turn the endpoint inactive (traffic off or stop in TARS), then for every node."""
+        start = time.monotonic()
+        deadline = start + timeout
+        key = (record.object_id, record.host, record.port)
+        while self.core.catalog.is_active(record):
+            if time.monotonic() >= deadline:
+                raise ConflictError(
+                    f"{self.owner} owns endpoints: {record.host}:{record.port} of"
+                    f" {record.object_id} is still active after {timeout:g} s; take its"
+                    " traffic off (or stop it) in TARS, and drain waits for every node"
+                )
+            await asyncio.sleep(_OWNED_POLL_S)
+            try:
+                record = self.get_endpoint(*key)
+            except NotFoundError:
+                break  # removed in TARS (undeploy): drained once every node has that
+
+        version = self.core.catalog.version(Category.OBJECTS)
+        hub = self.hub
+        if hub is None:
+            return DrainResult(version, False, record, [], [], time.monotonic() - start)
+        nodes = sorted(n for n, st in hub.node_states().items() if st.connected)
+        left = max(0.0, deadline - time.monotonic())
+        _elapsed, missing = await hub.wait_acked(Category.OBJECTS, version, nodes, left)
+        return DrainResult(version, False, record, nodes, missing, time.monotonic() - start)
+
     async def remove_endpoint(self, object_id: str, host: str, port: int) -> WriteResult:
+        self._refuse_owned("endpoints")
         _host_port(host, port)
         events = await self.core.write(
             [Delete(Category.OBJECTS, endpoint_key(object_id, host, port))]
@@ -381,6 +432,7 @@ class RegistryAdmin:
         return await self._delete(Category.NODES, name)
 
     async def put_group_rule(self, rule: GroupRule) -> WriteResult:
+        self._refuse_owned("IDC groups")
         if rule.group_id < 0:
             raise ValidationError("group_id must be >= 0")
         validate_name("group name", rule.group_name)
@@ -389,9 +441,11 @@ class RegistryAdmin:
         return await self._put(rule)
 
     async def remove_group_rule(self, group_id: int) -> WriteResult:
+        self._refuse_owned("IDC groups")
         return await self._delete(Category.GROUPS, GroupRule(group_id, "x").key)
 
     async def put_group_priority(self, prio: GroupPriority) -> WriteResult:
+        self._refuse_owned("IDC groups")
         if prio.id < 0:
             raise ValidationError("priority id must be >= 0")
         if prio.station:
@@ -401,6 +455,7 @@ class RegistryAdmin:
         return await self._put(prio)
 
     async def remove_group_priority(self, prio_id: int) -> WriteResult:
+        self._refuse_owned("IDC groups")
         return await self._delete(Category.GROUPS, GroupPriority(prio_id).key)
 
     async def put_setting(self, name: str, value: str) -> WriteResult:

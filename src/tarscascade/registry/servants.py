@@ -86,10 +86,11 @@ class ReportServant:
 
     methods: Mapping[str, Method] = REPORT_F.methods
 
-    def __init__(self, core: RegistryCore, token: str | None) -> None:
+    def __init__(self, core: RegistryCore, token: str | None, owner: str | None = None) -> None:
         self.name = REPORT_SERVANT
         self.core = core
         self.token = token or ""
+        self.owner = owner  # set: endpoints belong to that source (db_tars), reports refused
 
     def dispatch(
         self, current: Current
@@ -106,6 +107,9 @@ class ReportServant:
     async def _apply(self, report: ReportStatesReq) -> Result:
         if not hmac.compare_digest(report.token.encode(), self.token.encode()):
             return (Ret.SUCCESS, REPORT_STATES.encode_result(AUTH_FAILED), "")
+        if self.owner is not None:
+            desc = f"{self.owner} owns endpoints: present states come from it, not from reports"
+            return (Ret.SUCCESS, REPORT_STATES.encode_result(NOT_YOURS), desc)
         puts: list[WriteOp] = []
         for s in report.states:
             if s.state not in (State.ACTIVE, State.INACTIVE):
