@@ -30,6 +30,7 @@ SUITE = {
     "relay": "bench.bench_relay",
     "disk": "bench.bench_disk",
     "chaos": "bench.bench_chaos",
+    "cli": "bench.bench_cli",
 }
 
 

@@ -381,6 +381,19 @@ def _suite(r: R) -> list[Row]:
     ]
 
 
+def _cli(r: R) -> list[Row]:
+    return [
+        (
+            f"cli: `{name}`, a fresh process (python -c pass: "
+            f"{r['python -c pass']['median_ms']:g} ms)",
+            f"{v['median_ms']:g} ms (min {v['min_ms']:g})",
+            v.get("target", "—"),
+        )
+        for name, v in r.items()
+        if name.startswith("tarscascade")
+    ]
+
+
 EXTRACT: dict[str, Callable[[R], list[Row]]] = {
     "codec": _codec,
     "catalog": _catalog,
@@ -397,6 +410,7 @@ EXTRACT: dict[str, Callable[[R], list[Row]]] = {
     "relay": _relay,
     "disk": _disk,
     "chaos": _chaos,
+    "cli": _cli,
     "suite": _suite,
 }
 

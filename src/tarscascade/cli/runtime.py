@@ -72,6 +72,7 @@ class RegistryProcess:
         self.http: uvicorn.Server | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.admin: RegistryAdmin | None = None
         self.tars_port = 0
         self.http_port = 0
 
@@ -101,7 +102,7 @@ class RegistryProcess:
             if cfg.http is not None:
                 tars = self.tars
                 metrics = RegistryMetrics(core, tars_requests=lambda: tars.stats["requests"])
-                admin = RegistryAdmin(core, hub=self.hub)
+                admin = self.admin = RegistryAdmin(core, hub=self.hub)
                 app = create_registry_app(admin, token=cfg.token, metrics=metrics)
                 self.http, task, self.http_port = await serve_http(
                     app, cfg.http[0], cfg.http[1], "registry-http"
@@ -115,6 +116,9 @@ class RegistryProcess:
         if self.http is not None and self._http_task is not None:
             await stop_http(self.http, self._http_task)
             self.http = None
+        if self.admin is not None:
+            await self.admin.aclose()
+            self.admin = None
         if self.tars is not None:
             await self.tars.aclose()
         for t in self._tasks:
@@ -151,7 +155,10 @@ async def serve_http(
 ) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
     """Serve an ASGI app with uvicorn in this loop; returns once it listens (bounded)."""
     server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+        # no access log: one line per request is never an operator's INFO (cli/logs.py)
+        uvicorn.Config(
+            app, host=host, port=port, log_level="warning", lifespan="off", access_log=False
+        )
     )
     task = asyncio.create_task(server.serve(), name=name)
     async with asyncio.timeout(30):

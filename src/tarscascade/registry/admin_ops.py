@@ -27,6 +27,7 @@ from tarscascade.model import (
     endpoint_key,
 )
 from tarscascade.registry.core import RegistryCore
+from tarscascade.registry.drains import DrainBook, DrainJob, DrainResult
 from tarscascade.store import Delete, Put
 from tarscascade.wire.endpoint import Endpoint, parse_endpoint, validate_object_id
 
@@ -46,27 +47,6 @@ class ValidationError(TarsCascadeError, ValueError):
 class WriteResult:
     revision: int  # the store revision that contains the change (0 when nothing changed)
     record: Any = None
-
-
-@dataclass(frozen=True, slots=True)
-class DrainResult:
-    """An endpoint set inactive, and which nodes acknowledged the objects version with it."""
-
-    version: Version  # the objects version that carries the endpoint inactive
-    changed: bool  # False when it was inactive already (nothing written)
-    record: EndpointRecord
-    nodes: list[str]  # the nodes connected when the wait began: those waited for
-    missing: list[str]  # of those, the ones that did not acknowledge in time
-    elapsed_s: float
-
-    @property
-    def acked(self) -> list[str]:
-        gone = set(self.missing)
-        return [n for n in self.nodes if n not in gone]
-
-    @property
-    def complete(self) -> bool:
-        return not self.missing
 
 
 def validate_set_id(set_id: str) -> str:
@@ -123,6 +103,22 @@ def _host_port(host: str, port: int) -> tuple[str, int]:
     return host, port
 
 
+def endpoint_text(host: str, port: int, transport: str = "tcp") -> str:
+    """An endpoint as users write it, ``tcp -h 10.0.0.1 -p 80`` (for messages)."""
+    return f"{transport} -h {host} -p {port}"
+
+
+def endpoint_name(object_id: str, host: str, port: int, transport: str = "tcp") -> str:
+    return f'endpoint "{endpoint_text(host, port, transport)}" of {object_id}'
+
+
+TRANSPORTS = {0: "udp", 1: "tcp", 2: "ssl"}
+
+
+def record_name(r: EndpointRecord) -> str:
+    return endpoint_name(r.object_id, r.host, r.port, TRANSPORTS.get(r.istcp, "tcp"))
+
+
 def record_from_endpoint(object_id: str, ep: Endpoint, **fields: Any) -> EndpointRecord:
     """An endpoint record from a parsed TARS endpoint string plus the record-only fields."""
     return EndpointRecord(
@@ -147,6 +143,7 @@ class RegistryAdmin:
     def __init__(self, core: RegistryCore, hub: CascadeHub | None = None) -> None:
         self.core = core
         self.hub = hub  # the cascade hub: node versions, lag, drain
+        self.drains = DrainBook(hub)
 
     @property
     def catalog(self) -> Any:
@@ -202,14 +199,16 @@ class RegistryAdmin:
     def get_object(self, object_id: str) -> list[EndpointRecord]:
         eps: tuple[EndpointRecord, ...] = self.core.catalog.get_object(object_id)
         if not eps:
-            raise NotFoundError([object_id])
+            raise NotFoundError([object_id], f"object {object_id}")
         return list(eps)
 
     def get_endpoint(self, object_id: str, host: str, port: int) -> EndpointRecord:
         for r in self.core.catalog.get_object(object_id):
             if r.host == host and r.port == port:
                 return r
-        raise NotFoundError([endpoint_key(object_id, host, port)])
+        raise NotFoundError(
+            [endpoint_key(object_id, host, port)], endpoint_name(object_id, host, port)
+        )
 
     def list_nodes(self) -> list[NodeRecord]:
         nodes = [r for r in self.core.catalog.records(Category.NODES) if isinstance(r, NodeRecord)]
@@ -281,7 +280,7 @@ class RegistryAdmin:
         )
         if exists and not replace:
             raise ConflictError(
-                f"endpoint {record.host}:{record.port} of {record.object_id} exists"
+                f"{record_name(record)} exists already (replace: true overwrites it)"
             )
         return await self._put(record)
 
@@ -344,6 +343,13 @@ class RegistryAdmin:
         objects version. A node that disconnects during the wait stays missing: it may
         still serve the old list. Without a hub there is no node to wait for.
         """
+        job = await self.start_drain(object_id, host, port, timeout)
+        return await job.wait()
+
+    async def start_drain(
+        self, object_id: str, host: str, port: int, timeout: float = 30.0
+    ) -> DrainJob:
+        """:meth:`drain` without the wait: the job to watch (``job.progress()``) or await."""
         _object_id(object_id)
         _host_port(host, port)
         if not 0 <= timeout <= MAX_DRAIN_TIMEOUT:
@@ -357,19 +363,16 @@ class RegistryAdmin:
             record = res.record
         else:
             version = self.core.catalog.version(Category.OBJECTS)
-        hub = self.hub
-        if hub is None:
-            return DrainResult(version, changed, record, [], [], 0.0)
-        nodes = sorted(n for n, st in hub.node_states().items() if st.connected)
-        elapsed, missing = await hub.wait_acked(Category.OBJECTS, version, nodes, timeout)
-        return DrainResult(version, changed, record, nodes, missing, elapsed)
+        return self.drains.start(version, changed, record, timeout)
+
+    async def aclose(self) -> None:
+        """Stop the drains still waiting (their watchers get no result)."""
+        await self.drains.aclose()
 
     async def remove_endpoint(self, object_id: str, host: str, port: int) -> WriteResult:
         _host_port(host, port)
-        events = await self.core.write(
-            [Delete(Category.OBJECTS, endpoint_key(object_id, host, port))]
-        )
-        return WriteResult(events[-1].revision if events else 0)
+        key = endpoint_key(object_id, host, port)
+        return await self._delete(Category.OBJECTS, key, endpoint_name(object_id, host, port))
 
     # ------------------------------------------------------------------ other categories
 
@@ -378,7 +381,7 @@ class RegistryAdmin:
         return await self._put(node)
 
     async def remove_node(self, name: str) -> WriteResult:
-        return await self._delete(Category.NODES, name)
+        return await self._delete(Category.NODES, name, f"node {name}")
 
     async def put_group_rule(self, rule: GroupRule) -> WriteResult:
         if rule.group_id < 0:
@@ -389,7 +392,8 @@ class RegistryAdmin:
         return await self._put(rule)
 
     async def remove_group_rule(self, group_id: int) -> WriteResult:
-        return await self._delete(Category.GROUPS, GroupRule(group_id, "x").key)
+        key = GroupRule(group_id, "x").key
+        return await self._delete(Category.GROUPS, key, f"IDC group rule {group_id}")
 
     async def put_group_priority(self, prio: GroupPriority) -> WriteResult:
         if prio.id < 0:
@@ -401,7 +405,8 @@ class RegistryAdmin:
         return await self._put(prio)
 
     async def remove_group_priority(self, prio_id: int) -> WriteResult:
-        return await self._delete(Category.GROUPS, GroupPriority(prio_id).key)
+        key = GroupPriority(prio_id).key
+        return await self._delete(Category.GROUPS, key, f"group priority {prio_id}")
 
     async def put_setting(self, name: str, value: str) -> WriteResult:
         validate_name("setting name", name)
@@ -410,7 +415,7 @@ class RegistryAdmin:
         return await self._put(Setting(name, value))
 
     async def remove_setting(self, name: str) -> WriteResult:
-        return await self._delete(Category.SETTINGS, name)
+        return await self._delete(Category.SETTINGS, name, f"setting {name}")
 
     # ------------------------------------------------------------------ helpers
 
@@ -418,6 +423,11 @@ class RegistryAdmin:
         events = await self.core.write([Put(record)])
         return WriteResult(events[-1].revision if events else self.core.revision, record)
 
-    async def _delete(self, category: Category, key: str) -> WriteResult:
-        events = await self.core.write([Delete(category, key)])
+    async def _delete(self, category: Category, key: str, what: str) -> WriteResult:
+        """Delete one record; a missing one is a :class:`NotFoundError` naming it as
+        users do (``what``), never by the store's internal key."""
+        try:
+            events = await self.core.write([Delete(category, key)])
+        except NotFoundError as exc:
+            raise NotFoundError(exc.keys, what) from exc
         return WriteResult(events[-1].revision if events else 0)

@@ -116,7 +116,7 @@ async def registry(tmp_path: Path) -> AsyncIterator[Registry]:
 
 async def test_endpoint_add_state_update_rm_and_reads(registry: Registry) -> None:
     out = ok(await registry.run("endpoint", "add", OBJ, "tcp -h 10.0.0.1 -p 10000 -t 60000"))
-    assert f"added 'tcp -h 10.0.0.1 -p 10000 -t 60000' to {OBJ} (revision 1)" in out
+    assert f'added "tcp -h 10.0.0.1 -p 10000 -t 60000" to {OBJ} (revision 1)' in out
     ok(await registry.run("endpoint", "add", OBJ, "tcp -h 10.0.0.2 -p 10000", "--node", "n-2"))
 
     table = ok(await registry.run("objects"))
@@ -164,9 +164,8 @@ async def test_endpoint_add_state_update_rm_and_reads(registry: Registry) -> Non
 
     ok(await registry.run("endpoint", "rm", OBJ, "tcp -h 10.0.0.1 -p 10000"))
     ok(await registry.run("endpoint", "rm", OBJ, "tcp -h 10.0.0.2 -p 10000 -t 5"))
-    line = failed(await registry.run("object", OBJ), 1)
-    assert "HTTP 404" in line
-    assert "not found" in line
+    line = failed(await registry.run("object", OBJ), 5)  # 5: not found
+    assert line == f"tarscascade: not found: object {OBJ} (HTTP 404)"
 
 
 async def test_bad_input_is_one_line_and_changes_nothing(registry: Registry) -> None:
@@ -175,9 +174,8 @@ async def test_bad_input_is_one_line_and_changes_nothing(registry: Registry) -> 
     assert "missing -p" in line
     line = failed(await registry.run("endpoint", "add", OBJ, "tcp -h 10.0.0.1 -p 99999"), 2)
     assert "-p" in line
-    line = failed(await registry.run("endpoint", "add", "NoObject", "tcp -h h -p 1"), 1)
-    assert "HTTP 400" in line
-    assert "object id" in line
+    line = failed(await registry.run("endpoint", "add", "NoObject", "tcp -h h -p 1"), 2)
+    assert "bad object id 'NoObject'" in line  # checked here, before anything is sent
     line = failed(await registry.run("endpoint", "add", OBJ, "tcp -h h -p 1", "--set", "a.b"), 1)
     assert "set id" in line
     line = failed(await registry.run("endpoint", "update", OBJ, "tcp -h h -p 1"), 2)
@@ -190,8 +188,9 @@ async def test_bad_input_is_one_line_and_changes_nothing(registry: Registry) -> 
         await registry.run("endpoint", "add", OBJ, "tcp -h h -p 1", "--adapter", "a b"), 1
     )
     assert "adapter name" in line
-    line = failed(await registry.run("endpoint", "rm", OBJ, "tcp -h h -p 1"), 1)
-    assert "HTTP 404" in line
+    line = failed(await registry.run("endpoint", "rm", OBJ, "tcp -h h -p 1"), 5)
+    assert line == f'tarscascade: not found: endpoint "tcp -h h -p 1" of {OBJ} (HTTP 404)'
+    assert "|" not in line  # never the store's internal key
     bad_state = await registry.run("endpoint", "state", OBJ, "tcp -h h -p 1", "up")
     assert bad_state.returncode == 2
     ok(await registry.run("endpoint", "add", OBJ, "tcp -h 10.0.0.1 -p 1"))
@@ -266,8 +265,8 @@ async def test_nodes_groups_settings(registry: Registry) -> None:
     settings = ok_json(await registry.run("settings", "--json"))["settings"]
     assert settings == [{"name": "refresh.interval", "value": "3000"}]
     ok(await registry.run("setting", "rm", "refresh.interval"))
-    line = failed(await registry.run("setting", "rm", "refresh.interval"), 1)
-    assert "HTTP 404" in line
+    line = failed(await registry.run("setting", "rm", "refresh.interval"), 5)
+    assert line == "tarscascade: not found: setting refresh.interval (HTTP 404)"
 
 
 # ---------------------------------------------------------------------------- resolve
