@@ -134,7 +134,7 @@ def read_token(token: str | None, token_file: Path | None) -> str | None:
     giving ``--token`` and ``--token-file`` together is a usage error."""
     if token_file is None:
         return token or None
-    if token and _given_on_command_line("token"):
+    if token and _given_on_command_line(token):
         fail("give --token or --token-file, not both", EXIT_USAGE)
     try:
         text = token_file.read_text(encoding="utf-8")
@@ -146,12 +146,10 @@ def read_token(token: str | None, token_file: Path | None) -> str | None:
     return first
 
 
-def _given_on_command_line(param: str) -> bool:
-    import click
-    from click.core import ParameterSource
-
-    ctx = click.get_current_context(silent=True)
-    return ctx is not None and ctx.get_parameter_source(param) is ParameterSource.COMMANDLINE
+def _given_on_command_line(token: str) -> bool:
+    # typer folds the environment into --token's value; equal to it means "from there"
+    # (and if someone typed the same value, letting the file win changes nothing)
+    return token != os.environ.get(TOKEN_ENV)
 
 
 def path(*segments: str | int) -> str:

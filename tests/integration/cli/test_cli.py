@@ -340,3 +340,92 @@ async def test_resolve_by_set_station_and_caller_group(registry: Registry) -> No
     assert _ports(group["active"]) == [8002]
     group = await _resolve_json(registry, "--method", "group", "--node-name", "10.0.1.77")
     assert _ports(group["active"]) == [8001]
+
+
+# ---------------------------------------------------------------------------- conventions
+
+
+async def test_token_file_beats_the_environment_and_conflicts_with_token(
+    registry: Registry, tmp_path: Path
+) -> None:
+    secret = tmp_path / "token"
+    secret.write_text(TOKEN + "\n")
+    ok(await registry.run("setting", "set", "a", "1", "--token-file", str(secret), token="wrong"))
+    assert registry.core.catalog.get_setting("a") == "1"
+    line = failed(
+        await registry.run(
+            "setting", "set", "a", "2", "--token", TOKEN, "--token-file", str(secret), token=None
+        ),
+        2,
+    )
+    assert "--token or --token-file, not both" in line
+    line = failed(await registry.run("setting", "set", "a", "2", "--token-file", "/no/such"), 2)
+    assert "cannot read --token-file" in line
+    (tmp_path / "empty").write_text("\n")
+    line = failed(
+        await registry.run("setting", "set", "a", "2", "--token-file", str(tmp_path / "empty")), 2
+    )
+    assert "is empty" in line
+    assert registry.core.catalog.get_setting("a") == "1"
+
+
+async def test_removals_with_ignore_not_found(registry: Registry) -> None:
+    before = registry.core.revision
+    for args in (
+        ("endpoint", "rm", OBJ, "tcp -h 10.0.0.9 -p 9"),
+        ("node", "rm", "ghost"),
+        ("setting", "rm", "ghost"),
+        ("group", "rule", "rm", "77"),
+        ("group", "priority", "rm", "77"),
+    ):
+        failed(await registry.run(*args), 5)
+        out = ok(await registry.run(*args, "--ignore-not-found"))
+        assert "nothing to remove" in out, out
+    assert registry.core.revision == before
+    # a wrong URL is a 404 too, but for a route: never taken for an absent record
+    env = {"TARSCASCADE_REGISTRY": registry.url + "/nope", "TARSCASCADE_TOKEN": TOKEN}
+    p = await run_cli("setting", "rm", "ghost", "--ignore-not-found", env=env)
+    line = failed(p, 1)
+    assert "no such route" in line
+
+
+async def test_endpoint_add_without_node_warns_that_keepalive_will_not_govern_it(
+    registry: Registry,
+) -> None:
+    p = await registry.run("endpoint", "add", OBJ, "tcp -h 10.0.0.1 -p 1")
+    ok(p)
+    assert "keepAlive will not govern it" in p.stderr
+    assert '"tcp -h 10.0.0.1 -p 1"' in p.stderr
+    p = await registry.run("endpoint", "add", OBJ, "tcp -h 10.0.0.1 -p 2", "--node", "n1")
+    ok(p)
+    assert p.stderr == ""
+
+
+async def test_object_ids_are_checked_before_anything_is_sent(registry: Registry) -> None:
+    for args in (
+        ("object", "bad id"),
+        ("endpoint", "rm", "A.B", "tcp -h h -p 1"),
+        ("endpoint", "state", "A..C", "tcp -h h -p 1", "inactive"),
+        ("resolve", "x", "--via", registry.via),
+    ):
+        line = failed(await registry.run(*args), 2)
+        assert "bad object id" in line, args
+
+
+async def test_objects_pages_through_the_listing(registry: Registry) -> None:
+    for i in range(5):
+        ok(await registry.run("endpoint", "add", f"App.S{i}.Obj", "tcp -h h -p 1", "--node", "n"))
+    listed = ok_json(await registry.run("objects", "--json"))["objects"]
+    assert [o["object_id"] for o in listed] == [f"App.S{i}.Obj" for i in range(5)]
+    two = ok_json(await registry.run("objects", "--json", "--limit", "2"))["objects"]
+    assert [o["object_id"] for o in two] == ["App.S0.Obj", "App.S1.Obj"]
+    pre = ok_json(await registry.run("objects", "--json", "--prefix", "App.S3"))["objects"]
+    assert [o["object_id"] for o in pre] == ["App.S3.Obj"]
+
+
+async def test_node_show_and_ls(registry: Registry) -> None:
+    ok(await registry.run("node", "add", "node-1", "--host", "10.0.0.1", "--port", "19386"))
+    shown = ok_json(await registry.run("node", "show", "node-1", "--json"))
+    assert (shown["name"], shown["host"], shown["registered"]) == ("node-1", "10.0.0.1", True)
+    assert "10.0.0.1:19386" in ok(await registry.run("node", "ls"))
+    failed(await registry.run("node", "show", "ghost"), 5)

@@ -1,4 +1,5 @@
-"""`tarscascade node` as a real process against `tarscascade registry`: sync, lookup, stop."""
+"""`tarscascade agent` as a real process against `tarscascade registry`: sync, lookup,
+the advertised address, stop; and the deprecated `tarscascade node` spelling."""
 
 from __future__ import annotations
 
@@ -56,9 +57,11 @@ def test_node_process_syncs_from_the_registry_and_serves_lookups(tmp_path: Path)
         node = subprocess.Popen(
             [
                 *CLI,
-                "node",
+                "agent",
                 "--name",
                 "n1",
+                "--advertise",
+                "10.9.8.7",
                 "--upstream",
                 f"127.0.0.1:{tars_port}",
                 "--listen",
@@ -88,6 +91,10 @@ def test_node_process_syncs_from_the_registry_and_serves_lookups(tmp_path: Path)
         assert [e["port"] for e in obj["active"]] == [1000]  # type: ignore[union-attr]
         status = _get(f"{node_http}/status")
         assert status["stale"] is False
+        # the registry records the advertised host with the port the agent bound
+        node_port = n[0].split()[2].rsplit(":", 1)[1]
+        listed = _get(f"{http}/v1/nodes/n1")
+        assert listed["address"] == f"10.9.8.7:{node_port}", listed
         node.send_signal(signal.SIGINT)
         assert node.wait(timeout=30) == 0
         assert (tmp_path / "n" / "replica.snapshot").exists()
@@ -100,3 +107,35 @@ def test_node_process_syncs_from_the_registry_and_serves_lookups(tmp_path: Path)
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
+
+
+def test_node_without_a_subcommand_still_runs_an_agent_with_a_note(tmp_path: Path) -> None:
+    node = subprocess.Popen(
+        [*CLI, "node", "--name", "old", "--upstream", "127.0.0.1:1"]
+        + ["--listen", "127.0.0.1:0", "--http", "off"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert node.stderr is not None
+        note = node.stderr.readline()
+        assert "'tarscascade node' to run an agent is deprecated" in note
+        assert "tarscascade agent" in note
+        (line,) = _lines(node, 1)
+        assert line.startswith("node      TARS  127.0.0.1:"), line
+    finally:
+        node.send_signal(signal.SIGINT)
+        assert node.wait(timeout=30) == 0
+
+
+def test_agent_refuses_a_wildcard_advertise_and_warns_without_one() -> None:
+    p = subprocess.run(
+        [*CLI, "agent", "--advertise", "0.0.0.0", "--upstream", "127.0.0.1:1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert p.returncode == 2, p.stderr
+    assert "--advertise" in p.stderr
