@@ -17,14 +17,19 @@ from __future__ import annotations
 import asyncio
 import bisect
 import heapq
-from collections.abc import Set
+import time
+from collections.abc import AsyncIterator, Iterable, Set
 from dataclasses import dataclass
 from typing import Any
 
 from tarscascade.model import Category
 
-#: work per slice between two yields to the event loop (each slice well under 5 ms)
-SLICE = 2_000
+#: the longest the listing works before it yields to the event loop (QueryF waits that long)
+SLICE_S = 0.002
+#: ids sorted per run before the runs are merged (a sort is one C call: keep it short)
+RUN = 2_000
+#: the budget is checked every this many items
+CHECK_EVERY = 64
 #: past this many dirty objects a rebuild is cheaper than recounting one by one
 REBUILD_AT = 50_000
 MAX_LIMIT = 1_000
@@ -115,32 +120,23 @@ class ObjectListing:
         catalog = self._catalog
         ids = list(catalog.object_ids())  # one C-speed copy; the view is live
         runs: list[list[str]] = []
-        rows: dict[str, ObjectRow] = {}
-        for i in range(0, len(ids), SLICE):
-            chunk = sorted(ids[i : i + SLICE])
-            for oid in chunk:
-                rows[oid] = _count(catalog, oid)
-            runs.append(chunk)
-            await asyncio.sleep(0)
+        async for start in _sliced(range(0, len(ids), RUN), every=1):
+            runs.append(sorted(ids[start : start + RUN]))
         merged: list[str] = []
-        it = heapq.merge(*runs)
-        while True:
-            part = [oid for _, oid in zip(range(SLICE * 10), it, strict=False)]
-            if not part:
-                break
-            merged += part
-            await asyncio.sleep(0)
+        async for oid in _sliced(heapq.merge(*runs)):
+            merged.append(oid)
+        rows: dict[str, ObjectRow] = {}
+        async for oid in _sliced(merged):
+            rows[oid] = _count(catalog, oid)
         # objects removed while counting are dropped by the recount of the dirty set
         self._ids, self._rows = merged, rows
 
     async def _recount(self) -> None:
         assert self._dirty is not None
         while self._dirty:
-            batch = [self._dirty.pop() for _ in range(min(SLICE, len(self._dirty)))]
-            for oid in batch:
+            batch = [self._dirty.pop() for _ in range(min(RUN, len(self._dirty)))]
+            async for oid in _sliced(batch):
                 self._update(oid)
-            if self._dirty:
-                await asyncio.sleep(0)
 
     def _update(self, oid: str) -> None:
         row = _count(self._catalog, oid) if self._catalog.has_object(oid) else None
@@ -160,3 +156,13 @@ class ObjectListing:
 def _count(catalog: Any, oid: str) -> ObjectRow:
     eps = catalog.get_object(oid)
     return ObjectRow(oid, len(eps), sum(1 for e in eps if catalog.is_active(e)))
+
+
+async def _sliced(items: Iterable[Any], every: int = CHECK_EVERY) -> AsyncIterator[Any]:
+    """``items``, yielding to the event loop whenever :data:`SLICE_S` of work has passed."""
+    deadline = time.perf_counter() + SLICE_S
+    for i, item in enumerate(items):
+        yield item
+        if i % every == 0 and time.perf_counter() > deadline:
+            await asyncio.sleep(0)
+            deadline = time.perf_counter() + SLICE_S

@@ -111,8 +111,10 @@ def test_node_process_syncs_from_the_registry_and_serves_lookups(tmp_path: Path)
 
 def test_node_without_a_subcommand_still_runs_an_agent_with_a_note(tmp_path: Path) -> None:
     node = subprocess.Popen(
-        [*CLI, "node", "--name", "old", "--upstream", "127.0.0.1:1"]
-        + ["--listen", "127.0.0.1:0", "--http", "off"],
+        [
+            *(*CLI, "node", "--name", "old", "--upstream", "127.0.0.1:1"),
+            *("--listen", "127.0.0.1:0", "--http", "off"),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
