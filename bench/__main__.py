@@ -31,6 +31,8 @@ SUITE = {
     "disk": "bench.bench_disk",
     "chaos": "bench.bench_chaos",
     "cli": "bench.bench_cli",
+    "listing": "bench.bench_listing",
+    "dashboard": "bench.bench_dashboard",
 }
 
 

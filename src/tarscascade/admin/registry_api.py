@@ -21,6 +21,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPBearer
 
 from tarscascade import __version__
+from tarscascade.admin.answers import drain_status, drained, endpoint_view
+from tarscascade.admin.dashboard import mount_dashboard
 from tarscascade.admin.guard import (
     DEFAULT_MAX_BODY,
     GuardMiddleware,
@@ -66,7 +68,7 @@ from tarscascade.admin.schemas import (
     StateBody,
 )
 from tarscascade.cascade import NodeState
-from tarscascade.errors import EndpointSyntaxError, NotFoundError
+from tarscascade.errors import NotFoundError
 from tarscascade.model import (
     Category,
     EndpointRecord,
@@ -76,14 +78,13 @@ from tarscascade.model import (
     State,
 )
 from tarscascade.registry.admin_ops import (
-    TRANSPORTS,
     RegistryAdmin,
     ValidationError,
     validate_name,
 )
-from tarscascade.registry.drains import DrainJob, DrainResult
+from tarscascade.registry.drains import DrainJob
 from tarscascade.registry.listing import MAX_LIMIT, ObjectListing
-from tarscascade.wire.endpoint import Endpoint, format_endpoint, validate_object_id
+from tarscascade.wire.endpoint import validate_object_id
 
 __all__ = ["UnsafeListenError", "check_listen_safety", "create_registry_app"]
 
@@ -132,6 +133,7 @@ def create_registry_app(
     _object_routes(app.router, admin, listing)
     for add_routes in (_drain_routes, _node_routes, _group_routes, _setting_routes):
         add_routes(app.router, admin)
+    mount_dashboard(app, admin, listing)
     _document_errors_truthfully(app)
     app.add_middleware(GuardMiddleware, token=token or None, max_body=max_body)
     # added last = outermost, so it also counts what the guard refuses
@@ -193,35 +195,9 @@ def _oid(object_id: str) -> str:
     return object_id
 
 
-def endpoint_string(r: EndpointRecord) -> str:
-    """The record as a TARS endpoint string (``-s`` is the registry's set id)."""
-    try:
-        ep = Endpoint(
-            transport=TRANSPORTS[r.istcp],  # type: ignore[arg-type]
-            host=r.host,
-            port=r.port,
-            timeout=r.timeout,
-            grid=r.grid,
-            qos=r.qos,
-            weight=r.weight,
-            weight_type=r.weight_type,
-            auth_type=r.auth_type,
-            set_id=r.set_id,
-        )
-    except (EndpointSyntaxError, KeyError):
-        return f"{TRANSPORTS.get(r.istcp, 'tcp')} -h {r.host} -p {r.port}"
-    return format_endpoint(ep)
-
-
-def _endpoint_view(admin: RegistryAdmin, r: EndpointRecord) -> Json:
-    view = admin.endpoint_view(r)
-    view["endpoint"] = endpoint_string(r)
-    return view
-
-
 def _written(admin: RegistryAdmin, revision: int, key: str, record: Any) -> Json:
     if isinstance(record, EndpointRecord):
-        return {"revision": revision, key: _endpoint_view(admin, record)}
+        return {"revision": revision, key: endpoint_view(admin, record)}
     return {"revision": revision, key: dataclasses.asdict(record)}
 
 
@@ -289,7 +265,7 @@ def _object_routes(r: APIRouter, admin: RegistryAdmin, listing: ObjectListing) -
         return {
             "revision": admin.core.revision,
             "object_id": object_id,
-            "endpoints": [_endpoint_view(admin, e) for e in eps],
+            "endpoints": [endpoint_view(admin, e) for e in eps],
         }
 
     @r.post(
@@ -325,7 +301,7 @@ def _object_routes(r: APIRouter, admin: RegistryAdmin, listing: ObjectListing) -
         responses=READ_ERRORS,
     )
     async def get_endpoint(object_id: str, host: str, port: Port) -> Json:
-        return _endpoint_view(admin, admin.get_endpoint(_oid(object_id), host, port))
+        return endpoint_view(admin, admin.get_endpoint(_oid(object_id), host, port))
 
     @r.patch(
         ep_path,
@@ -389,7 +365,7 @@ def _object_routes(r: APIRouter, admin: RegistryAdmin, listing: ObjectListing) -
         job = await admin.start_drain(_oid(object_id), host, port, timeout)
         if NDJSON in request.headers.get("accept", ""):
             return StreamingResponse(_drain_lines(admin, job), media_type=NDJSON)
-        return _drained(admin, job.id, await job.wait())
+        return drained(admin, job.id, await job.wait())
 
     @r.delete(
         ep_path,
@@ -402,21 +378,6 @@ def _object_routes(r: APIRouter, admin: RegistryAdmin, listing: ObjectListing) -
     async def remove_endpoint(object_id: str, host: str, port: Port) -> Json:
         res = await admin.remove_endpoint(_oid(object_id), host, port)
         return {"revision": res.revision}
-
-
-def _drained(admin: RegistryAdmin, job_id: int, res: DrainResult) -> Json:
-    return {
-        "id": job_id,
-        "revision": res.version.revision,
-        "version": {"epoch": res.version.epoch, "revision": res.version.revision},
-        "changed": res.changed,
-        "endpoint": _endpoint_view(admin, res.record),
-        "elapsed_s": round(res.elapsed_s, 6),
-        "nodes": res.nodes,
-        "acked": res.acked,
-        "missing": res.missing,
-        "complete": res.complete,
-    }
 
 
 #: a progress line names at most this many missing nodes (the count is always there)
@@ -463,26 +424,7 @@ async def _drain_lines(admin: RegistryAdmin, job: DrainJob) -> AsyncIterator[byt
         except TimeoutError:
             quiet += DRAIN_POLL_S
     assert job.result is not None
-    yield line({"event": "result", **_drained(admin, job.id, job.result)})
-
-
-def drain_status(admin: RegistryAdmin, job: DrainJob) -> Json:
-    p = job.progress()
-    r = job.record
-    return {
-        "id": job.id,
-        "object_id": r.object_id,
-        "endpoint": endpoint_string(r),
-        "revision": job.version.revision,
-        "started_at": round(job.started_at, 3),
-        "timeout": job.timeout,
-        "done": p.done,
-        "total": len(job.nodes),
-        "acked_count": p.acked_count,
-        "missing": p.missing,
-        "elapsed_s": round(p.elapsed_s, 3),
-        "result": _drained(admin, job.id, job.result) if job.result is not None else None,
-    }
+    yield line({"event": "result", **drained(admin, job.id, job.result)})
 
 
 def _drain_routes(r: APIRouter, admin: RegistryAdmin) -> None:

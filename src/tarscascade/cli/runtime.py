@@ -24,6 +24,7 @@ from tarscascade.node.app import NodeAgent, NodeConfig
 from tarscascade.registry.admin_ops import RegistryAdmin
 from tarscascade.registry.cascade import attach_cascade
 from tarscascade.registry.core import RegistryCore, RegistryOptions
+from tarscascade.registry.fleet_log import FleetWatcher
 from tarscascade.registry.servants import QueryServant, ReportServant, ServerObjAlias
 from tarscascade.store import SqlStore
 from tarscascade.transport import ServerOptions, TarsServer
@@ -104,6 +105,8 @@ class RegistryProcess:
             await self.tars.start()
             self.tars_port = self.tars.port
             self._tasks.append(asyncio.create_task(core.run(), name="registry-loops"))
+            watcher = FleetWatcher(self.hub, lambda: core.epoch)
+            self._tasks.append(asyncio.create_task(watcher.run(), name="fleet-log"))
             if cfg.http is not None:
                 tars = self.tars
                 metrics = RegistryMetrics(core, tars_requests=lambda: tars.stats["requests"])

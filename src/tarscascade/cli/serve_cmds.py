@@ -55,8 +55,9 @@ def _hostport(value: str, default_port: int, what: str) -> tuple[str, int]:
         raise typer.BadParameter(f"{what}: {exc}") from exc
 
 
-async def wait_for_signal() -> None:
-    """Return on SIGINT or SIGTERM (Ctrl-C stops cleanly, in stages)."""
+def stop_on_signal() -> Any:
+    """An event set by SIGINT or SIGTERM (Ctrl-C stops cleanly, in stages). Installed
+    before anything is printed: a signal sent as soon as the addresses appear is caught."""
     import asyncio
     import contextlib
     import signal
@@ -66,7 +67,7 @@ async def wait_for_signal() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return stop
 
 
 def _run(command: str, main: Coroutine[Any, Any, None]) -> None:
@@ -119,6 +120,7 @@ def registry(
 async def _run_registry(cfg: RegistryConfig) -> None:
     from tarscascade.cli.runtime import RegistryProcess
 
+    stop = stop_on_signal()
     async with RegistryProcess(cfg) as rp:
         host = cfg.listen[0]
         names = "tars.tarsregistry.QueryObj, tars.tarsnode.ServerObj alias"
@@ -126,7 +128,7 @@ async def _run_registry(cfg: RegistryConfig) -> None:
         if cfg.http is not None:
             typer.echo(f"registry  HTTP  http://{cfg.http[0]}:{rp.http_port}")
         typer.echo(f"locator   {rp.locator()}")
-        await wait_for_signal()
+        await stop.wait()
         typer.echo("stopping", err=True)
 
 
@@ -244,9 +246,10 @@ def node(
 async def _run_node(cfg: NodeConfig, http_addr: tuple[str, int] | None) -> None:
     from tarscascade.cli.runtime import NodeProcess
 
+    stop = stop_on_signal()
     async with NodeProcess(cfg, http_addr) as np:
         _print_node(np, http_addr)
-        await wait_for_signal()
+        await stop.wait()
         typer.echo("stopping", err=True)
 
 
@@ -302,6 +305,7 @@ async def _run_up(reg: RegistryConfig, directory: Path, node_name: str, token: s
     from tarscascade.cli.runtime import NodeProcess, RegistryProcess, client_locator
     from tarscascade.node.app import NodeConfig
 
+    stop = stop_on_signal()
     async with RegistryProcess(reg) as rp:
         cfg = NodeConfig(
             name=node_name,
@@ -323,5 +327,5 @@ async def _run_up(reg: RegistryConfig, directory: Path, node_name: str, token: s
             typer.echo("Paste into a TARS client's config (tars.application.client):")
             typer.echo(f"  locator = {client_locator(np, rp.tars_port)}")
             typer.echo("Ctrl-C stops both.")
-            await wait_for_signal()
+            await stop.wait()
             typer.echo("stopping", err=True)

@@ -61,7 +61,9 @@ class ObjectListing:
         self.core = core
         self._catalog: Any = None
         self._ids: list[str] = []
-        self._rows: dict[str, ObjectRow] = {}
+        # oid -> endpoints << 32 | active: a dict of str -> int is not tracked by the
+        # garbage collector, so 200,000 objects add nothing to a full collection's scan
+        self._rows: dict[str, int] = {}
         self._dirty: set[str] | None = None  # None: rebuild from scratch
         self._lock = asyncio.Lock()
         self.rebuilds = 0
@@ -98,7 +100,7 @@ class ObjectListing:
         hi = bisect.bisect_left(ids, prefix + "\U0010ffff") if prefix else len(ids)
         start = max(lo, bisect.bisect_right(ids, cursor)) if cursor else lo
         end = min(hi, start + max(1, min(limit, MAX_LIMIT)))
-        rows = [self._rows[oid] for oid in ids[start:end]]
+        rows = [_row(oid, self._rows[oid]) for oid in ids[start:end]]
         next_cursor = ids[end - 1] if end < hi and rows else None
         return ObjectPage(rows, next_cursor, hi - lo, revision)
 
@@ -125,7 +127,7 @@ class ObjectListing:
         merged: list[str] = []
         async for oid in _sliced(heapq.merge(*runs)):
             merged.append(oid)
-        rows: dict[str, ObjectRow] = {}
+        rows: dict[str, int] = {}
         async for oid in _sliced(merged):
             rows[oid] = _count(catalog, oid)
         # objects removed while counting are dropped by the recount of the dirty set
@@ -153,9 +155,13 @@ class ObjectListing:
         self._rows[oid] = row
 
 
-def _count(catalog: Any, oid: str) -> ObjectRow:
+def _count(catalog: Any, oid: str) -> int:
     eps = catalog.get_object(oid)
-    return ObjectRow(oid, len(eps), sum(1 for e in eps if catalog.is_active(e)))
+    return len(eps) << 32 | sum(1 for e in eps if catalog.is_active(e))
+
+
+def _row(oid: str, packed: int) -> ObjectRow:
+    return ObjectRow(oid, packed >> 32, packed & 0xFFFFFFFF)
 
 
 async def _sliced(items: Iterable[Any], every: int = CHECK_EVERY) -> AsyncIterator[Any]:
