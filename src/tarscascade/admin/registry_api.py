@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, FastAPI, Path, Query, Request, Security
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPBearer
@@ -83,7 +84,7 @@ from tarscascade.registry.admin_ops import (
     validate_name,
 )
 from tarscascade.registry.drains import DrainJob
-from tarscascade.registry.listing import MAX_LIMIT, ObjectListing
+from tarscascade.registry.listing import MAX_LIMIT, ObjectListing, ObjectPage
 from tarscascade.wire.endpoint import validate_object_id
 
 __all__ = ["UnsafeListenError", "check_listen_safety", "create_registry_app"]
@@ -236,22 +237,9 @@ def _object_routes(r: APIRouter, admin: RegistryAdmin, listing: ObjectListing) -
         prefix: Annotated[
             str, Query(max_length=256, description="only ids starting with this")
         ] = "",
-    ) -> Json:
+    ) -> Response:
         page = await listing.page(limit=limit, cursor=cursor, prefix=prefix)
-        return {
-            "revision": page.revision,
-            "objects": [
-                {
-                    "object_id": row.object_id,
-                    "endpoints": row.endpoints,
-                    "active": row.active,
-                    "inactive": row.inactive,
-                }
-                for row in page.rows
-            ],
-            "total": page.total,
-            "next_cursor": page.next_cursor,
-        }
+        return Response(listing_json(page), media_type="application/json")
 
     @r.get(
         "/v1/objects/{object_id}",
@@ -451,6 +439,28 @@ def _drain_routes(r: APIRouter, admin: RegistryAdmin) -> None:
                 [str(drain_id)], f"drain {drain_id} (only the recent ones are kept)"
             )
         return drain_status(admin, job)
+
+
+def listing_json(page: ObjectPage) -> bytes:
+    """A page of ``GET /v1/objects`` encoded directly (the ``ObjectList`` model, tested):
+    pages are the hot read, and skipping the model's validation pass keeps each one to
+    about a millisecond of the event loop and little garbage for the collector."""
+    return orjson.dumps(
+        {
+            "revision": page.revision,
+            "objects": [
+                {
+                    "object_id": row.object_id,
+                    "endpoints": row.endpoints,
+                    "active": row.active,
+                    "inactive": row.inactive,
+                }
+                for row in page.rows
+            ],
+            "total": page.total,
+            "next_cursor": page.next_cursor,
+        }
+    )
 
 
 def _check_typed_weight(current: EndpointRecord, changes: Json) -> None:
