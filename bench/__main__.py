@@ -31,6 +31,9 @@ SUITE = {
     "disk": "bench.bench_disk",
     "chaos": "bench.bench_chaos",
     "dbtars": "bench.bench_dbtars",
+    "cli": "bench.bench_cli",
+    "listing": "bench.bench_listing",
+    "dashboard": "bench.bench_dashboard",
 }
 
 

@@ -176,7 +176,7 @@ class Chaos:
             self.nodes[name] = Child(
                 name,
                 [
-                    "node",
+                    "agent",
                     "--name",
                     name,
                     "--upstream",

@@ -414,6 +414,52 @@ def _suite(r: R) -> list[Row]:
     ]
 
 
+def _cli(r: R) -> list[Row]:
+    return [
+        (
+            f"cli: `{name}`, a fresh process (python -c pass: "
+            f"{r['python -c pass']['median_ms']:g} ms)",
+            f"{v['median_ms']:g} ms (min {v['min_ms']:g})",
+            v.get("target", "—"),
+        )
+        for name, v in r.items()
+        if name.startswith("tarscascade")
+    ]
+
+
+def _listing(r: R) -> list[Row]:
+    n = _n(r["endpoints"])
+    rows: list[Row] = [
+        (
+            f"listing: worst QueryF lateness while GET /v1/objects lists {n} endpoints, before",
+            f"{r['before_one_request']['queryf_worst_late_ms']:g} ms (one request)",
+            "—",
+        )
+    ]
+    for key, what in (("after_cold", "first listing"), ("after_warm", "listed again")):
+        v = r[key]
+        rows.append(
+            (
+                f"listing: the same, paginated ({what}, {v['requests']} pages)",
+                f"{v['queryf_worst_late_ms']:g} ms",
+                r["target"],
+            )
+        )
+    return rows
+
+
+def _dashboard(r: R) -> list[Row]:
+    return [
+        (
+            f"dashboard at {_n(r['nodes'])} nodes: {name.replace('_', ' ')}",
+            f"{v['ms']:g} ms",
+            v["target"],
+        )
+        for name, v in r.items()
+        if isinstance(v, dict)
+    ]
+
+
 EXTRACT: dict[str, Callable[[R], list[Row]]] = {
     "codec": _codec,
     "catalog": _catalog,
@@ -431,6 +477,9 @@ EXTRACT: dict[str, Callable[[R], list[Row]]] = {
     "disk": _disk,
     "chaos": _chaos,
     "dbtars": _dbtars,
+    "cli": _cli,
+    "listing": _listing,
+    "dashboard": _dashboard,
     "suite": _suite,
 }
 

@@ -42,4 +42,14 @@ if ! command -v etcd >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
     || echo "etcd-server: could not be installed; the etcd benchmark will be skipped" >&2
 fi
 command -v etcd >/dev/null 2>&1 && echo "etcd: $(etcd --version | head -1)"
+
+# chromium: the dashboard tests drive Debian's headless Chromium with Playwright
+# (tests/integration/admin/test_dashboard.py); without it they report themselves skipped.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  { timeout 600 apt-get install -y -q chromium >/dev/null 2>&1 \
+    || { timeout 300 apt-get update -q >/dev/null 2>&1 \
+         && timeout 600 apt-get install -y -q chromium >/dev/null 2>&1; }; } \
+    || echo "chromium: could not be installed; the dashboard tests will be skipped" >&2
+fi
+command -v chromium >/dev/null 2>&1 && echo "chromium: $(chromium --version 2>/dev/null | head -1)"
 exit 0

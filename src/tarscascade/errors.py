@@ -73,10 +73,13 @@ class StoreError(TarsCascadeError):
 class NotFoundError(StoreError):
     """A write named a record that does not exist (a delete of a missing row)."""
 
-    def __init__(self, keys: list[str]) -> None:
+    def __init__(self, keys: list[str], what: str | None = None) -> None:
+        # ``what`` names the record as users write it (``endpoint "tcp -h h -p 1" of
+        # A.B.Obj``); the keys are the store's and stay out of messages when it is given
         shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
-        super().__init__(f"not found: {shown}")
+        super().__init__(f"not found: {what or shown}")
         self.keys = keys
+        self.what = what
 
 
 class ConflictError(StoreError):

@@ -15,6 +15,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tarscascade.admin.http import error_body
 from tarscascade.errors import TarsCascadeError
 
 #: requests with these methods change state and need the token when one is configured
@@ -49,7 +50,7 @@ def check_listen_safety(host: str, token: str | None) -> None:
 
 
 async def send_json_error(send: Send, status: int, message: str, headers: dict[str, str]) -> None:
-    body = json.dumps({"error": message}).encode()
+    body = json.dumps(error_body(status, message)).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})

@@ -1,9 +1,12 @@
 """HTTP plumbing shared by the admin APIs: JSON error answers and request metrics.
 
-Every error leaves as ``{"error": "<one readable line>"}``: the library's exceptions by
-kind (bad input 400, missing 404, duplicate 409, database trouble 503), FastAPI's
-request validation as 400 (not 422: the CLI and scripts need one rule, "4xx means your
-request was refused, nothing changed"), and Starlette's own 404/405.
+Every error leaves as ``{"error": "<one readable line>", "reason": "<code>"}`` (the
+``Error`` model of the OpenAPI document): the library's exceptions by kind (bad input
+400, missing 404, duplicate 409, database trouble 503), FastAPI's request validation as
+400 (not 422: the CLI and scripts need one rule, "4xx means your request was refused,
+nothing changed"), and Starlette's own 404/405. ``reason`` is for programs: a 404 is
+``not_found`` for a missing record but ``no_route`` for a path the API does not have,
+so ``--ignore-not-found`` never mistakes a wrong URL for an absent endpoint.
 """
 
 from __future__ import annotations
@@ -37,10 +40,33 @@ ERROR_STATUS: dict[type[Exception], int] = {
     StoreError: 503,
 }
 MAX_SHOWN_ERRORS = 3
+#: the ``reason`` of an error answer by status, unless the raiser says otherwise
+REASONS: dict[int, str] = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    500: "internal",
+    503: "unavailable",
+}
+NO_ROUTE = "no_route"
 
 
-def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
+def error_body(status: int, message: str, reason: str | None = None) -> dict[str, str]:
+    return {"error": message, "reason": reason or REASONS.get(status, "error")}
+
+
+def error_response(
+    status: int,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    reason: str | None = None,
+) -> Response:
+    return JSONResponse(error_body(status, message, reason), status_code=status, headers=headers)
 
 
 def describe_validation(errors: Sequence[Any]) -> str:
@@ -69,13 +95,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        reason = None
         if exc.status_code == 404 and exc.detail == "Not Found":
-            message = f"no such route: {request.url.path}"
+            message, reason = f"no such route: {request.url.path}", NO_ROUTE
         elif exc.status_code == 405:
             message = f"method {request.method} not allowed on {request.url.path}"
         else:
             message = str(exc.detail)
-        return error_response(exc.status_code, message, exc.headers)
+        return error_response(exc.status_code, message, exc.headers, reason=reason)
 
     async def on_library_error(request: Request, exc: Exception) -> Response:
         status = next((ERROR_STATUS[t] for t in type(exc).__mro__ if t in ERROR_STATUS), 500)

@@ -15,10 +15,12 @@ import ipaddress
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Query
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 
 from tarscascade import __version__
+from tarscascade.admin.dashboard import STATIC_DIR, render, sse
 from tarscascade.admin.http import RequestMetricsMiddleware, error_response, install_error_handlers
 from tarscascade.admin.node_metrics import NodeMetrics
 from tarscascade.catalog.encoded import QueryMethod
@@ -65,6 +67,7 @@ def create_node_app(agent: NodeAgent, *, metrics: NodeMetrics | None = None) -> 
     # straight onto app.router: the metrics middleware labels requests by route template
     _ops_routes(app.router, agent, metrics)
     _object_routes(app.router, agent)
+    _page_routes(app, agent)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics, routes=app.router.routes)
     return app
 
@@ -106,6 +109,20 @@ def _ops_routes(r: APIRouter, agent: NodeAgent, metrics: NodeMetrics) -> None:
     @r.get("/metrics", tags=["operations"], summary="Prometheus text exposition")
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=metrics.content_type)
+
+
+def _page_routes(app: FastAPI, agent: NodeAgent) -> None:
+    """The node's status page (``/``), live over Server-Sent Events (admin/dashboard)."""
+
+    @app.router.get("/", include_in_schema=False, response_class=HTMLResponse)
+    async def page() -> HTMLResponse:
+        return render("node.html", page="node", status=agent.status())
+
+    @app.router.get("/ui/events", include_in_schema=False)
+    async def events(request: Request) -> Response:
+        return sse(request, agent.status)
+
+    app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="dashboard-static")
 
 
 def _object_routes(r: APIRouter, agent: NodeAgent) -> None:

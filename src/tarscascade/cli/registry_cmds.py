@@ -2,8 +2,11 @@
 
 ``app`` is merged into the root command (``root.add_typer(app)``, no name), so these
 read ``tarscascade objects``, ``tarscascade endpoint add ...`` and so on. Arguments are
-checked locally where that is cheap (endpoint strings, group lists), so a typo fails
-with exit 2 before anything is sent; everything else is the registry's to validate.
+checked locally where that is cheap (object ids, endpoint strings, group lists), so a
+typo fails with exit 2 before anything is sent; everything else is the registry's to
+validate. Every command takes the credential the same way (``--token``,
+``--token-file``, ``TARSCASCADE_TOKEN``): reads are open today, but a script that passes
+it everywhere keeps working when they are not.
 """
 
 from __future__ import annotations
@@ -15,19 +18,23 @@ import typer
 
 from tarscascade.cli.registry_client import (
     DEFAULT_REGISTRY,
-    EXIT_INCOMPLETE,
     EXIT_USAGE,
-    HTTP_TIMEOUT,
     AdminClient,
+    IgnoreNotFoundOpt,
     JsonOpt,
     RegistryOpt,
+    TokenFileOpt,
     TokenOpt,
+    check_object_id,
     fail,
     parse_endpoint_arg,
     path,
     print_json,
     print_table,
+    read_token,
     say,
+    user_endpoint,
+    warn,
     write,
 )
 from tarscascade.cli.registry_config_cmds import group_app, node_app, setting_app, settings
@@ -44,13 +51,23 @@ app.add_typer(setting_app, name="setting")
 app.command(help="List settings.")(settings)
 app.command(help="Resolve an object over TARS (QueryF), as a TARS client sees it.")(resolve)
 
+#: objects per request when ``objects`` walks the paginated listing
+LIST_PAGE = 1000
+
 
 class StateArg(StrEnum):
     ACTIVE = "active"
     INACTIVE = "inactive"
 
 
-ObjArg = Annotated[str, typer.Argument(metavar="OBJ", help="Servant object App.Server.Obj.")]
+def _object_arg(value: str) -> str:
+    return check_object_id(value)
+
+
+ObjArg = Annotated[
+    str,
+    typer.Argument(metavar="OBJ", help="Servant object App.Server.Obj.", callback=_object_arg),
+]
 EndpointArg = Annotated[
     str, typer.Argument(metavar="ENDPOINT", help='TARS endpoint, e.g. "tcp -h 10.0.0.1 -p 80".')
 ]
@@ -65,29 +82,59 @@ def _endpoint_url(obj: str, endpoint: str, *rest: str) -> str:
 
 
 @app.command()
-def objects(registry: RegistryOpt = DEFAULT_REGISTRY, as_json: JsonOpt = False) -> None:
+def objects(
+    prefix: Annotated[
+        str, typer.Option("--prefix", help="Only objects whose id starts with this.")
+    ] = "",
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", min=1, help="At most this many (default: all, page by page)."),
+    ] = None,
+    registry: RegistryOpt = DEFAULT_REGISTRY,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """List objects with their endpoint counts."""
-    data = AdminClient(registry).get(path("objects"))
+    client = AdminClient(registry, read_token(token, token_file))
+    listed: list[dict[str, Any]] = []
+    cursor: str | None = None
+    revision = 0
+    while True:
+        want = LIST_PAGE if limit is None else min(LIST_PAGE, limit - len(listed))
+        params: dict[str, Any] = {"limit": want, "prefix": prefix}
+        if cursor:
+            params["cursor"] = cursor
+        page = client.get(path("objects"), params=params)
+        revision = revision or page["revision"]
+        listed += page["objects"]
+        cursor = page.get("next_cursor")
+        if not cursor or (limit is not None and len(listed) >= limit):
+            break
     if as_json:
-        print_json(data)
+        print_json({"revision": revision, "objects": listed})
         return
-    rows = [(o["object_id"], o["endpoints"], o["active"], o["inactive"]) for o in data["objects"]]
+    rows = [(o["object_id"], o["endpoints"], o["active"], o["inactive"]) for o in listed]
     print_table(None, ("object", "endpoints", "active", "inactive"), rows)
 
 
 @app.command("object")
 def object_(
-    obj: ObjArg, registry: RegistryOpt = DEFAULT_REGISTRY, as_json: JsonOpt = False
+    obj: ObjArg,
+    registry: RegistryOpt = DEFAULT_REGISTRY,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Show an object's endpoints."""
-    data = AdminClient(registry).get(path("objects", obj))
+    data = AdminClient(registry, read_token(token, token_file)).get(path("objects", obj))
     if as_json:
         print_json(data)
         return
     rows = [
         (
             e["endpoint"],
-            e["node_name"],
+            e["node_name"] or "(ungoverned)",
             e["adapter"],
             e["tars_version"],
             e["set_id"],
@@ -107,27 +154,34 @@ def object_(
 
 
 @app.command()
-def nodes(registry: RegistryOpt = DEFAULT_REGISTRY, as_json: JsonOpt = False) -> None:
+def nodes(
+    registry: RegistryOpt = DEFAULT_REGISTRY,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """List node agents: state, cascade connection, revisions held, lag, heartbeat."""
-    data = AdminClient(registry).get(path("nodes"))
+    data = AdminClient(registry, read_token(token, token_file)).get(path("nodes"))
     if as_json:
         print_json(data)
         return
-    rows = [
-        (
-            n["name"],
-            _address(n),
-            n["setting_state"],
-            n["present_state"],
-            _cascade(n),
-            ", ".join(f"{cat} {v['revision']}" for cat, v in n.get("versions", {}).items()),
-            _lag(n.get("lag", {})),
-            _ago(n.get("last_heartbeat_age_s")),
-        )
-        for n in data["nodes"]
-    ]
-    columns = ("node", "address", "setting", "present", "cascade", "revisions", "lag", "heartbeat")
-    print_table(None, columns, rows)
+    print_table(None, NODE_COLUMNS, [node_row(n) for n in data["nodes"]])
+
+
+NODE_COLUMNS = ("node", "address", "setting", "present", "cascade", "revisions", "lag", "heartbeat")
+
+
+def node_row(n: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        n["name"],
+        _address(n),
+        n["setting_state"],
+        n["present_state"],
+        _cascade(n),
+        ", ".join(f"{cat} {v['revision']}" for cat, v in n.get("versions", {}).items()),
+        _lag(n.get("lag", {})),
+        _ago(n.get("last_heartbeat_age_s")),
+    )
 
 
 def _address(n: dict[str, Any]) -> str:
@@ -155,9 +209,14 @@ def _ago(age: float | None) -> str:
 
 
 @app.command()
-def status(registry: RegistryOpt = DEFAULT_REGISTRY, as_json: JsonOpt = False) -> None:
+def status(
+    registry: RegistryOpt = DEFAULT_REGISTRY,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Show versions and digests per category, and counts."""
-    data = AdminClient(registry).get(path("status"))
+    data = AdminClient(registry, read_token(token, token_file)).get(path("status"))
     if as_json:
         print_json(data)
         return
@@ -186,7 +245,12 @@ ADAPTER_HELP = (
 def endpoint_add(
     obj: ObjArg,
     endpoint: EndpointArg,
-    node: Annotated[str, typer.Option("--node", help="Node agent hosting it.")] = "",
+    node: Annotated[
+        str,
+        typer.Option(
+            "--node", help="Node agent hosting it (its keepAlive then governs the endpoint)."
+        ),
+    ] = "",
     enable_group: Annotated[bool, typer.Option("--enable-group", help="Use IDC groups.")] = False,
     group_name: Annotated[str, typer.Option("--group-name", help="Explicit IDC group.")] = "",
     set_id: Annotated[
@@ -198,10 +262,11 @@ def endpoint_add(
     adapter: Annotated[str, typer.Option("--adapter", help=ADAPTER_HELP)] = "",
     registry: RegistryOpt = DEFAULT_REGISTRY,
     token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Add an endpoint to an object."""
-    parse_endpoint_arg(endpoint)
+    shown = user_endpoint(endpoint)
     body = {
         "endpoint": endpoint,
         "node": node,
@@ -214,20 +279,30 @@ def endpoint_add(
         "replace": replace,
     }
     url = path("objects", obj, "endpoints")
-    write(registry, token, "POST", url, body, as_json, f"added {endpoint!r} to {obj}")
+    done = f'added "{endpoint.strip()}" to {obj}'
+    write(registry, read_token(token, token_file), "POST", url, body, as_json, done)
+    if not node:
+        warn(
+            f'"{shown}" has no --node: keepAlive will not govern it (it stays active'
+            " until changed by hand, and a server announcing it through a node is refused)"
+        )
 
 
 @endpoint_app.command("rm")
 def endpoint_rm(
     obj: ObjArg,
     endpoint: EndpointArg,
+    ignore_not_found: IgnoreNotFoundOpt = False,
     registry: RegistryOpt = DEFAULT_REGISTRY,
     token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Remove an endpoint (named by its host and port) from an object."""
     url = _endpoint_url(obj, endpoint)
-    write(registry, token, "DELETE", url, None, as_json, f"removed {endpoint!r} from {obj}")
+    done = f'removed "{user_endpoint(endpoint)}" from {obj}'
+    tok = read_token(token, token_file)
+    write(registry, tok, "DELETE", url, None, as_json, done, ignore_not_found=ignore_not_found)
 
 
 @endpoint_app.command("state")
@@ -237,12 +312,14 @@ def endpoint_state(
     state: Annotated[StateArg, typer.Argument(help="active or inactive")],
     registry: RegistryOpt = DEFAULT_REGISTRY,
     token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Set an endpoint active or inactive."""
     url = _endpoint_url(obj, endpoint, "state")
     body = {"state": state.value}
-    write(registry, token, "PUT", url, body, as_json, f"{endpoint!r} of {obj} is {state.value}")
+    done = f'"{user_endpoint(endpoint)}" of {obj} is {state.value}'
+    write(registry, read_token(token, token_file), "PUT", url, body, as_json, done)
 
 
 @endpoint_app.command("update")
@@ -265,6 +342,7 @@ def endpoint_update(
     adapter: Annotated[str | None, typer.Option("--adapter", help=ADAPTER_HELP)] = None,
     registry: RegistryOpt = DEFAULT_REGISTRY,
     token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Change fields of an endpoint (named by its host and port); others stay."""
@@ -286,7 +364,8 @@ def endpoint_update(
     if not body:
         fail("nothing to update: give at least one option (see --help)", EXIT_USAGE)
     url = _endpoint_url(obj, endpoint)
-    write(registry, token, "PATCH", url, body, as_json, f"updated {endpoint!r} of {obj}")
+    done = f'updated "{user_endpoint(endpoint)}" of {obj}'
+    write(registry, read_token(token, token_file), "PATCH", url, body, as_json, done)
 
 
 @app.command()
@@ -305,32 +384,18 @@ def drain(
     ] = 30.0,
     registry: RegistryOpt = DEFAULT_REGISTRY,
     token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Set an endpoint inactive and wait until every connected node agent applied it.
 
+    On a terminal it shows a live progress bar (nodes acknowledged / total); with --json
+    it prints JSON lines: "started", "progress" while nodes acknowledge, "result" last.
     Exits 0 once every node acknowledged, 4 when some did not within --timeout (they are
     named); the endpoint stays inactive either way.
     """
+    from tarscascade.cli.drain_view import run_drain
+
     url = _endpoint_url(obj, endpoint, "drain")
-    client = AdminClient(registry, token)
-    result = client.request("POST", url, {"timeout": timeout}, timeout=timeout + HTTP_TIMEOUT)
-    revision, nodes, missing = result["revision"], result["nodes"], result["missing"]
-    if as_json:
-        print_json(result)
-    else:
-        how = "is now inactive" if result["changed"] else "was inactive already"
-        say(f"{endpoint!r} of {obj} {how} (revision {revision})")
-        took = f"{result['elapsed_s']:.3f} s"
-        if not nodes:
-            say("no node agent is connected: nothing to wait for")
-        elif result["complete"]:
-            say(f"acknowledged by all {len(nodes)} connected nodes in {took}")
-        else:
-            say(f"acknowledged by {len(result['acked'])} of {len(nodes)} nodes; waited {took}")
-    if not result["complete"]:
-        fail(
-            f"{len(missing)} of {len(nodes)} nodes did not acknowledge revision {revision}"
-            f" within {timeout:g} s: {', '.join(missing)}",
-            EXIT_INCOMPLETE,
-        )
+    client = AdminClient(registry, read_token(token, token_file))
+    run_drain(client, url, obj, user_endpoint(endpoint), timeout, as_json=as_json)

@@ -14,17 +14,22 @@ from tarscascade.cli.registry_client import (
     DEFAULT_REGISTRY,
     EXIT_USAGE,
     AdminClient,
+    IgnoreNotFoundOpt,
     JsonOpt,
     RegistryOpt,
+    TokenFileOpt,
     TokenOpt,
     fail,
     path,
     print_json,
     print_table,
+    read_token,
     write,
 )
 
-node_app = typer.Typer(help="Run a node agent; node add / node rm manage node records.")
+# The bare ``tarscascade node --name ... --upstream ...`` still runs an agent (a
+# deprecated spelling of ``tarscascade agent``; serve_cmds installs that callback).
+node_app = typer.Typer(help="Node records at the registry: ls, show, add, rm.")
 group_app = typer.Typer(help="IDC group rules, priorities and stations.", no_args_is_help=True)
 rule_app = typer.Typer(help="Add and remove IDC group rules.", no_args_is_help=True)
 priority_app = typer.Typer(help="Add and remove group priorities.", no_args_is_help=True)
@@ -36,9 +41,14 @@ group_app.add_typer(priority_app, name="priority")
 # ---------------------------------------------------------------------------- reads
 
 
-def settings(registry: RegistryOpt = DEFAULT_REGISTRY, as_json: JsonOpt = False) -> None:
+def settings(
+    registry: RegistryOpt = DEFAULT_REGISTRY,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """List settings."""
-    data = AdminClient(registry).get(path("settings"))
+    data = AdminClient(registry, read_token(token, token_file)).get(path("settings"))
     if as_json:
         print_json(data)
         return
@@ -46,9 +56,14 @@ def settings(registry: RegistryOpt = DEFAULT_REGISTRY, as_json: JsonOpt = False)
 
 
 @group_app.command()
-def rules(registry: RegistryOpt = DEFAULT_REGISTRY, as_json: JsonOpt = False) -> None:
+def rules(
+    registry: RegistryOpt = DEFAULT_REGISTRY,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """List IDC group rules."""
-    data = AdminClient(registry).get(path("groups", "rules"))
+    data = AdminClient(registry, read_token(token, token_file)).get(path("groups", "rules"))
     if as_json:
         print_json(data)
         return
@@ -66,9 +81,14 @@ def rules(registry: RegistryOpt = DEFAULT_REGISTRY, as_json: JsonOpt = False) ->
 
 
 @group_app.command()
-def priorities(registry: RegistryOpt = DEFAULT_REGISTRY, as_json: JsonOpt = False) -> None:
+def priorities(
+    registry: RegistryOpt = DEFAULT_REGISTRY,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """List group priorities and stations."""
-    data = AdminClient(registry).get(path("groups", "priorities"))
+    data = AdminClient(registry, read_token(token, token_file)).get(path("groups", "priorities"))
     if as_json:
         print_json(data)
         return
@@ -82,6 +102,37 @@ def priorities(registry: RegistryOpt = DEFAULT_REGISTRY, as_json: JsonOpt = Fals
 # ---------------------------------------------------------------------------- nodes
 
 
+@node_app.command("ls")
+def node_ls(
+    registry: RegistryOpt = DEFAULT_REGISTRY,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List node agents (the same as ``tarscascade nodes``)."""
+    from tarscascade.cli.registry_cmds import nodes
+
+    nodes(registry=registry, token=token, token_file=token_file, as_json=as_json)
+
+
+@node_app.command("show")
+def node_show(
+    name: Annotated[str, typer.Argument(help="Node name.")],
+    registry: RegistryOpt = DEFAULT_REGISTRY,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One node agent: its record and what the cascade knows of it."""
+    from tarscascade.cli.registry_cmds import NODE_COLUMNS, node_row
+
+    data = AdminClient(registry, read_token(token, token_file)).get(path("nodes", name))
+    if as_json:
+        print_json(data)
+        return
+    print_table(None, NODE_COLUMNS, [node_row(data)])
+
+
 @node_app.command("add")
 def node_add(
     name: Annotated[str, typer.Argument(help="Node name.")],
@@ -90,6 +141,7 @@ def node_add(
     inactive: Annotated[bool, typer.Option("--inactive", help="Add it inactive.")] = False,
     registry: RegistryOpt = DEFAULT_REGISTRY,
     token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Add a node agent (or change the options given)."""
@@ -98,18 +150,31 @@ def node_add(
         body["host"] = host
     if port is not None:
         body["port"] = port
-    write(registry, token, "PUT", path("nodes", name), body, as_json, f"node {name} added")
+    write(
+        registry,
+        read_token(token, token_file),
+        "PUT",
+        path("nodes", name),
+        body,
+        as_json,
+        f"node {name} added",
+    )
 
 
 @node_app.command("rm")
 def node_rm(
     name: Annotated[str, typer.Argument(help="Node name.")],
+    ignore_not_found: IgnoreNotFoundOpt = False,
     registry: RegistryOpt = DEFAULT_REGISTRY,
     token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Remove a node agent."""
-    write(registry, token, "DELETE", path("nodes", name), None, as_json, f"node {name} removed")
+    url = path("nodes", name)
+    tok = read_token(token, token_file)
+    done = f"node {name} removed"
+    write(registry, tok, "DELETE", url, None, as_json, done, ignore_not_found=ignore_not_found)
 
 
 # ---------------------------------------------------------------------------- groups
@@ -128,6 +193,7 @@ def rule_add(
     ),
     registry: RegistryOpt = DEFAULT_REGISTRY,
     token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Set an IDC group rule: hosts matching the patterns belong to the group."""
@@ -138,19 +204,31 @@ def rule_add(
         "ip_order": order,
     }
     url = path("groups", "rules", group_id)
-    write(registry, token, "PUT", url, body, as_json, f"group rule {group_id} set")
+    write(
+        registry,
+        read_token(token, token_file),
+        "PUT",
+        url,
+        body,
+        as_json,
+        f"group rule {group_id} set",
+    )
 
 
 @rule_app.command("rm")
 def rule_rm(
     group_id: Annotated[int, typer.Argument(metavar="ID", help="Group id.")],
+    ignore_not_found: IgnoreNotFoundOpt = False,
     registry: RegistryOpt = DEFAULT_REGISTRY,
     token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Remove an IDC group rule."""
     url = path("groups", "rules", group_id)
-    write(registry, token, "DELETE", url, None, as_json, f"group rule {group_id} removed")
+    tok = read_token(token, token_file)
+    done = f"group rule {group_id} removed"
+    write(registry, tok, "DELETE", url, None, as_json, done, ignore_not_found=ignore_not_found)
 
 
 @priority_app.command("add")
@@ -162,6 +240,7 @@ def priority_add(
     name: Annotated[str, typer.Option("--name", help="Priority name.")] = "",
     registry: RegistryOpt = DEFAULT_REGISTRY,
     token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Set a group priority: an ordered group list, optionally a station."""
@@ -171,19 +250,31 @@ def priority_add(
         fail(f"--groups must be comma-separated group ids, got {groups!r}", EXIT_USAGE)
     body = {"name": name, "group_list": group_list, "list_order": order, "station": station}
     url = path("groups", "priorities", prio_id)
-    write(registry, token, "PUT", url, body, as_json, f"group priority {prio_id} set")
+    write(
+        registry,
+        read_token(token, token_file),
+        "PUT",
+        url,
+        body,
+        as_json,
+        f"group priority {prio_id} set",
+    )
 
 
 @priority_app.command("rm")
 def priority_rm(
     prio_id: Annotated[int, typer.Argument(metavar="ID", help="Priority id.")],
+    ignore_not_found: IgnoreNotFoundOpt = False,
     registry: RegistryOpt = DEFAULT_REGISTRY,
     token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Remove a group priority."""
     url = path("groups", "priorities", prio_id)
-    write(registry, token, "DELETE", url, None, as_json, f"group priority {prio_id} removed")
+    tok = read_token(token, token_file)
+    done = f"group priority {prio_id} removed"
+    write(registry, tok, "DELETE", url, None, as_json, done, ignore_not_found=ignore_not_found)
 
 
 def _split(text: str, sep: str) -> list[str]:
@@ -199,19 +290,33 @@ def setting_set(
     value: Annotated[str, typer.Argument(help="Value.")],
     registry: RegistryOpt = DEFAULT_REGISTRY,
     token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Set a setting."""
     body = {"value": value}
-    write(registry, token, "PUT", path("settings", name), body, as_json, f"{name} set")
+    write(
+        registry,
+        read_token(token, token_file),
+        "PUT",
+        path("settings", name),
+        body,
+        as_json,
+        f"{name} set",
+    )
 
 
 @setting_app.command("rm")
 def setting_rm(
     name: Annotated[str, typer.Argument(help="Setting name.")],
+    ignore_not_found: IgnoreNotFoundOpt = False,
     registry: RegistryOpt = DEFAULT_REGISTRY,
     token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Remove a setting."""
-    write(registry, token, "DELETE", path("settings", name), None, as_json, f"{name} removed")
+    url = path("settings", name)
+    tok = read_token(token, token_file)
+    done = f"{name} removed"
+    write(registry, tok, "DELETE", url, None, as_json, done, ignore_not_found=ignore_not_found)

@@ -8,10 +8,9 @@ context, which the server uses instead of the caller's IP).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -20,31 +19,15 @@ from tarscascade.cli.registry_client import (
     EXIT_UNREACHABLE,
     EXIT_USAGE,
     JsonOpt,
+    check_object_id,
     fail,
     print_json,
     print_table,
 )
-from tarscascade.errors import (
-    CallTimeoutError,
-    ConnectError,
-    ConnectionClosedError,
-    EndpointSyntaxError,
-    ProtocolError,
-    ServerError,
-)
-from tarscascade.transport import Channel, ChannelOptions
-from tarscascade.wire.endpoint import Endpoint, format_endpoint
-from tarscascade.wire.idl.endpointf import EndpointF
-from tarscascade.wire.idl.queryf import (
-    FIND_4ALL,
-    FIND_4ANY,
-    FIND_IN_SAME_GROUP,
-    FIND_IN_SAME_SET,
-    FIND_IN_SAME_STATION,
-    FIND_OBJECT_BY_ID,
-    QUERY_SERVANT,
-)
-from tarscascade.wire.interface import Method
+
+if TYPE_CHECKING:
+    from tarscascade.wire.idl.endpointf import EndpointF
+    from tarscascade.wire.interface import Method
 
 DEFAULT_VIA = "127.0.0.1:17890"
 CALL_TIMEOUT = 5.0
@@ -59,14 +42,18 @@ class QueryMethod(StrEnum):
     SET = "set"
 
 
-METHODS: dict[QueryMethod, Method] = {
-    QueryMethod.ID: FIND_OBJECT_BY_ID,
-    QueryMethod.ANY: FIND_4ANY,
-    QueryMethod.ALL: FIND_4ALL,
-    QueryMethod.GROUP: FIND_IN_SAME_GROUP,
-    QueryMethod.STATION: FIND_IN_SAME_STATION,
-    QueryMethod.SET: FIND_IN_SAME_SET,
-}
+def method_of(choice: QueryMethod) -> Method:
+    """The QueryF function (imported here: the wire layer is not needed for --help)."""
+    from tarscascade.wire.idl import queryf
+
+    return {
+        QueryMethod.ID: queryf.FIND_OBJECT_BY_ID,
+        QueryMethod.ANY: queryf.FIND_4ANY,
+        QueryMethod.ALL: queryf.FIND_4ALL,
+        QueryMethod.GROUP: queryf.FIND_IN_SAME_GROUP,
+        QueryMethod.STATION: queryf.FIND_IN_SAME_STATION,
+        QueryMethod.SET: queryf.FIND_IN_SAME_SET,
+    }[choice]
 
 
 def parse_via(via: str) -> tuple[str, int]:
@@ -78,6 +65,9 @@ def parse_via(via: str) -> tuple[str, int]:
 
 
 def endpoint_text(ep: EndpointF) -> str:
+    from tarscascade.errors import EndpointSyntaxError
+    from tarscascade.wire.endpoint import Endpoint, format_endpoint
+
     try:
         return format_endpoint(Endpoint.from_endpointf(ep))
     except EndpointSyntaxError:
@@ -87,6 +77,9 @@ def endpoint_text(ep: EndpointF) -> str:
 async def _query(
     host: str, port: int, method: Method, args: list[str], node_name: str | None
 ) -> tuple[int, list[EndpointF], list[EndpointF]]:
+    from tarscascade.transport import Channel, ChannelOptions
+    from tarscascade.wire.idl.queryf import FIND_OBJECT_BY_ID, QUERY_SERVANT
+
     options = ChannelOptions(connect_timeout=CALL_TIMEOUT, call_timeout=CALL_TIMEOUT)
     context = {"node_name": node_name} if node_name else None
     async with Channel(host, port, options) as ch:
@@ -120,6 +113,7 @@ def resolve(
     as_json: JsonOpt = False,
 ) -> None:
     """Resolve an object over TARS (QueryF), printing the active and inactive endpoints."""
+    check_object_id(object_id)
     host, port = parse_via(via)
     if method is None:
         method = QueryMethod.SET if set_id else QueryMethod.STATION if station else QueryMethod.ANY
@@ -132,8 +126,18 @@ def resolve(
         if not station:
             fail("--method station needs --station NAME", EXIT_USAGE)
         args.append(station)
-    func = METHODS[method]
+    func = method_of(method)
+    from tarscascade.errors import (
+        CallTimeoutError,
+        ConnectError,
+        ConnectionClosedError,
+        ProtocolError,
+        ServerError,
+    )
+
     try:
+        import asyncio
+
         ret, active, inactive = asyncio.run(_query(host, port, func, args, node_name))
     except ConnectError as exc:
         fail(str(exc), EXIT_UNREACHABLE)  # names host and port already

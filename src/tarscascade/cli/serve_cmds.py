@@ -1,70 +1,100 @@
-"""Long-running commands: ``registry``, ``node`` and ``up`` (both in one process)."""
+"""Long-running commands: ``registry``, ``agent`` and ``up`` (both in one process).
+
+``tarscascade node --name ... --upstream ...`` (the old spelling of ``agent``) still
+runs an agent, with a deprecation note on stderr; ``tarscascade node`` is otherwise the
+group that administers node records. The server stack (FastAPI, uvicorn, SQLAlchemy) is
+imported only when one of these commands runs.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import signal
 import socket
-import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from tarscascade.cli.logs import LogFormat, setup_logging
+from tarscascade.cli.registry_client import TOKEN_ENV, TokenFileOpt, read_token, warn
 from tarscascade.cli.registry_config_cmds import node_app
-from tarscascade.cli.runtime import (
-    DEFAULT_HTTP,
-    DEFAULT_NODE_HTTP,
-    DEFAULT_NODE_TARS,
-    DEFAULT_TARS,
-    NodeProcess,
-    RegistryConfig,
-    RegistryProcess,
-    client_locator,
-    parse_hostport,
-)
-from tarscascade.dbtars import GuardPolicy, ImportOptions
-from tarscascade.errors import StoreError
-from tarscascade.node.app import NodeConfig
-from tarscascade.registry.core import RegistryOptions
+
+if TYPE_CHECKING:
+    from tarscascade.cli.runtime import NodeProcess, RegistryConfig
+    from tarscascade.node.app import NodeConfig
 
 app = typer.Typer(add_completion=False)
 
+DEFAULT_REGISTRY_TARS = "127.0.0.1:17890"
+DEFAULT_REGISTRY_HTTP = "127.0.0.1:17880"
+DEFAULT_NODE_TARS = "127.0.0.1:19386"
+DEFAULT_NODE_HTTP = "127.0.0.1:19380"
+WILDCARDS = frozenset({"0.0.0.0", "::", "[::]", ""})
+
+LogLevelOpt = Annotated[str, typer.Option("--log-level", help="debug, info, warning, error.")]
+LogFormatOpt = Annotated[
+    LogFormat, typer.Option("--log-format", help="text, or json: one object per line.")
+]
+ServeTokenOpt = Annotated[
+    str,
+    typer.Option(
+        "--token",
+        envvar=TOKEN_ENV,
+        help="Token for admin writes and cascade subscriptions. Env: TARSCASCADE_TOKEN.",
+        show_default=False,
+    ),
+]
+
 
 def _hostport(value: str, default_port: int, what: str) -> tuple[str, int]:
+    from tarscascade.cli.runtime import parse_hostport
+
     try:
         return parse_hostport(value, default_port)
     except ValueError as exc:
         raise typer.BadParameter(f"{what}: {exc}") from exc
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def stop_on_signal() -> Any:
+    """An event set by SIGINT or SIGTERM (Ctrl-C stops cleanly, in stages). Installed
+    before anything is printed: a signal sent as soon as the addresses appear is caught."""
+    import asyncio
+    import contextlib
+    import signal
 
-
-async def wait_for_signal() -> None:
-    """Return on SIGINT or SIGTERM (Ctrl-C stops cleanly, in stages)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return stop
+
+
+def _run(command: str, main: Coroutine[Any, Any, None]) -> None:
+    import asyncio
+
+    from tarscascade.errors import StoreError
+
+    try:
+        asyncio.run(main)
+    except (OSError, ValueError, StoreError) as exc:
+        typer.echo(f"tarscascade {command}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+# ---------------------------------------------------------------------------- registry
 
 
 @app.command()
 def registry(
     db: str = typer.Option("sqlite:///.tarscascade/registry.db", help="Database URL."),
-    listen: str = typer.Option("127.0.0.1:17890", help="TARS port (QueryObj, CascadeObj)."),
-    http: str = typer.Option("127.0.0.1:17880", help="Admin HTTP port, or 'off'."),
-    admin_token: str = typer.Option(
-        "", envvar="TARSCASCADE_TOKEN", help="Token for admin writes and node subscriptions."
+    listen: str = typer.Option(DEFAULT_REGISTRY_TARS, help="TARS port (QueryObj, CascadeObj)."),
+    http: str = typer.Option(
+        DEFAULT_REGISTRY_HTTP, help="Admin HTTP port and dashboard, or 'off'."
     ),
+    token: ServeTokenOpt = "",
+    token_file: TokenFileOpt = None,
+    admin_token: str = typer.Option("", "--admin-token", hidden=True, help="Deprecated: --token."),
     node_timeout: float = typer.Option(
         30.0, help="Seconds without heartbeat before a node is dead."
     ),
@@ -86,10 +116,17 @@ def registry(
     tars_db_guard_after: int = typer.Option(
         0, help="db_tars: apply a held load after this many full loads agree (0 = confirm only)."
     ),
-    log_level: str = typer.Option("info", help="debug, info, warning, error."),
+    log_level: LogLevelOpt = "info",
+    log_format: LogFormatOpt = LogFormat.TEXT,
 ) -> None:
     """Run the registry in the foreground."""
-    setup_logging(log_level)
+    from tarscascade.cli.runtime import RegistryConfig
+    from tarscascade.dbtars import GuardPolicy, ImportOptions
+    from tarscascade.registry.core import RegistryOptions
+
+    setup_logging(log_level, log_format)
+    if admin_token:
+        warn("--admin-token is deprecated: use --token (the same on every command)")
     if not 0 < tars_db_poll <= 60 or tars_db_signature <= 0 or tars_db_full <= 0:
         raise typer.BadParameter("--tars-db-poll/-signature/-full must be positive (poll <= 60)")
     if not 0 < tars_db_guard_ratio <= 1 or tars_db_guard_after < 0:
@@ -103,7 +140,7 @@ def registry(
         db=db,
         listen=_hostport(listen, 17890, "--listen"),
         http=None if http == "off" else _hostport(http, 17880, "--http"),
-        token=admin_token or None,
+        token=read_token(token or admin_token, token_file),
         options=RegistryOptions(node_timeout=node_timeout, reload_interval=reload_interval),
         tars_db=tars_db or None,
         import_options=ImportOptions(
@@ -113,14 +150,13 @@ def registry(
             guard=guard,
         ),
     )
-    try:
-        asyncio.run(_run_registry(cfg))
-    except (OSError, ValueError, StoreError) as exc:
-        typer.echo(f"tarscascade registry: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    _run("registry", _run_registry(cfg))
 
 
 async def _run_registry(cfg: RegistryConfig) -> None:
+    from tarscascade.cli.runtime import RegistryProcess
+
+    stop = stop_on_signal()
     async with RegistryProcess(cfg) as rp:
         host = cfg.listen[0]
         names = "tars.tarsregistry.QueryObj, tars.tarsnode.ServerObj alias"
@@ -131,8 +167,11 @@ async def _run_registry(cfg: RegistryConfig) -> None:
         if rp.importer is not None:
             role = "importing" if rp.importer.leader else "following the importer"
             typer.echo(f"db_tars   {rp.importer.source.url.render_as_string()}  ({role})")
-        await wait_for_signal()
+        await stop.wait()
         typer.echo("stopping", err=True)
+
+
+# ---------------------------------------------------------------------------- agent
 
 
 def _upstreams(value: str) -> list[tuple[str, int]]:
@@ -142,56 +181,120 @@ def _upstreams(value: str) -> list[tuple[str, int]]:
     return out
 
 
-@node_app.callback(invoke_without_command=True)
-def node(
-    ctx: typer.Context,
+def advertised_address(advertise: str, listen: tuple[str, int]) -> str:
+    """``--advertise HOST[:PORT]`` as the address the cascade records ("" = the listen
+    address; the agent fills in its bound port when none is given)."""
+    if not advertise:
+        if listen[0] in WILDCARDS:
+            warn(
+                f"listening on {listen[0] or '*'} without --advertise: the registry and"
+                " downstream nodes will be told that wildcard address; pass --advertise HOST"
+            )
+        return ""
+    host, port = _hostport(advertise, listen[1], "--advertise")
+    if host in WILDCARDS:
+        raise typer.BadParameter("--advertise: give an address others can reach, not a wildcard")
+    shown = f"[{host}]" if ":" in host else host
+    return f"{shown}:{port}" if port else shown
+
+
+@app.command()
+def agent(
     name: str = typer.Option(socket.gethostname(), help="This node's name (its endpoints' node)."),
     upstream: str = typer.Option(
-        "127.0.0.1:17890", help="Registry or relay node(s), HOST:PORT[,HOST:PORT...], in order."
+        DEFAULT_REGISTRY_TARS,
+        help="Registry or relay node(s), HOST:PORT[,HOST:PORT...], in order.",
     ),
     listen: str = typer.Option(
-        "127.0.0.1:19386", help="TARS port (ServerObj, QueryObj, CascadeObj)."
+        DEFAULT_NODE_TARS, help="TARS port (ServerObj, QueryObj, CascadeObj)."
     ),
-    http: str = typer.Option("127.0.0.1:19380", help="Status/lookup HTTP port, or 'off'."),
+    advertise: str = typer.Option(
+        "",
+        metavar="HOST[:PORT]",
+        help="Address the registry and downstream nodes should use to reach this node"
+        " (default: the --listen address; needed when listening on 0.0.0.0).",
+    ),
+    http: str = typer.Option(DEFAULT_NODE_HTTP, help="Status page and HTTP API, or 'off'."),
     data_dir: Path | None = typer.Option(None, help="Where the last-known-good replica is kept."),
-    token: str = typer.Option("", envvar="TARSCASCADE_TOKEN", help="Cascade credentials."),
+    token: ServeTokenOpt = "",
+    token_file: TokenFileOpt = None,
     keepalive_timeout: float = typer.Option(
         30.0, help="Seconds without keepAlive before inactive."
     ),
     max_stale: float = typer.Option(
         60.0, help="/healthz answers 503 once the replica has been stale this long (s)."
     ),
-    log_level: str = typer.Option("info"),
+    log_level: LogLevelOpt = "info",
+    log_format: LogFormatOpt = LogFormat.TEXT,
 ) -> None:
-    """Run a node agent in the foreground (or: node add NAME / node rm NAME)."""
-    if ctx.invoked_subcommand is not None:
-        return  # `node add` / `node rm`: admin commands, handled by the subcommand
-    setup_logging(log_level)
+    """Run a node agent in the foreground: a full replica, QueryF for the host, a relay."""
+    from tarscascade.node.app import NodeConfig
+
+    setup_logging(log_level, log_format)
+    listen_addr = _hostport(listen, 19386, "--listen")
     cfg = NodeConfig(
         name=name,
         upstreams=_upstreams(upstream),
-        listen=_hostport(listen, 19386, "--listen"),
+        listen=listen_addr,
+        advertise=advertised_address(advertise, listen_addr),
         data_dir=data_dir,
-        token=token,
+        token=read_token(token, token_file) or "",
         keepalive_timeout=keepalive_timeout,
         max_stale=max_stale,
     )
     http_addr = None if http == "off" else _hostport(http, 19380, "--http")
-    try:
-        asyncio.run(_run_node(cfg, http_addr))
-    except (OSError, ValueError) as exc:
-        typer.echo(f"tarscascade node: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    _run("agent", _run_node(cfg, http_addr))
+
+
+@node_app.callback(invoke_without_command=True)
+def node(
+    ctx: typer.Context,
+    name: str = typer.Option(socket.gethostname(), hidden=True),
+    upstream: str = typer.Option(DEFAULT_REGISTRY_TARS, hidden=True),
+    listen: str = typer.Option(DEFAULT_NODE_TARS, hidden=True),
+    advertise: str = typer.Option("", hidden=True),
+    http: str = typer.Option(DEFAULT_NODE_HTTP, hidden=True),
+    data_dir: Path | None = typer.Option(None, hidden=True),
+    token: str = typer.Option("", envvar=TOKEN_ENV, hidden=True),
+    token_file: Path | None = typer.Option(None, hidden=True),
+    keepalive_timeout: float = typer.Option(30.0, hidden=True),
+    max_stale: float = typer.Option(60.0, hidden=True),
+    log_level: str = typer.Option("info", hidden=True),
+    log_format: LogFormat = typer.Option(LogFormat.TEXT, hidden=True),
+) -> None:
+    """Node records at the registry: ls, show, add, rm (run an agent: tarscascade agent)."""
+    if ctx.invoked_subcommand is not None:
+        return  # `node add` / `node rm` ...: admin commands, handled by the subcommand
+    warn("'tarscascade node' to run an agent is deprecated: use 'tarscascade agent'")
+    agent(
+        name=name,
+        upstream=upstream,
+        listen=listen,
+        advertise=advertise,
+        http=http,
+        data_dir=data_dir,
+        token=token,
+        token_file=token_file,
+        keepalive_timeout=keepalive_timeout,
+        max_stale=max_stale,
+        log_level=log_level,
+        log_format=log_format,
+    )
 
 
 async def _run_node(cfg: NodeConfig, http_addr: tuple[str, int] | None) -> None:
+    from tarscascade.cli.runtime import NodeProcess
+
+    stop = stop_on_signal()
     async with NodeProcess(cfg, http_addr) as np:
         _print_node(np, http_addr)
-        await wait_for_signal()
+        await stop.wait()
         typer.echo("stopping", err=True)
 
 
 async def _wait_synced(np: NodeProcess, timeout: float = 30.0) -> None:
+    import asyncio
+
     client = np.agent.client
     if client is None:
         return
@@ -209,48 +312,59 @@ def _print_node(np: NodeProcess, http_addr: tuple[str, int] | None) -> None:
         typer.echo(f"node      HTTP  http://{http_addr[0]}:{np.http_port}")
 
 
+# ---------------------------------------------------------------------------- up
+
+
 @app.command()
 def up(
     directory: Path = typer.Option(Path(".tarscascade"), "--dir", help="State directory."),
-    token: str = typer.Option("", envvar="TARSCASCADE_TOKEN", help="Admin and cascade token."),
+    token: ServeTokenOpt = "",
+    token_file: TokenFileOpt = None,
     node_name: str = typer.Option(socket.gethostname(), help="The local node's name."),
-    log_level: str = typer.Option("warning"),
+    log_level: LogLevelOpt = "warning",
+    log_format: LogFormatOpt = LogFormat.TEXT,
 ) -> None:
     """Run a registry (SQLite under ./.tarscascade/) and one node agent in the foreground."""
-    setup_logging(log_level)
+    from tarscascade.cli.runtime import DEFAULT_HTTP, DEFAULT_TARS, RegistryConfig
+
+    setup_logging(log_level, log_format)
+    secret = read_token(token, token_file)
     reg = RegistryConfig(
         db=f"sqlite:///{directory / 'registry.db'}",
         listen=DEFAULT_TARS,
         http=DEFAULT_HTTP,
-        token=token or None,
+        token=secret,
     )
-    try:
-        asyncio.run(_run_up(reg, directory, node_name, token))
-    except (OSError, ValueError) as exc:
-        typer.echo(f"tarscascade up: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    _run("up", _run_up(reg, directory, node_name, secret or ""))
 
 
 async def _run_up(reg: RegistryConfig, directory: Path, node_name: str, token: str) -> None:
+    from tarscascade.cli.runtime import DEFAULT_NODE_HTTP as NODE_HTTP
+    from tarscascade.cli.runtime import DEFAULT_NODE_TARS as NODE_TARS
+    from tarscascade.cli.runtime import NodeProcess, RegistryProcess, client_locator
+    from tarscascade.node.app import NodeConfig
+
+    stop = stop_on_signal()
     async with RegistryProcess(reg) as rp:
         cfg = NodeConfig(
             name=node_name,
             upstreams=[("127.0.0.1", rp.tars_port)],
-            listen=DEFAULT_NODE_TARS,
+            listen=NODE_TARS,
             data_dir=directory / "node",
             token=token,
         )
-        async with NodeProcess(cfg, DEFAULT_NODE_HTTP) as np:
+        async with NodeProcess(cfg, NODE_HTTP) as np:
             names = "QueryObj, ServerObj alias, CascadeObj"
             typer.echo(f"registry  TARS  127.0.0.1:{rp.tars_port}  ({names})")
-            typer.echo(f"registry  HTTP  http://127.0.0.1:{rp.http_port}  (admin API, /docs)")
-            _print_node(np, DEFAULT_NODE_HTTP)
+            typer.echo(f"registry  HTTP  http://127.0.0.1:{rp.http_port}  (dashboard, /docs)")
+            _print_node(np, NODE_HTTP)
             typer.echo("")
+            typer.echo(f"Open the dashboard: http://127.0.0.1:{rp.http_port}/")
             # a locator line is printed once the node serves data: a fresh client's first
             # call must not meet the "not synced yet" error
             await _wait_synced(np)
             typer.echo("Paste into a TARS client's config (tars.application.client):")
             typer.echo(f"  locator = {client_locator(np, rp.tars_port)}")
             typer.echo("Ctrl-C stops both.")
-            await wait_for_signal()
+            await stop.wait()
             typer.echo("stopping", err=True)

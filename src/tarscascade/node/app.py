@@ -80,6 +80,16 @@ class NodeConfig:
     clock: Callable[[], float] = field(default=time.time)
 
 
+def advertised(advertise: str, listen_host: str, port: int) -> str:
+    """The address the cascade records for this node: ``advertise`` as HOST:PORT, a bare
+    HOST (or ``[v6]``) with the bound port, or else the listen address."""
+    if not advertise:
+        return f"{listen_host}:{port}"
+    if advertise.endswith("]") or ":" not in advertise:
+        return f"{advertise}:{port}"
+    return advertise
+
+
 class NodeAgent:
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
@@ -219,7 +229,7 @@ class NodeAgent:
                 cfg.server_options,
             )
             await self.server.start()
-            address = cfg.advertise or f"{cfg.listen[0]}:{self.server.port}"
+            address = advertised(cfg.advertise, cfg.listen[0], self.server.port)
             self.client = CascadeClient(
                 self.catalog,
                 cfg.upstreams,

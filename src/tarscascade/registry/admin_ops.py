@@ -29,6 +29,7 @@ from tarscascade.model import (
     endpoint_key,
 )
 from tarscascade.registry.core import RegistryCore
+from tarscascade.registry.drains import DrainBook, DrainJob, DrainResult
 from tarscascade.store import Delete, Put
 from tarscascade.wire.endpoint import Endpoint, parse_endpoint, validate_object_id
 
@@ -49,27 +50,6 @@ class ValidationError(TarsCascadeError, ValueError):
 class WriteResult:
     revision: int  # the store revision that contains the change (0 when nothing changed)
     record: Any = None
-
-
-@dataclass(frozen=True, slots=True)
-class DrainResult:
-    """An endpoint set inactive, and which nodes acknowledged the objects version with it."""
-
-    version: Version  # the objects version that carries the endpoint inactive
-    changed: bool  # False when it was inactive already (nothing written)
-    record: EndpointRecord
-    nodes: list[str]  # the nodes connected when the wait began: those waited for
-    missing: list[str]  # of those, the ones that did not acknowledge in time
-    elapsed_s: float
-
-    @property
-    def acked(self) -> list[str]:
-        gone = set(self.missing)
-        return [n for n in self.nodes if n not in gone]
-
-    @property
-    def complete(self) -> bool:
-        return not self.missing
 
 
 def validate_set_id(set_id: str) -> str:
@@ -126,6 +106,22 @@ def _host_port(host: str, port: int) -> tuple[str, int]:
     return host, port
 
 
+def endpoint_text(host: str, port: int, transport: str = "tcp") -> str:
+    """An endpoint as users write it, ``tcp -h 10.0.0.1 -p 80`` (for messages)."""
+    return f"{transport} -h {host} -p {port}"
+
+
+def endpoint_name(object_id: str, host: str, port: int, transport: str = "tcp") -> str:
+    return f'endpoint "{endpoint_text(host, port, transport)}" of {object_id}'
+
+
+TRANSPORTS = {0: "udp", 1: "tcp", 2: "ssl"}
+
+
+def record_name(r: EndpointRecord) -> str:
+    return endpoint_name(r.object_id, r.host, r.port, TRANSPORTS.get(r.istcp, "tcp"))
+
+
 def record_from_endpoint(object_id: str, ep: Endpoint, **fields: Any) -> EndpointRecord:
     """An endpoint record from a parsed TARS endpoint string plus the record-only fields."""
     return EndpointRecord(
@@ -158,6 +154,7 @@ class RegistryAdmin:
         self.core = core
         self.hub = hub  # the cascade hub: node versions, lag, drain
         self.owner = owner
+        self.drains = DrainBook(hub)
 
     def _refuse_owned(self, what: str) -> None:
         if self.owner is not None:
@@ -220,14 +217,16 @@ class RegistryAdmin:
     def get_object(self, object_id: str) -> list[EndpointRecord]:
         eps: tuple[EndpointRecord, ...] = self.core.catalog.get_object(object_id)
         if not eps:
-            raise NotFoundError([object_id])
+            raise NotFoundError([object_id], f"object {object_id}")
         return list(eps)
 
     def get_endpoint(self, object_id: str, host: str, port: int) -> EndpointRecord:
         for r in self.core.catalog.get_object(object_id):
             if r.host == host and r.port == port:
                 return r
-        raise NotFoundError([endpoint_key(object_id, host, port)])
+        raise NotFoundError(
+            [endpoint_key(object_id, host, port)], endpoint_name(object_id, host, port)
+        )
 
     def list_nodes(self) -> list[NodeRecord]:
         nodes = [r for r in self.core.catalog.records(Category.NODES) if isinstance(r, NodeRecord)]
@@ -300,7 +299,7 @@ class RegistryAdmin:
         )
         if exists and not replace:
             raise ConflictError(
-                f"endpoint {record.host}:{record.port} of {record.object_id} exists"
+                f"{record_name(record)} exists already (replace: true overwrites it)"
             )
         return await self._put(record)
 
@@ -364,6 +363,13 @@ class RegistryAdmin:
         objects version. A node that disconnects during the wait stays missing: it may
         still serve the old list. Without a hub there is no node to wait for.
         """
+        job = await self.start_drain(object_id, host, port, timeout)
+        return await job.wait()
+
+    async def start_drain(
+        self, object_id: str, host: str, port: int, timeout: float = 30.0
+    ) -> DrainJob:
+        """:meth:`drain` without the wait: the job to watch (``job.progress()``) or await."""
         _object_id(object_id)
         _host_port(host, port)
         if not 0 <= timeout <= MAX_DRAIN_TIMEOUT:
@@ -371,7 +377,9 @@ class RegistryAdmin:
         await self.core.catch_up()
         record = self.get_endpoint(object_id, host, port)
         if self.owner is not None:
-            return await self._drain_owned(record, timeout)
+            record, left = await self._owner_drained(record, timeout)
+            version = self.core.catalog.version(Category.OBJECTS)
+            return self.drains.start(version, False, record, left)
         changed = record.setting_state != State.INACTIVE
         if changed:
             res = await self.set_endpoint_state(object_id, host, port, State.INACTIVE)
@@ -379,18 +387,19 @@ class RegistryAdmin:
             record = res.record
         else:
             version = self.core.catalog.version(Category.OBJECTS)
-        hub = self.hub
-        if hub is None:
-            return DrainResult(version, changed, record, [], [], 0.0)
-        nodes = sorted(n for n, st in hub.node_states().items() if st.connected)
-        elapsed, missing = await hub.wait_acked(Category.OBJECTS, version, nodes, timeout)
-        return DrainResult(version, changed, record, nodes, missing, elapsed)
+        return self.drains.start(version, changed, record, timeout)
 
-    async def _drain_owned(self, record: EndpointRecord, timeout: float) -> DrainResult:
+    async def aclose(self) -> None:
+        """Stop the drains still waiting (their watchers get no result)."""
+        await self.drains.aclose()
+
+    async def _owner_drained(
+        self, record: EndpointRecord, timeout: float
+    ) -> tuple[EndpointRecord, float]:
         """Drain when the owner writes states: wait (within ``timeout``) for the owner to
-        turn the endpoint inactive (traffic off or stop in TARS), then for every node."""
-        start = time.monotonic()
-        deadline = start + timeout
+        turn the endpoint inactive (traffic off or stop in TARS); then the job waits for
+        every node. Returns the record and the time left."""
+        deadline = time.monotonic() + timeout
         key = (record.object_id, record.host, record.port)
         while self.core.catalog.is_active(record):
             if time.monotonic() >= deadline:
@@ -404,23 +413,13 @@ class RegistryAdmin:
                 record = self.get_endpoint(*key)
             except NotFoundError:
                 break  # removed in TARS (undeploy): drained once every node has that
-
-        version = self.core.catalog.version(Category.OBJECTS)
-        hub = self.hub
-        if hub is None:
-            return DrainResult(version, False, record, [], [], time.monotonic() - start)
-        nodes = sorted(n for n, st in hub.node_states().items() if st.connected)
-        left = max(0.0, deadline - time.monotonic())
-        _elapsed, missing = await hub.wait_acked(Category.OBJECTS, version, nodes, left)
-        return DrainResult(version, False, record, nodes, missing, time.monotonic() - start)
+        return record, max(0.0, deadline - time.monotonic())
 
     async def remove_endpoint(self, object_id: str, host: str, port: int) -> WriteResult:
         self._refuse_owned("endpoints")
         _host_port(host, port)
-        events = await self.core.write(
-            [Delete(Category.OBJECTS, endpoint_key(object_id, host, port))]
-        )
-        return WriteResult(events[-1].revision if events else 0)
+        key = endpoint_key(object_id, host, port)
+        return await self._delete(Category.OBJECTS, key, endpoint_name(object_id, host, port))
 
     # ------------------------------------------------------------------ other categories
 
@@ -429,7 +428,7 @@ class RegistryAdmin:
         return await self._put(node)
 
     async def remove_node(self, name: str) -> WriteResult:
-        return await self._delete(Category.NODES, name)
+        return await self._delete(Category.NODES, name, f"node {name}")
 
     async def put_group_rule(self, rule: GroupRule) -> WriteResult:
         self._refuse_owned("IDC groups")
@@ -442,7 +441,8 @@ class RegistryAdmin:
 
     async def remove_group_rule(self, group_id: int) -> WriteResult:
         self._refuse_owned("IDC groups")
-        return await self._delete(Category.GROUPS, GroupRule(group_id, "x").key)
+        key = GroupRule(group_id, "x").key
+        return await self._delete(Category.GROUPS, key, f"IDC group rule {group_id}")
 
     async def put_group_priority(self, prio: GroupPriority) -> WriteResult:
         self._refuse_owned("IDC groups")
@@ -456,7 +456,8 @@ class RegistryAdmin:
 
     async def remove_group_priority(self, prio_id: int) -> WriteResult:
         self._refuse_owned("IDC groups")
-        return await self._delete(Category.GROUPS, GroupPriority(prio_id).key)
+        key = GroupPriority(prio_id).key
+        return await self._delete(Category.GROUPS, key, f"group priority {prio_id}")
 
     async def put_setting(self, name: str, value: str) -> WriteResult:
         validate_name("setting name", name)
@@ -465,7 +466,7 @@ class RegistryAdmin:
         return await self._put(Setting(name, value))
 
     async def remove_setting(self, name: str) -> WriteResult:
-        return await self._delete(Category.SETTINGS, name)
+        return await self._delete(Category.SETTINGS, name, f"setting {name}")
 
     # ------------------------------------------------------------------ helpers
 
@@ -473,6 +474,11 @@ class RegistryAdmin:
         events = await self.core.write([Put(record)])
         return WriteResult(events[-1].revision if events else self.core.revision, record)
 
-    async def _delete(self, category: Category, key: str) -> WriteResult:
-        events = await self.core.write([Delete(category, key)])
+    async def _delete(self, category: Category, key: str, what: str) -> WriteResult:
+        """Delete one record; a missing one is a :class:`NotFoundError` naming it as
+        users do (``what``), never by the store's internal key."""
+        try:
+            events = await self.core.write([Delete(category, key)])
+        except NotFoundError as exc:
+            raise NotFoundError(exc.keys, what) from exc
         return WriteResult(events[-1].revision if events else 0)

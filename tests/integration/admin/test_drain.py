@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -236,3 +237,37 @@ async def test_openapi_documents_drain_as_a_write(
     assert drain["post"]["security"] == [{"HTTPBearer": []}]
     timeout = doc["components"]["schemas"]["DrainBody"]["properties"]["timeout"]
     assert (timeout["minimum"], timeout["maximum"], timeout["default"]) == (0, 600, 30.0)
+
+
+async def test_a_streamed_drain_reports_progress_and_the_result_is_kept(
+    setup: tuple[RegistryProcess, list[NodeAgent], httpx.AsyncClient],
+) -> None:
+    rp, nodes, client = setup
+    assert rp.hub is not None
+    hub = rp.hub
+    async with mute_subscriber(rp, nodes[0]):
+        await eventually(lambda: "mute" in hub.node_states(), timeout=WAIT, what="mute in")
+        headers = {"Accept": "application/x-ndjson"}
+        r = await client.post(DRAIN, json={"timeout": 1.0}, headers=headers)
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"].startswith("application/x-ndjson")
+        events = [json.loads(line) for line in r.text.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "started"
+    assert kinds[-1] == "result"
+    assert set(kinds[1:-1]) == {"progress"}
+    assert events[0]["nodes"] == sorted([*NAMES, "mute"])
+    last = events[-2]
+    assert (last["acked_count"], last["total"], last["missing"]) == (3, 4, ["mute"])
+    counts = [e["acked_count"] for e in events if e["event"] == "progress"]
+    assert counts == sorted(counts)  # acknowledgements only accumulate
+    result = events[-1]
+    assert (result["complete"], result["missing"]) == (False, ["mute"])
+    # kept: a page reloaded afterwards still shows what happened
+    kept = (await client.get(f"/v1/drains/{result['id']}")).json()
+    assert kept["done"] is True
+    assert kept["missing"] == ["mute"]
+    assert kept["result"] == {k: v for k, v in result.items() if k != "event"}
+    listed = (await client.get("/v1/drains")).json()["drains"]
+    assert listed[0]["id"] == result["id"]
+    assert (await client.get("/v1/drains/999")).json()["reason"] == "not_found"

@@ -117,7 +117,7 @@ async def test_before_any_data_the_node_says_so(tmp_path: Path) -> None:
             assert r.json()["error"].startswith("node has no data yet")
             r = await client.get(URL)
             assert r.status_code == 503
-            assert r.json() == {"error": "node has no data yet"}
+            assert r.json() == {"error": "node has no data yet", "reason": "unavailable"}
             r = await client.get(URL, params={"index": 0, "wait": "10s"})  # does not block
             assert r.status_code == 503
             status = (await client.get("/status")).json()

@@ -475,6 +475,67 @@ async def test_openapi_lists_the_routes(client: httpx.AsyncClient) -> None:
     assert (await client.get("/docs")).status_code == 200
 
 
+async def test_openapi_tells_the_truth_about_errors_and_answers(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/openapi.json")).json()
+    schemas = doc["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas
+    assert set(schemas["Error"]["required"]) == {"error", "reason"}
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            responses = op["responses"]
+            assert "422" not in responses, (method, path)
+            ok = next(code for code in responses if code.startswith("2"))
+            content = responses[ok].get("content", {})
+            if path != "/metrics":  # text; every other answer is a declared model
+                ref = content["application/json"]["schema"].get("$ref", "")
+                assert ref.startswith("#/components/schemas/"), (method, path, content)
+            for code, rsp in responses.items():
+                if code.startswith(("4", "5")):
+                    err = rsp["content"]["application/json"]["schema"]["$ref"]
+                    assert err == "#/components/schemas/Error", (method, path, code)
+            if op.get("parameters") or "requestBody" in op:
+                assert "400" in responses, (method, path)
+            if method in ("post", "put", "patch", "delete"):
+                assert {"400", "401", "403", "413", "503"} <= set(responses), (method, path)
+    # the answers really have that shape
+    r = await client.get("/v1/objects/bad%20id")
+    assert (r.status_code, r.json()["reason"]) == (400, "bad_request")
+    r = await client.get("/v1/objects/A.B.Obj")
+    assert r.json() == {"error": "not found: object A.B.Obj", "reason": "not_found"}
+    r = await client.get("/v1/nope")
+    assert (r.status_code, r.json()["reason"]) == (404, "no_route")
+    r = await client.delete("/v1/objects/A.B.Obj/endpoints/127.0.0.1/2")
+    assert r.json() == {
+        "error": 'not found: endpoint "tcp -h 127.0.0.1 -p 2" of A.B.Obj',
+        "reason": "not_found",
+    }
+    r = await client.post(
+        EP, json={"endpoint": "tcp -h 10.0.0.1 -p 2"}, headers={"Authorization": ""}
+    )
+    assert (r.status_code, r.json()["reason"]) == (401, "unauthorized")
+
+
+async def test_objects_are_paginated_with_a_cursor(client: httpx.AsyncClient) -> None:
+    for i in range(5):
+        r = await client.post(
+            f"/v1/objects/App.S{i}.Obj/endpoints", json={"endpoint": "tcp -h h -p 1"}
+        )
+        assert r.status_code == 201, r.text
+    page = (await client.get("/v1/objects", params={"limit": 2})).json()
+    assert [o["object_id"] for o in page["objects"]] == ["App.S0.Obj", "App.S1.Obj"]
+    assert (page["total"], page["next_cursor"]) == (5, "App.S1.Obj")
+    rest = (
+        await client.get("/v1/objects", params={"limit": 10, "cursor": page["next_cursor"]})
+    ).json()
+    assert [o["object_id"] for o in rest["objects"]] == ["App.S2.Obj", "App.S3.Obj", "App.S4.Obj"]
+    assert rest["next_cursor"] is None
+    assert rest["revision"] == page["revision"] == 5
+    assert (await client.get("/v1/objects", params={"limit": 0})).status_code == 400
+    assert (await client.get("/v1/objects", params={"limit": 1001})).status_code == 400
+    pre = (await client.get("/v1/objects", params={"prefix": "App.S4"})).json()
+    assert [o["object_id"] for o in pre["objects"]] == ["App.S4.Obj"]
+
+
 async def test_store_failure_is_503_and_changes_nothing(core: RegistryCore) -> None:
     async with _client(create_registry_app(admin_of(core), token=None)) as c:
         before = await state_of(c)

@@ -116,7 +116,7 @@ async def registry(tmp_path: Path) -> AsyncIterator[Registry]:
 
 async def test_endpoint_add_state_update_rm_and_reads(registry: Registry) -> None:
     out = ok(await registry.run("endpoint", "add", OBJ, "tcp -h 10.0.0.1 -p 10000 -t 60000"))
-    assert f"added 'tcp -h 10.0.0.1 -p 10000 -t 60000' to {OBJ} (revision 1)" in out
+    assert f'added "tcp -h 10.0.0.1 -p 10000 -t 60000" to {OBJ} (revision 1)' in out
     ok(await registry.run("endpoint", "add", OBJ, "tcp -h 10.0.0.2 -p 10000", "--node", "n-2"))
 
     table = ok(await registry.run("objects"))
@@ -164,9 +164,8 @@ async def test_endpoint_add_state_update_rm_and_reads(registry: Registry) -> Non
 
     ok(await registry.run("endpoint", "rm", OBJ, "tcp -h 10.0.0.1 -p 10000"))
     ok(await registry.run("endpoint", "rm", OBJ, "tcp -h 10.0.0.2 -p 10000 -t 5"))
-    line = failed(await registry.run("object", OBJ), 1)
-    assert "HTTP 404" in line
-    assert "not found" in line
+    line = failed(await registry.run("object", OBJ), 5)  # 5: not found
+    assert line == f"tarscascade: not found: object {OBJ} (HTTP 404)"
 
 
 async def test_bad_input_is_one_line_and_changes_nothing(registry: Registry) -> None:
@@ -175,9 +174,8 @@ async def test_bad_input_is_one_line_and_changes_nothing(registry: Registry) -> 
     assert "missing -p" in line
     line = failed(await registry.run("endpoint", "add", OBJ, "tcp -h 10.0.0.1 -p 99999"), 2)
     assert "-p" in line
-    line = failed(await registry.run("endpoint", "add", "NoObject", "tcp -h h -p 1"), 1)
-    assert "HTTP 400" in line
-    assert "object id" in line
+    line = failed(await registry.run("endpoint", "add", "NoObject", "tcp -h h -p 1"), 2)
+    assert "bad object id 'NoObject'" in line  # checked here, before anything is sent
     line = failed(await registry.run("endpoint", "add", OBJ, "tcp -h h -p 1", "--set", "a.b"), 1)
     assert "set id" in line
     line = failed(await registry.run("endpoint", "update", OBJ, "tcp -h h -p 1"), 2)
@@ -190,8 +188,9 @@ async def test_bad_input_is_one_line_and_changes_nothing(registry: Registry) -> 
         await registry.run("endpoint", "add", OBJ, "tcp -h h -p 1", "--adapter", "a b"), 1
     )
     assert "adapter name" in line
-    line = failed(await registry.run("endpoint", "rm", OBJ, "tcp -h h -p 1"), 1)
-    assert "HTTP 404" in line
+    line = failed(await registry.run("endpoint", "rm", OBJ, "tcp -h h -p 1"), 5)
+    assert line == f'tarscascade: not found: endpoint "tcp -h h -p 1" of {OBJ} (HTTP 404)'
+    assert "|" not in line  # never the store's internal key
     bad_state = await registry.run("endpoint", "state", OBJ, "tcp -h h -p 1", "up")
     assert bad_state.returncode == 2
     ok(await registry.run("endpoint", "add", OBJ, "tcp -h 10.0.0.1 -p 1"))
@@ -266,8 +265,8 @@ async def test_nodes_groups_settings(registry: Registry) -> None:
     settings = ok_json(await registry.run("settings", "--json"))["settings"]
     assert settings == [{"name": "refresh.interval", "value": "3000"}]
     ok(await registry.run("setting", "rm", "refresh.interval"))
-    line = failed(await registry.run("setting", "rm", "refresh.interval"), 1)
-    assert "HTTP 404" in line
+    line = failed(await registry.run("setting", "rm", "refresh.interval"), 5)
+    assert line == "tarscascade: not found: setting refresh.interval (HTTP 404)"
 
 
 # ---------------------------------------------------------------------------- resolve
@@ -341,3 +340,92 @@ async def test_resolve_by_set_station_and_caller_group(registry: Registry) -> No
     assert _ports(group["active"]) == [8002]
     group = await _resolve_json(registry, "--method", "group", "--node-name", "10.0.1.77")
     assert _ports(group["active"]) == [8001]
+
+
+# ---------------------------------------------------------------------------- conventions
+
+
+async def test_token_file_beats_the_environment_and_conflicts_with_token(
+    registry: Registry, tmp_path: Path
+) -> None:
+    secret = tmp_path / "token"
+    secret.write_text(TOKEN + "\n")
+    ok(await registry.run("setting", "set", "a", "1", "--token-file", str(secret), token="wrong"))
+    assert registry.core.catalog.get_setting("a") == "1"
+    line = failed(
+        await registry.run(
+            "setting", "set", "a", "2", "--token", TOKEN, "--token-file", str(secret), token=None
+        ),
+        2,
+    )
+    assert "--token or --token-file, not both" in line
+    line = failed(await registry.run("setting", "set", "a", "2", "--token-file", "/no/such"), 2)
+    assert "cannot read --token-file" in line
+    (tmp_path / "empty").write_text("\n")
+    line = failed(
+        await registry.run("setting", "set", "a", "2", "--token-file", str(tmp_path / "empty")), 2
+    )
+    assert "is empty" in line
+    assert registry.core.catalog.get_setting("a") == "1"
+
+
+async def test_removals_with_ignore_not_found(registry: Registry) -> None:
+    before = registry.core.revision
+    for args in (
+        ("endpoint", "rm", OBJ, "tcp -h 10.0.0.9 -p 9"),
+        ("node", "rm", "ghost"),
+        ("setting", "rm", "ghost"),
+        ("group", "rule", "rm", "77"),
+        ("group", "priority", "rm", "77"),
+    ):
+        failed(await registry.run(*args), 5)
+        out = ok(await registry.run(*args, "--ignore-not-found"))
+        assert "nothing to remove" in out, out
+    assert registry.core.revision == before
+    # a wrong URL is a 404 too, but for a route: never taken for an absent record
+    env = {"TARSCASCADE_REGISTRY": registry.url + "/nope", "TARSCASCADE_TOKEN": TOKEN}
+    p = await run_cli("setting", "rm", "ghost", "--ignore-not-found", env=env)
+    line = failed(p, 1)
+    assert "no such route" in line
+
+
+async def test_endpoint_add_without_node_warns_that_keepalive_will_not_govern_it(
+    registry: Registry,
+) -> None:
+    p = await registry.run("endpoint", "add", OBJ, "tcp -h 10.0.0.1 -p 1")
+    ok(p)
+    assert "keepAlive will not govern it" in p.stderr
+    assert '"tcp -h 10.0.0.1 -p 1"' in p.stderr
+    p = await registry.run("endpoint", "add", OBJ, "tcp -h 10.0.0.1 -p 2", "--node", "n1")
+    ok(p)
+    assert p.stderr == ""
+
+
+async def test_object_ids_are_checked_before_anything_is_sent(registry: Registry) -> None:
+    for args in (
+        ("object", "bad id"),
+        ("endpoint", "rm", "A.B", "tcp -h h -p 1"),
+        ("endpoint", "state", "A..C", "tcp -h h -p 1", "inactive"),
+        ("resolve", "x", "--via", registry.via),
+    ):
+        line = failed(await registry.run(*args), 2)
+        assert "bad object id" in line, args
+
+
+async def test_objects_pages_through_the_listing(registry: Registry) -> None:
+    for i in range(5):
+        ok(await registry.run("endpoint", "add", f"App.S{i}.Obj", "tcp -h h -p 1", "--node", "n"))
+    listed = ok_json(await registry.run("objects", "--json"))["objects"]
+    assert [o["object_id"] for o in listed] == [f"App.S{i}.Obj" for i in range(5)]
+    two = ok_json(await registry.run("objects", "--json", "--limit", "2"))["objects"]
+    assert [o["object_id"] for o in two] == ["App.S0.Obj", "App.S1.Obj"]
+    pre = ok_json(await registry.run("objects", "--json", "--prefix", "App.S3"))["objects"]
+    assert [o["object_id"] for o in pre] == ["App.S3.Obj"]
+
+
+async def test_node_show_and_ls(registry: Registry) -> None:
+    ok(await registry.run("node", "add", "node-1", "--host", "10.0.0.1", "--port", "19386"))
+    shown = ok_json(await registry.run("node", "show", "node-1", "--json"))
+    assert (shown["name"], shown["host"], shown["registered"]) == ("node-1", "10.0.0.1", True)
+    assert "10.0.0.1:19386" in ok(await registry.run("node", "ls"))
+    failed(await registry.run("node", "show", "ghost"), 5)

@@ -98,9 +98,7 @@ async def test_drain_reports_every_node_acknowledged(setup: Setup) -> None:
     ok(await setup.run("endpoint", "add", OBJ, "tcp -h 10.0.0.2 -p 1002"))
     out = ok(await setup.run("drain", OBJ, EP, "--timeout", "30"))
     lines = out.splitlines()
-    m = re.fullmatch(
-        rf"{re.escape(repr(EP))} of {OBJ} is now inactive \(revision (\d+)\)", lines[0]
-    )
+    m = re.fullmatch(rf'"{re.escape(EP)}" of {OBJ} is now inactive \(revision (\d+)\)', lines[0])
     assert m is not None, lines
     revision = int(m.group(1))
     assert re.fullmatch(r"acknowledged by all 1 connected nodes in \d+\.\d{3} s", lines[1])
@@ -109,7 +107,8 @@ async def test_drain_reports_every_node_acknowledged(setup: Setup) -> None:
     assert not setup.agent.catalog.is_active(record)
     assert setup.agent.catalog.version(Category.OBJECTS).revision == revision
 
-    body = ok_json(await setup.run("drain", OBJ, EP, "--json"))
+    body = json_lines(ok(await setup.run("drain", OBJ, EP, "--json")))[-1]
+    assert body["event"] == "result"
     assert body["changed"] is False
     assert body["revision"] == revision
     assert body["complete"] is True
@@ -148,7 +147,16 @@ async def test_drain_names_the_nodes_that_did_not_acknowledge(setup: Setup) -> N
         assert "acknowledged by 1 of 2 nodes; waited " in p.stdout
         p = await setup.run("drain", OBJ, EP, "--timeout", "0.2", "--json")
         assert p.returncode == 4, p.stderr
-        body = json.loads(p.stdout)
+        events = json_lines(p.stdout)
+        assert events[0]["event"] == "started"
+        assert events[0]["nodes"] == ["mute", "node-a"]
+        progress = [e for e in events if e["event"] == "progress"]
+        assert progress, events
+        assert progress[-1]["missing"] == ["mute"]
+        assert progress[-1]["acked_count"] == 1
+        assert progress[-1]["total"] == 2
+        body = events[-1]
+        assert body["event"] == "result"
         assert body["complete"] is False
         assert body["missing"] == ["mute"]
         assert body["acked"] == ["node-a"]
@@ -160,8 +168,14 @@ async def test_drain_usage_and_refusals(setup: Setup) -> None:
     failed(await setup.run("drain", OBJ, "tcp -h 10.0.0.1"), 2)  # no -p
     p = await setup.run("drain", OBJ, EP, "--timeout", "601")
     assert p.returncode == 2
-    line = failed(await setup.run("drain", OBJ, "tcp -h 10.0.0.9 -p 1"), 1)
-    assert "HTTP 404" in line
+    line = failed(await setup.run("drain", OBJ, "tcp -h 10.0.0.9 -p 1"), 5)
+    assert line == f'tarscascade: not found: endpoint "tcp -h 10.0.0.9 -p 1" of {OBJ} (HTTP 404)'
+    failed(await setup.run("drain", "Not.AnObject", EP), 2)
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """``--json`` output of drain: one object per line."""
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 async def _poll(setup: Setup, done: Callable[[list[dict[str, Any]]], bool]) -> None:

@@ -81,3 +81,44 @@ def test_registry_refuses_admin_writes_on_non_loopback_without_token(
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert "token" in err.lower()
+
+
+@pytest.mark.parametrize("how", ["--admin-token", "--token-file"])
+def test_the_registry_takes_its_token_by_the_old_name_or_from_a_file(
+    tmp_path: Path, how: str
+) -> None:
+    secret = "s3cret-for-tests"
+    (tmp_path / "tok").write_text(secret + "\n")
+    given = [how, secret if how == "--admin-token" else str(tmp_path / "tok")]
+    proc = _start(tmp_path, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", *given)
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(2)]
+        http = lines[1].split()[-1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TARSCASCADE_")}
+        env["TARSCASCADE_REGISTRY"] = http
+
+        def setting(*token: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*CLI, "setting", "set", "a", "1", *token],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+
+        refused = setting()
+        assert refused.returncode == 1
+        assert "HTTP 401" in refused.stderr
+        assert setting("--token", secret).returncode == 0
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        deprecated = "--admin-token is deprecated: use --token" in err
+        assert deprecated == (how == "--admin-token"), err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

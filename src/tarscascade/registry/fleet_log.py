@@ -1,0 +1,131 @@
+"""One log line per fleet state change that matters, never one per request.
+
+Every second the watcher compares what the cascade hub knows of each node with what it
+knew before and logs the transitions: a node ``joined`` or ``left`` the cascade, fell
+``behind`` (some category not at the registry's revision for :data:`BEHIND_AFTER_S`: a
+node is behind for a few milliseconds after every write, which is not news), went
+``stale`` (connected, silent for :data:`STALE_AFTER_S`), or is ``current`` again; and
+the registry's epoch changed. Each line carries ``event`` and the node's fields as
+``extra`` data, so ``--log-format json`` emits them as keys.
+
+:meth:`FleetWatcher.check` is the decision (pure: the states and the time in, the
+events out); :meth:`run` is the loop around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tarscascade.cascade import CascadeHub, NodeState
+
+log = logging.getLogger("tarscascade.fleet")
+
+BEHIND_AFTER_S = 5.0
+STALE_AFTER_S = 15.0
+INTERVAL_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class FleetEvent:
+    event: str  # node_joined, node_left, node_behind, node_stale, node_current, epoch_changed
+    message: str
+    fields: dict[str, Any]
+
+
+@dataclass(slots=True)
+class _Seen:
+    connected: bool
+    condition: str  # current, behind, stale (what was last logged)
+    behind_since: float | None
+
+
+class FleetWatcher:
+    def __init__(
+        self,
+        hub: CascadeHub,
+        epoch: Callable[[], str],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.hub = hub
+        self.epoch = epoch
+        self.clock = clock
+        self._seen: dict[str, _Seen] = {}
+        self._epoch: str | None = None
+
+    def check(self, states: dict[str, NodeState], now: float) -> list[FleetEvent]:
+        out: list[FleetEvent] = []
+        epoch = self.epoch()
+        if self._epoch is not None and epoch != self._epoch:
+            out.append(
+                FleetEvent(
+                    "epoch_changed",
+                    f"registry epoch changed {self._epoch} -> {epoch}",
+                    {"old_epoch": self._epoch, "epoch": epoch},
+                )
+            )
+        self._epoch = epoch
+        for name, st in states.items():
+            seen = self._seen.get(name)
+            where = {"node": name, "via": st.via or None, "address": st.address or None}
+            if seen is None or seen.connected != st.connected:
+                if st.connected:
+                    via = f" via {st.via}" if st.via else ""
+                    out.append(FleetEvent("node_joined", f"node {name} joined{via}", where))
+                elif seen is not None:
+                    out.append(FleetEvent("node_left", f"node {name} left the cascade", where))
+                seen = self._seen[name] = _Seen(st.connected, "current", None)
+            if not st.connected:
+                continue
+            lag = {c.value: n for c, n in st.lag.items() if n != 0}
+            if lag:
+                seen.behind_since = seen.behind_since or now
+            else:
+                seen.behind_since = None
+            heard = max(st.last_heartbeat, st.last_ack)
+            if heard and now - heard > STALE_AFTER_S:
+                condition = "stale"
+            elif seen.behind_since is not None and now - seen.behind_since >= BEHIND_AFTER_S:
+                condition = "behind"
+            elif not lag:
+                condition = "current"
+            else:
+                condition = seen.condition  # behind only briefly: nothing to say yet
+            if condition != seen.condition:
+                seen.condition = condition
+                out.append(self._condition(name, condition, lag, now - heard, where))
+        for name in list(self._seen):
+            if name not in states:  # forgotten by the hub (a relay stopped reporting it)
+                gone = self._seen.pop(name)
+                if gone.connected:
+                    where = {"node": name, "via": None, "address": None}
+                    out.append(FleetEvent("node_left", f"node {name} left the cascade", where))
+        return out
+
+    @staticmethod
+    def _condition(
+        name: str, condition: str, lag: dict[str, int | None], silent: float, where: dict[str, Any]
+    ) -> FleetEvent:
+        if condition == "stale":
+            text = f"node {name} is stale: not heard from for {silent:.0f} s"
+            return FleetEvent("node_stale", text, where | {"silent_s": round(silent, 1)})
+        if condition == "behind":
+            shown = ", ".join(f"{c} {'another epoch' if n is None else n}" for c, n in lag.items())
+            text = f"node {name} is behind for {BEHIND_AFTER_S:g} s: {shown}"
+            return FleetEvent("node_behind", text, where | {"lag": lag})
+        return FleetEvent("node_current", f"node {name} is current again", where)
+
+    async def run(self, interval: float = INTERVAL_S) -> None:
+        while True:
+            for ev in self.check(self.hub.node_states(), self.clock()):
+                level = (
+                    logging.INFO
+                    if ev.event in ("node_joined", "node_current")
+                    else (logging.WARNING)
+                )
+                log.log(level, ev.message, extra={"event": ev.event, **ev.fields})
+            await asyncio.sleep(interval)
