@@ -239,7 +239,7 @@ def _ours(answerer: Any, method: str, obj: str, caller: str, arg: str) -> Any:
         )
         else (obj, arg)
     )
-    ret, body, desc = handle_query(answerer, method, m.encode_args(*args), 1, caller)
+    ret, body, desc = handle_query(answerer, method, m.encode_args(*args), caller)
     assert ret == 0, desc
     decoded = m.decode_result(body)
     if method == "findObjectById":
