@@ -111,6 +111,10 @@ class CascadeHub:
         self._freshness = freshness or (lambda: FRESH)
         self._clock = clock or time.monotonic
         self._sweeper: asyncio.Task[None] | None = None
+        #: sessions holding changes for their ack, and the one task timing the holds
+        self._held: dict[Session, None] = {}
+        self._holds_wanted = asyncio.Event()
+        self._holder: asyncio.Task[None] | None = None
         self._sessions: dict[str, Session] = {}
         self._by_conn: dict[int, Session] = {}  # id(conn): registered once per connection
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -156,9 +160,35 @@ class CascadeHub:
                 )
             return frames
 
+        held = self._held
         for s in list(self._sessions.values()):
             s.on_delta(cat, from_version, to_version, events, shared, digest)
+            if s.sync.holding:
+                held[s] = None
+        if held:
+            self._holds_wanted.set()
+            if self._holder is None:
+                self._holder = self._spawn(self._flush_holds(), "cascade-holds")
         self._enforce_budget()
+
+    async def _flush_holds(self) -> None:
+        """Send the changes held for sessions whose ack did not come in time (one task
+        for all sessions: a burst to 1,000 slow nodes is one timer, not 1,000)."""
+        hold = self.options.coalesce_hold
+        while not self._closed:
+            await self._holds_wanted.wait()
+            self._holds_wanted.clear()
+            while self._held:
+                now = self._clock()
+                due = min(min(t.sync.holding.values(), default=now) for t in self._held)
+                left = due + hold - now
+                if left > 0:
+                    await asyncio.sleep(left)
+                    now = self._clock()
+                for s in list(self._held):
+                    s.flush_due(now)
+                    if not s.sync.holding or s.closed:
+                        del self._held[s]
 
     def _enforce_budget(self) -> None:
         """Keep every session's unsent bytes together within the global budget: drop the
@@ -387,6 +417,7 @@ class CascadeHub:
                     descendants[name] = held
         self.stats.heartbeats += 1
         self.stats.descendant_states += len(descendants)
+        s.acked(held)
         self.tracker.record(s.name, held, heartbeat=True)
         fresh = self.tracker.record_descendants(
             s.name, descendants, heartbeat=True, addresses=addresses
@@ -424,6 +455,7 @@ class CascadeHub:
         self.stats.acks += 1
         self.stats.descendant_states += len(descendants)
         s.heard()
+        s.acked(held)
         self.tracker.record(s.name, held, heartbeat=False)
         if descendants:  # a protocol 1 relay lists them in acks too (no floor)
             self.tracker.record_descendants(s.name, descendants, heartbeat=False)
