@@ -61,6 +61,9 @@ class Session:
         self.closed = False
         self._wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        #: (request body, what the answer depends on, the encoded answer) of the last
+        #: heartbeat answered "up to date" everywhere (see CascadeHub._cached_heartbeat)
+        self.cached_heartbeat: tuple[bytes, object, tuple[int, bytes, str]] | None = None
 
     # the sync state, as the hub and the tests look at it
     @property

@@ -397,5 +397,17 @@ class SessionSync:
         frames = delta_frames(cat, version, now, pinned, opts.delta_events, opts.max_frame)
         return Push(cat, frames, now, up.catalog.digest(cat), PushKind.CATCH_UP)
 
+    def settled(self) -> bool:
+        """Nothing under way: no job, snapshot, hold, or unconfirmed push in any category,
+        and the downstream was sent exactly the upstream's version of each."""
+        if self.jobs or self.busy or self.holding or self.unconfirmed or self.pinned:
+            return False
+        if self.behind or self.held:
+            return False
+        up = self.upstream
+        return len(self.sent) == len(Category) and all(
+            v == up.version(c) for c, v in self.sent.items()
+        )
+
     def pinned_events(self) -> int:
         return sum(len(p) for p in self.pinned.values())
