@@ -610,18 +610,24 @@ class CascadeClient:
             if coalesce > 0:
                 await asyncio.sleep(coalesce)
             self._ack_wanted.clear()
-            held = held_states(self.catalog)
+            catalog = self.catalog
+            states = {}
+            for c in Category:
+                v = catalog.version(c)
+                states[str(c)] = (v.epoch, v.revision, catalog.digest(c))
             floor = floor_states(self._floor()) if self._floor is not None else []
-            states = {h.category: (h.version.epoch, h.version.revision, h.digest) for h in held}
             said = (states, tuple((f.category, f.version.epoch, f.version.revision) for f in floor))
             last = self._last_ack
             if last is not None and said == last:
                 self.stats.acks_skipped += 1
                 continue
-            if last is not None:
-                # Only the categories that moved: the upstream keeps what it was told of
-                # the others (a quarter of the bytes and of its decoding, per push).
-                held = [h for h in held if last[0].get(h.category) != states[h.category]]
+            # Only the categories that moved: the upstream keeps what it was told of the
+            # others (a quarter of the bytes and of its decoding, per push).
+            held = [
+                h
+                for h in held_states(catalog)
+                if last is None or last[0].get(h.category) != states[h.category]
+            ]
             req = AckReq(nodeName=self.node_name, held=held, floor=floor)
             try:
                 await channel.invoke(CASCADE_SERVANT, ACK.name, ACK.encode_args(req), oneway=True)
