@@ -33,8 +33,14 @@ async def run(port: int, count: int, prefix: str, heartbeat: float, timeout: flo
     ) -> None:
         if cat is Category.OBJECTS and events:
             now = time.time()
-            for ev in events:
-                applied[ev.revision].append(now)
+            if _before is not None and _after.revision - _before.revision <= 10_000:
+                # every revision the delta covers: the node now holds each of them (a
+                # coalesced delta carries only the last change of every key)
+                for rev in range(_before.revision + 1, _after.revision + 1):
+                    applied[rev].append(now)
+            else:
+                for ev in events:
+                    applied[ev.revision].append(now)
         elif cat is Category.OBJECTS and events is None:
             replaced.append(time.perf_counter())
 

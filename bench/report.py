@@ -122,6 +122,18 @@ def _cascade(r: R) -> list[Row]:
                 "—",
             )
         )
+        if "registry_cpu_per_update_per_node_us" in v["paced"]:
+            p = v["paced"]
+            rows.append(
+                (
+                    f"cascade: {n} nodes, paced: registry CPU per update; per update and node;"
+                    " node CPU per applied update (acks included)",
+                    f"{p['registry_cpu_per_update_ms']} ms; "
+                    f"{p['registry_cpu_per_update_per_node_us']} µs; "
+                    f"{p['node_cpu_per_node_update_us']} µs",
+                    "—",
+                )
+            )
         rows.append(
             (
                 f"cascade: registry idle with {n} nodes heartbeating; drain wait (all acks)",

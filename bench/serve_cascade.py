@@ -10,7 +10,8 @@ Then reads commands on stdin, one per line, answering each with one JSON line:
   store), answered like ``updates``;
 * ``drain K`` — K updates, each followed by ``wait_acked`` (all connected nodes);
 * ``idle S`` — the process CPU share over S seconds of doing nothing but heartbeats;
-* ``stats`` — hub counters and RSS.
+* ``stats`` — hub counters and RSS;
+* ``cpu`` — this process's CPU seconds so far (user + system) and ``time.perf_counter()``.
 
 It exits when stdin closes.
 """
@@ -94,6 +95,9 @@ class Registry:
                 "cpu_percent": 100.0 * cpu / (t1 - t0),
                 "heartbeats_per_s": (self.hub.stats.heartbeats - hb0) / (t1 - t0),
             }
+        if cmd == "cpu":
+            c = psutil.Process().cpu_times()
+            return {"cpu_s": c.user + c.system, "t": time.perf_counter()}
         if cmd == "stats":
             return {
                 "hub": dataclasses.asdict(self.hub.stats),

@@ -5,7 +5,8 @@ two copies that lag behind it by any amount (registries on a shared database, re
 — all real :class:`CascadeHub` s, driven through their request handlers on a fake
 connection that feeds every pushed frame straight into the downstream's real
 :class:`Replica`. Steps: writes, lagging upstreams catching up (or not), the downstream
-failing over to any upstream, heartbeats, an upstream restarted from an older disk copy
+failing over to any upstream, heartbeats, acks (which release changes the upstream held
+back while the downstream was applying), an upstream restarted from an older disk copy
 (stale until it catches up), a new lineage (a restore) at the registry.
 
 Invariants after every step: the downstream's version never goes back within a lineage,
@@ -30,7 +31,12 @@ from tarscascade.cascade.states import held_states
 from tarscascade.catalog import NO_VERSION, Catalog
 from tarscascade.model import Category, ChangeEvent, EndpointRecord, Op, State, Version
 from tarscascade.transport import Current
-from tarscascade.wire.idl.cascadef import PROTOCOL_VERSION, HeartbeatReq, SubscribeReq
+from tarscascade.wire.idl.cascadef import (
+    PROTOCOL_VERSION,
+    AckReq,
+    HeartbeatReq,
+    SubscribeReq,
+)
 from tarscascade.wire.packets import STATUS_PUSH_FUNC, RequestPacket
 from tarscascade.wire.rpc import decode_response
 
@@ -174,6 +180,12 @@ class Down:
         )
         up.hub._subscribe(self.current(), req)
 
+    def ack(self) -> None:
+        if self.up is not None and self.conn is not None:
+            self.up.hub._ack(
+                self.current(), AckReq(nodeName="down", held=held_states(self.catalog))
+            )
+
     def heartbeat(self) -> None:
         if self.up is not None and self.conn is not None:
             req = HeartbeatReq(nodeName="down", held=held_states(self.catalog))
@@ -242,6 +254,13 @@ class CascadeMachine(RuleBasedStateMachine):
     @rule()
     def heartbeat(self) -> None:
         self.down.heartbeat()
+        self.settle()
+
+    @rule()
+    def ack(self) -> None:
+        # what a node does after applying pushes; the registry holds (coalesces) the
+        # changes that come before it
+        self.down.ack()
         self.settle()
 
     @rule(i=st.sampled_from([1, 2]), back=st.integers(0, 10))

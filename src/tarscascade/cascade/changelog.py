@@ -48,6 +48,10 @@ class ChangeLog:
         """The events after ``revision`` (check :meth:`covers` first)."""
         return self._events[bisect_right(self._revs, revision) :]
 
+    def has_since(self, revision: int) -> bool:
+        """Whether any event is after ``revision``."""
+        return bool(self._revs) and self._revs[-1] > revision
+
     def reset(self, version: Version) -> None:
         """Forget everything: the category was replaced wholesale at ``version``."""
         self._events.clear()
@@ -109,3 +113,17 @@ class ChangeLog:
 
     def __repr__(self) -> str:
         return f"<ChangeLog {self.epoch}:({self.floor}, {self.head}] {len(self._events)} events>"
+
+
+def compact(events: Sequence[ChangeEvent]) -> list[ChangeEvent]:
+    """The last event of every key, in revision order: applied on a replica holding the
+    version before the first event, it leaves the same content as all of them (a put
+    then a delete is a delete, which a replica without the key takes as a no-op)."""
+    if len(events) < 2:
+        return list(events)
+    last: dict[tuple[str, str], int] = {}
+    for i, ev in enumerate(events):
+        last[(ev.category, ev.key)] = i
+    if len(last) == len(events):
+        return list(events)
+    return [events[i] for i in sorted(last.values())]

@@ -54,6 +54,7 @@ from tarscascade.wire.idl.cascadef import (
     OK,
     PROTOCOL_VERSION,
     SUBSCRIBE,
+    UP_TO_DATE,
     AckReq,
     CategoryPlanF,
     CategoryStateF,
@@ -78,6 +79,11 @@ MAX_RESYNC_STREAK = 3
 class ClientOptions:
     heartbeat_interval: float = 3.0
     heartbeat_jitter: float = 0.2  # fraction: each interval is drawn from ±20 %
+    #: while idle (every category up to date, nothing applied since the last heartbeat)
+    #: the interval grows by half at each heartbeat up to this many times the base one,
+    #: and drops back to the base at the first change. The upstream is told the longest
+    #: (subscribe's heartbeatMs), so its expiry of silent sessions stays right.
+    heartbeat_idle_factor: float = 2.5
     connect_timeout: float = 3.0
     call_timeout: float = 10.0
     #: heartbeats in a row that may time out before the upstream counts as gone
@@ -208,7 +214,9 @@ class CascadeClient:
         )
         self._descendants = descendants
         self._floor: Callable[[], dict[Category, Version]] | None = None
-        self._last_ack: tuple[object, ...] | None = None
+        #: pushes applied so far (a heartbeat interval grows only while this stands still)
+        self._applied = 0
+        self._last_ack: tuple[dict[str, tuple[str, int, int]], tuple[object, ...]] | None = None
         self._rng = self.options.rng
         self._task: asyncio.Task[None] | None = None
         self._ack_wanted = asyncio.Event()
@@ -458,7 +466,7 @@ class CascadeClient:
             held=held,
             address=self.address,
             protocol=PROTOCOL_VERSION,
-            heartbeatMs=round(self.options.heartbeat_interval * 1000),
+            heartbeatMs=round(self._longest_heartbeat() * 1000),
         )
         mark = self._progress.mark()
         try:
@@ -502,6 +510,7 @@ class CascadeClient:
                 stats.bookmarks_received += result.bookmark
             if self._progress.applied(cat, snapshot=result.snapshot):
                 self.synced.set()
+            self._applied += 1
             self._ack_wanted.set()
         elif result.outcome is Outcome.PENDING:
             stats.snapshot_chunks_received += 1
@@ -531,14 +540,23 @@ class CascadeClient:
             log.exception("descendants callback failed")
             return []
 
+    def _longest_heartbeat(self) -> float:
+        """The longest interval between two heartbeats (the idle one), as announced."""
+        opts = self.options
+        return opts.heartbeat_interval * max(1.0, opts.heartbeat_idle_factor)
+
     async def _heartbeats(self, channel: Channel) -> None:
         opts = self.options
         failures = 0
+        interval = opts.heartbeat_interval
+        longest = self._longest_heartbeat()
         while True:
             spread = 1.0 + opts.heartbeat_jitter * (2.0 * self._rng.random() - 1.0)
+            applied = self._applied
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(opts.heartbeat_interval * spread):
+                async with asyncio.timeout(interval * spread):
                     await self._heartbeat_wanted.wait()
+            wanted = self._heartbeat_wanted.is_set()
             self._heartbeat_wanted.clear()
             if self._replica.expire(opts.snapshot_stall_timeout):
                 self._resubscribe_wanted.set()  # a snapshot stopped half-way
@@ -554,6 +572,7 @@ class CascadeClient:
                 raise _Disconnected from exc
             except (CallTimeoutError, OverloadError, ServerError) as exc:
                 failures += 1
+                interval = opts.heartbeat_interval
                 self.stats.heartbeat_failures += 1
                 if failures >= opts.max_heartbeat_failures:
                     log.warning("cascade upstream %s unresponsive: %s", self.upstream, exc)
@@ -561,6 +580,14 @@ class CascadeClient:
                 continue
             failures = 0
             self.stats.heartbeats += 1
+            quiet = (
+                ret == OK
+                and not wanted
+                and applied == self._applied
+                and all(p.action == UP_TO_DATE for p in rsp.plan)
+                and not self._replica.receiving
+            )
+            interval = min(longest, interval * 1.5) if quiet else opts.heartbeat_interval
             if ret == OK:
                 self._heard(rsp.freshness)
                 self._note_versions(rsp.plan)
@@ -583,15 +610,24 @@ class CascadeClient:
             if coalesce > 0:
                 await asyncio.sleep(coalesce)
             self._ack_wanted.clear()
-            held = held_states(self.catalog)
+            catalog = self.catalog
+            states = {}
+            for c in Category:
+                v = catalog.version(c)
+                states[str(c)] = (v.epoch, v.revision, catalog.digest(c))
             floor = floor_states(self._floor()) if self._floor is not None else []
-            said = (
-                tuple((h.category, h.version.epoch, h.version.revision, h.digest) for h in held),
-                tuple((f.category, f.version.epoch, f.version.revision) for f in floor),
-            )
-            if said == self._last_ack:
+            said = (states, tuple((f.category, f.version.epoch, f.version.revision) for f in floor))
+            last = self._last_ack
+            if last is not None and said == last:
                 self.stats.acks_skipped += 1
                 continue
+            # Only the categories that moved: the upstream keeps what it was told of the
+            # others (a quarter of the bytes and of its decoding, per push).
+            held = [
+                h
+                for h in held_states(catalog)
+                if last is None or last[0].get(h.category) != states[h.category]
+            ]
             req = AckReq(nodeName=self.node_name, held=held, floor=floor)
             try:
                 await channel.invoke(CASCADE_SERVANT, ACK.name, ACK.encode_args(req), oneway=True)

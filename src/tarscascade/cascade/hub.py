@@ -47,12 +47,13 @@ from tarscascade.catalog import Catalog
 from tarscascade.errors import ServerError
 from tarscascade.model import INCREMENTAL, Category, ChangeEvent, Version
 from tarscascade.transport import Current, InterfaceServant
-from tarscascade.transport.servant import Connection
+from tarscascade.transport.servant import Connection, MaybeAwaitable, Result
 from tarscascade.wire.idl.cascadef import (
     AUTH_FAILED,
     BAD_REQUEST,
     CASCADE_F,
     CASCADE_SERVANT,
+    HEARTBEAT,
     NOT_SUBSCRIBED,
     OK,
     OLDEST_PROTOCOL,
@@ -65,7 +66,8 @@ from tarscascade.wire.idl.cascadef import (
     SubscribeReq,
     SubscribeRsp,
 )
-from tarscascade.wire.packets import Ret
+from tarscascade.wire.interface import Method
+from tarscascade.wire.packets import TARS_VERSION, Ret
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +113,15 @@ class CascadeHub:
         self._freshness = freshness or (lambda: FRESH)
         self._clock = clock or time.monotonic
         self._sweeper: asyncio.Task[None] | None = None
+        #: sessions holding changes for their ack, and the one task timing the holds
+        self._held: dict[Session, None] = {}
+        self._holds_wanted = asyncio.Event()
+        self._holder: asyncio.Task[None] | None = None
         self._sessions: dict[str, Session] = {}
         self._by_conn: dict[int, Session] = {}  # id(conn): registered once per connection
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
-        self.servant = InterfaceServant(CASCADE_SERVANT, CASCADE_F, _CascadeImpl(self))
+        self.servant = _HubServant(self)
 
     # ------------------------------------------------------------------ source changes
 
@@ -156,9 +162,35 @@ class CascadeHub:
                 )
             return frames
 
+        held = self._held
         for s in list(self._sessions.values()):
             s.on_delta(cat, from_version, to_version, events, shared, digest)
+            if s.sync.holding:
+                held[s] = None
+        if held:
+            self._holds_wanted.set()
+            if self._holder is None:
+                self._holder = self._spawn(self._flush_holds(), "cascade-holds")
         self._enforce_budget()
+
+    async def _flush_holds(self) -> None:
+        """Send the changes held for sessions whose ack did not come in time (one task
+        for all sessions: a burst to 1,000 slow nodes is one timer, not 1,000)."""
+        hold = self.options.coalesce_hold
+        while not self._closed:
+            await self._holds_wanted.wait()
+            self._holds_wanted.clear()
+            while self._held:
+                now = self._clock()
+                due = min(min(t.sync.holding.values(), default=now) for t in self._held)
+                left = due + hold - now
+                if left > 0:
+                    await asyncio.sleep(left)
+                    now = self._clock()
+                for s in list(self._held):
+                    s.flush_due(now)
+                    if not s.sync.holding or s.closed:
+                        del self._held[s]
 
     def _enforce_budget(self) -> None:
         """Keep every session's unsent bytes together within the global budget: drop the
@@ -363,6 +395,39 @@ class CascadeHub:
             )
         return OK, SubscribeRsp(plan=plan, freshness=fresh.to_wire())
 
+    def _cached_heartbeat(self, current: Current) -> Result | None:
+        """The answer to a heartbeat that says exactly what the session's previous one
+        said, while nothing changed here since: the same answer, at the cost of a
+        dictionary lookup and a bytes comparison (most heartbeats, once a fleet is idle).
+
+        Only for a node without descendants (a relay's list moves the tracker) whose
+        previous answer was "up to date" in every category, and only while this
+        upstream's versions and freshness are what they were then.
+        """
+        s = self._by_conn.get(id(current.conn))
+        if s is None or s.closed or s.cached_heartbeat is None:
+            return None
+        body, key, answer = s.cached_heartbeat
+        if body != current.request.sBuffer or key != self._heartbeat_key(s):
+            return None
+        self.stats.heartbeats += 1
+        self.stats.heartbeats_cached += 1
+        s.heard()
+        self.tracker.touch(s.name)
+        if self._on_heartbeat is not None:
+            try:
+                self._on_heartbeat(s.name)
+            except Exception:
+                log.exception("on_heartbeat callback failed")
+        return answer
+
+    def _heartbeat_key(self, s: Session) -> tuple[object, ...] | None:
+        """What a cached heartbeat answer depends on; None: do not cache."""
+        if not s.sync.settled():
+            return None
+        cat = self.catalog
+        return (cat.versions(), [cat.digest(c) for c in Category], self._freshness())
+
     def _session_of(self, current: Current, name: str) -> Session | None:
         s = self._sessions.get(name)
         if s is None or s.conn is not current.conn or s.closed:
@@ -387,16 +452,24 @@ class CascadeHub:
                     descendants[name] = held
         self.stats.heartbeats += 1
         self.stats.descendant_states += len(descendants)
+        s.acked(held)
         self.tracker.record(s.name, held, heartbeat=True)
         fresh = self.tracker.record_descendants(
             s.name, descendants, heartbeat=True, addresses=addresses
         )
-        plan = self._plans(s, s.heartbeat(held, self._context(held, counts)))
+        plans = s.heartbeat(held, self._context(held, counts))
+        plan = self._plans(s, plans)
         self._heard(s.name, descendants)
         if fresh and self._on_subscribe is not None:
             for name in fresh:
                 self._register_descendant(s, name, addresses.get(name, ""))
-        return OK, HeartbeatRsp(plan=plan, freshness=self._freshness().to_wire())
+        rsp = HeartbeatRsp(plan=plan, freshness=self._freshness().to_wire())
+        s.cached_heartbeat = None
+        if not descendants and all(p is Plan.UP_TO_DATE for p in plans.values()):
+            key = self._heartbeat_key(s)
+            if key is not None:
+                s.cached_heartbeat = (current.request.sBuffer, key, _encode_answer(HEARTBEAT, rsp))
+        return OK, rsp
 
     def _register_descendant(self, relay: Session, name: str, address: str) -> None:
         """A node a relay reported for the first time (or at a new address): register it
@@ -424,6 +497,7 @@ class CascadeHub:
         self.stats.acks += 1
         self.stats.descendant_states += len(descendants)
         s.heard()
+        s.acked(held)
         self.tracker.record(s.name, held, heartbeat=False)
         if descendants:  # a protocol 1 relay lists them in acks too (no floor)
             self.tracker.record_descendants(s.name, descendants, heartbeat=False)
@@ -504,6 +578,26 @@ class CascadeHub:
             f"<CascadeHub {len(self._sessions)} sessions, {self.stats.snapshots_sent} snapshots,"
             f" {self.stats.deltas_sent} deltas sent>"
         )
+
+
+def _encode_answer(method: Method, rsp: HeartbeatRsp) -> Result:
+    return (Ret.SUCCESS, method.encode_result(OK, rsp), "")
+
+
+class _HubServant(InterfaceServant):
+    """CascadeObj: the IDL methods, and a short way for unchanged heartbeats."""
+
+    def __init__(self, hub: CascadeHub) -> None:
+        super().__init__(CASCADE_SERVANT, CASCADE_F, _CascadeImpl(hub))
+        self._hub = hub
+
+    def dispatch(self, current: Current) -> MaybeAwaitable:
+        req = current.request
+        if req.sFuncName == HEARTBEAT.name and req.iVersion == TARS_VERSION:
+            cached = self._hub._cached_heartbeat(current)
+            if cached is not None:
+                return cached
+        return super().dispatch(current)
 
 
 class _CascadeImpl:

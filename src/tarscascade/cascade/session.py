@@ -61,6 +61,9 @@ class Session:
         self.closed = False
         self._wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        #: (request body, what the answer depends on, the encoded answer) of the last
+        #: heartbeat answered "up to date" everywhere (see CascadeHub._cached_heartbeat)
+        self.cached_heartbeat: tuple[bytes, object, tuple[int, bytes, str]] | None = None
 
     # the sync state, as the hub and the tests look at it
     @property
@@ -104,6 +107,18 @@ class Session:
     def heard(self) -> None:
         self.last_heard = self.clock()
 
+    def acked(self, held: dict[Category, Held]) -> None:
+        """The downstream said what it holds (ack or heartbeat): send the changes held
+        for it while it was applying."""
+        if self.sync.holding and not self.closed:
+            for push in self.sync.acked_versions(held):
+                if not self._send(push):
+                    return
+        else:
+            acked = self.sync.acked
+            for cat, h in held.items():
+                acked[cat] = h.version
+
     def expired(self, now: float) -> bool:
         return self.heartbeat_timeout is not None and now - self.last_heard > self.heartbeat_timeout
 
@@ -139,6 +154,16 @@ class Session:
             self.upstream.stats.slow_dropped += 1
             self.drop("too many changes pinned during its snapshot")
             return
+        self._wake_if_jobs()
+
+    def flush_due(self, now: float) -> None:
+        """Holds that ran out without an ack: send what waited (the ack may be lost)."""
+        if self.closed:
+            return
+        for cat in self.sync.due(now):
+            push = self.sync.flush(cat)
+            if push is not None and not self._send(push):
+                return
         self._wake_if_jobs()
 
     def on_whole(self, snap: EncodedSnapshot) -> None:

@@ -20,9 +20,15 @@ Around that, a category is in one of these states:
 ``held``
     The guard holds this upstream's lineage back from the downstream, which keeps its
     own; re-planned at every heartbeat (an operator may confirm the new lineage).
+``holding``
+    Live, but the downstream has not acknowledged what it was sent yet (it is still
+    applying, or its acks are on their way): new changes wait in the change log, and
+    go out as one delta compacted by key when the ack comes (:meth:`acked`) or the
+    hold times out (:meth:`flush`). A busy node gets one delta per burst, not one per
+    commit; an idle one gets every change at once.
 
-Events in: :meth:`subscribe`, :meth:`heartbeat`, :meth:`publish`, :meth:`whole`,
-:meth:`reset`, the worker's :meth:`take_job` / :meth:`catch_up` /
+Events in: :meth:`subscribe`, :meth:`heartbeat`, :meth:`acked`, :meth:`publish`,
+:meth:`flush`, :meth:`whole`, :meth:`reset`, the worker's :meth:`take_job` / :meth:`catch_up` /
 :meth:`snapshot_started` / :meth:`snapshot_written` / :meth:`job_done`.
 Out: plans, and :class:`Push` es the I/O shell writes and then confirms with
 :meth:`pushed` (a push that could not be written changes nothing here).
@@ -93,6 +99,10 @@ class SessionSync:
     pinned: dict[Category, list[ChangeEvent]] = field(default_factory=dict)
     #: the last context a subscribe or heartbeat gave (publish re-plans with it)
     context: Context = field(default_factory=Context)
+    #: what the downstream last said it holds (subscribe, heartbeats, acks)
+    acked: dict[Category, Version] = field(default_factory=dict)
+    #: live categories whose changes wait for the downstream's ack, and since when
+    holding: dict[Category, float] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ plans
 
@@ -106,6 +116,7 @@ class SessionSync:
 
     def _enter(self, cat: Category, p: Plan) -> None:
         """Put ``cat`` in the state plan ``p`` leads to (``sent`` is what the node holds)."""
+        self.holding.pop(cat, None)
         self.behind.discard(cat)
         self.held.discard(cat)
         if p is Plan.BEHIND:
@@ -118,10 +129,11 @@ class SessionSync:
     def subscribe(self, held: dict[Category, Held], context: Context) -> dict[Category, Plan]:
         """A (re-)subscription: start over from what the downstream says it holds."""
         self.context = context
+        self.holding.clear()
         out = {}
         for cat in Category:
             h = held.get(cat)
-            self.sent[cat] = h.version if h else NO_VERSION
+            self.sent[cat] = self.acked[cat] = h.version if h else NO_VERSION
             self.sent_digest[cat] = h.digest if h else None
             out[cat] = p = self._plan(cat, h)
             self._enter(cat, p)
@@ -131,12 +143,26 @@ class SessionSync:
         self.context = context
         return {cat: self.check(cat, held.get(cat)) for cat in Category}
 
+    def acked_versions(self, held: dict[Category, Held]) -> list[Push]:
+        """An ack (or a heartbeat) said what the downstream holds: the held changes of
+        each category it has caught up in, as one delta each."""
+        out = []
+        for cat, h in held.items():
+            self.acked[cat] = h.version
+            if cat in self.holding and h.version == self.sent.get(cat):
+                push = self.flush(cat)
+                if push is not None:
+                    out.append(push)
+        return out
+
     def check(self, cat: Category, h: Held | None) -> Plan:
         """A heartbeat's plan for ``cat``: compare what the node holds with what it was
         sent, and repair what does not fit."""
         up = self.upstream
         if self.expects(cat):
             return Plan.SNAPSHOT if self.jobs.get(cat) else Plan.RESUME
+        if cat in self.holding:
+            return Plan.RESUME  # changes are on their way (held for coalescing)
         if cat in self.behind or cat in self.held:
             return self._replan(cat, h)  # has the upstream caught up / was it confirmed?
         held = h.version if h else NO_VERSION
@@ -176,6 +202,7 @@ class SessionSync:
 
     def request(self, cat: Category, *, snapshot: bool = False) -> None:
         """Ask the worker to bring ``cat`` up to date (with a snapshot if ``snapshot``)."""
+        self.holding.pop(cat, None)
         self.behind.discard(cat)
         self.held.discard(cat)
         self.jobs[cat] = self.jobs.get(cat, False) or snapshot
@@ -217,12 +244,20 @@ class SessionSync:
             return None
         if self.expects(cat) or cat in self.held:
             return None
+        if cat in self.holding:
+            self.upstream.stats.coalesced_changes += 1
+            return None  # the events wait in the change log for the downstream's ack
         sent = self.sent.get(cat)
         if cat in self.behind:
             if sent is not None and to.epoch == sent.epoch and to.revision >= sent.revision:
                 self.request(cat)  # caught up with the node: the worker takes it from here
             return None
         if sent == from_:
+            if self.acked.get(cat, sent) != sent and self.upstream.options.coalesce_hold > 0:
+                # still applying (or acking) the previous push: send this with what follows
+                self.holding[cat] = self.clock()
+                self.upstream.stats.coalesced_changes += 1
+                return None
             return Push(cat, shared(), to, digest, PushKind.DELTA)
         if sent is not None and sent.epoch == to.epoch and sent.revision >= to.revision:
             return None  # it has this already (it came to us ahead of our source)
@@ -234,6 +269,28 @@ class SessionSync:
         self.upstream.stats.resyncs += 1
         self.request(cat)
         return None
+
+    def flush(self, cat: Category) -> Push | None:
+        """Send ``cat``'s held changes now (the ack came, or the hold timed out): one
+        delta from ``sent`` to the current version, compacted by key."""
+        if self.holding.pop(cat, None) is None:
+            return None
+        up = self.upstream
+        sent = self.sent.get(cat, NO_VERSION)
+        if sent == up.version(cat):
+            return None
+        if not up.covers(cat, sent):
+            up.stats.resyncs += 1
+            self.request(cat)  # the worker decides (a snapshot, if it must)
+            return None
+        up.stats.coalesced_deltas += 1
+        frames = up.catch_up_frames(cat, sent)
+        return Push(cat, frames, up.version(cat), up.catalog.digest(cat), PushKind.DELTA)
+
+    def due(self, now: float) -> list[Category]:
+        """Held categories whose hold has run out at ``now``."""
+        hold = self.upstream.options.coalesce_hold
+        return [c for c, t in self.holding.items() if now - t >= hold]
 
     def whole(
         self, cat: Category, version: Version, digest: int, frames: Sequence[bytes]
@@ -294,11 +351,9 @@ class SessionSync:
             return CatchUp.DONE
         if not up.covers(cat, sent):
             return CatchUp.SNAPSHOT
-        events = up.logs[cat].since(sent.revision)
-        if not events:
+        if not up.logs[cat].has_since(sent.revision):
             up.stats.bookmarks += 1
-        frames = delta_frames(cat, sent, now, events, opts.delta_events, opts.max_frame)
-        return Push(cat, frames, now, digest, PushKind.CATCH_UP)
+        return Push(cat, up.catch_up_frames(cat, sent), now, digest, PushKind.CATCH_UP)
 
     def acceptable_snapshot(self, cat: Category) -> Callable[[Version], bool]:
         """Which cached snapshot versions may be sent: never one older than what the
@@ -341,6 +396,18 @@ class SessionSync:
         opts = up.options
         frames = delta_frames(cat, version, now, pinned, opts.delta_events, opts.max_frame)
         return Push(cat, frames, now, up.catalog.digest(cat), PushKind.CATCH_UP)
+
+    def settled(self) -> bool:
+        """Nothing under way: no job, snapshot, hold, or unconfirmed push in any category,
+        and the downstream was sent exactly the upstream's version of each."""
+        if self.jobs or self.busy or self.holding or self.unconfirmed or self.pinned:
+            return False
+        if self.behind or self.held:
+            return False
+        up = self.upstream
+        return len(self.sent) == len(Category) and all(
+            v == up.version(c) for c, v in self.sent.items()
+        )
 
     def pinned_events(self) -> int:
         return sum(len(p) for p in self.pinned.values())

@@ -90,6 +90,12 @@ class AckTracker:
             return
         self._store(st, held, heartbeat)
 
+    def touch(self, name: str) -> None:
+        """A heartbeat that repeated the node's previous one: only its time moves."""
+        st = self._nodes.get(name)
+        if st is not None:
+            st.last_heartbeat = self.clock()
+
     def record_descendants(
         self,
         relay: str,

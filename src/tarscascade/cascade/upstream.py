@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from tarscascade.cascade.changelog import DEFAULT_LOG_EVENTS, ChangeLog
-from tarscascade.cascade.frames import DEFAULT_CHUNK_BYTES, DEFAULT_DELTA_EVENTS
+from tarscascade.cascade.changelog import DEFAULT_LOG_EVENTS, ChangeLog, compact
+from tarscascade.cascade.frames import DEFAULT_CHUNK_BYTES, DEFAULT_DELTA_EVENTS, delta_frames
 from tarscascade.cascade.rules import DEFAULT_GUARD_MAX_LOSS
 from tarscascade.cascade.snapshots import SnapshotCache
 from tarscascade.catalog import Catalog
@@ -62,6 +62,11 @@ class HubOptions:
     #: node states kept for disconnected nodes (oldest forgotten first)
     max_offline_nodes: int = 10_000
     max_frame: int = DEFAULT_MAX_FRAME
+    #: a live change for a downstream that has not acknowledged the previous push yet
+    #: is held (at most this long) and sent with the changes after it as one delta,
+    #: compacted by key, when its ack comes: a burst costs a busy node one apply, not
+    #: one per commit (0: every change goes out as it comes)
+    coalesce_hold: float = 0.05
 
 
 @dataclass(slots=True)
@@ -96,6 +101,16 @@ class HubStats:
     acks: int = 0
     #: descendant entries received from relays (heartbeats list them all; acks none)
     descendant_states: int = 0
+    #: live changes held for a downstream still applying the previous push, and the
+    #: coalesced deltas that carried them
+    coalesced_changes: int = 0
+    coalesced_deltas: int = 0
+    #: catch-up deltas encoded, and those served from the shared encoding of another
+    #: session's catch-up from the same version
+    catch_up_encodes: int = 0
+    catch_up_shared: int = 0
+    #: heartbeats answered from the session's cached answer (nothing changed since)
+    heartbeats_cached: int = 0
 
 
 class Upstream:
@@ -110,6 +125,9 @@ class Upstream:
         }
         self.snapshots = SnapshotCache(catalog, options.chunk_bytes, options.max_frame)
         self.snapshot_slots = asyncio.Semaphore(options.max_concurrent_snapshots)
+        #: catch-up frames per (category, from) for the category's current version:
+        #: sessions resuming (or flushing held changes) from one version share one encoding
+        self._catch_ups: dict[tuple[Category, Version], tuple[Version, list[bytes]]] = {}
 
     def version(self, cat: Category) -> Version:
         return self.catalog.version(cat)
@@ -119,3 +137,21 @@ class Upstream:
         # to resume from: snapshot instead.
         log = self.logs.get(cat)
         return log is not None and log.version == self.version(cat) and log.covers(version)
+
+    def catch_up_frames(self, cat: Category, since: Version) -> list[bytes]:
+        """The delta frames taking a downstream at ``since`` to the category's version,
+        its events compacted by key (check :meth:`covers` first). Encoded once per
+        (``since``, current version) and shared by every session that asks."""
+        now = self.version(cat)
+        hit = self._catch_ups.get((cat, since))
+        if hit is not None and hit[0] == now:
+            self.stats.catch_up_shared += 1
+            return hit[1]
+        if len(self._catch_ups) > 64:  # older versions' entries are of no use any more
+            self._catch_ups = {k: v for k, v in self._catch_ups.items() if v[0] == now}
+        events = compact(self.logs[cat].since(since.revision))
+        opts = self.options
+        frames = delta_frames(cat, since, now, events, opts.delta_events, opts.max_frame)
+        self._catch_ups[(cat, since)] = (now, frames)
+        self.stats.catch_up_encodes += 1
+        return frames

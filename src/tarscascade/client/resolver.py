@@ -3,7 +3,8 @@
 * Method (§4.1): ``findObjectByIdInSameSet(id, setId)`` when set routing is on,
   ``findObjectByIdInSameStation(id, station)`` when an IDC station is given, else
   ``findObjectByIdInSameGroup(id)`` (IDC grouping is decided by the server side).
-* Refresh every ``refresh_interval`` (3 s by default, at least 1 s: the node is local);
+* Refresh every ``refresh_interval`` (3 s by default, at least 1 s: the node is local),
+  ±20 % at random each time so the resolvers of a process do not poll in lockstep;
   after a failed query, again after ``fail_interval``. A push from the node (see
   :mod:`~tarscascade.client.locator`) wakes the loop at once.
 * Like every TARS client, the old list is kept when the answer fails, returns non-zero,
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -103,8 +105,13 @@ class ResolverOptions:
     refresh_interval: float = DEFAULT_REFRESH_INTERVAL
     fail_interval: float = FAIL_INTERVAL
     subscribe: bool = False
+    #: each wait is drawn from ±this fraction of the interval, so the resolvers of one
+    #: process (and of many processes started together) do not refresh in lockstep
+    refresh_jitter: float = 0.2
 
     def __post_init__(self) -> None:
+        if not 0 <= self.refresh_jitter < 1:
+            raise ValueError("refresh_jitter must be in [0, 1)")
         if self.refresh_interval < MIN_REFRESH_INTERVAL:
             raise ValueError(
                 f"refresh_interval {self.refresh_interval} s is below {MIN_REFRESH_INTERVAL} s"
@@ -153,6 +160,7 @@ class Resolver:
         self._saved = initial if initial is not None and initial.source == "lkg" else None
         self._ready = asyncio.Event()
         self._wake = asyncio.Event()
+        self._rng = random.Random()  # seeded from the OS: every resolver its own phase
 
     def add_listener(self, fn: Listener) -> None:
         """``fn(endpoints)`` whenever the list changes."""
@@ -247,13 +255,22 @@ class Resolver:
                 log.exception("%s: refresh failed", self.object_id)
                 ok = False
             self._ready.set()
-            delay = opts.refresh_interval if ok else min(opts.fail_interval, opts.refresh_interval)
+            delay = self.next_delay(ok)
             try:
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()
+
+    def next_delay(self, ok: bool) -> float:
+        """Seconds until the next refresh: the interval (shorter after a failure), spread
+        by the jitter, never below the minimum refresh interval after a success."""
+        opts = self.options
+        base = opts.refresh_interval if ok else min(opts.fail_interval, opts.refresh_interval)
+        spread = 1.0 + opts.refresh_jitter * (2.0 * self._rng.random() - 1.0)
+        delay = base * spread
+        return max(MIN_REFRESH_INTERVAL, delay) if ok else delay
 
     def __repr__(self) -> str:
         e = self.endpoints

@@ -8,7 +8,15 @@ from tarscascade.store import Put
 from tarscascade.testing import eventually
 from tarscascade.transport import Channel
 from tarscascade.wire.idl.cascadef import CASCADE_SERVANT, OK, SUBSCRIBE, SubscribeReq
-from tests.integration.cascade.harness import TOKEN, WAIT, Cluster, active_ports, converged, ep
+from tests.integration.cascade.harness import (
+    TOKEN,
+    WAIT,
+    Cluster,
+    active_ports,
+    converged,
+    ep,
+    fast_client_options,
+)
 
 
 async def test_wait_acked_returns_once_every_node_acked_and_names_the_laggards(
@@ -77,3 +85,34 @@ async def test_node_states_report_versions_digests_lag_and_counters(cluster: Clu
     assert st.snapshots_sent >= 1
     await cluster.close_node(node)
     await eventually(lambda: not reg.hub.node_states()["solo"].connected, timeout=WAIT)
+
+
+async def test_an_idle_node_heartbeats_less_often_and_its_session_never_expires(
+    cluster: Cluster,
+) -> None:
+    """The heartbeat interval grows while nothing changes, up to the idle one; the node
+    announces that longest interval in subscribe, so the upstream's expiry (3 missed
+    heartbeats) never ends the session of a node that is merely idle."""
+    reg = await cluster.start_registry()
+    await reg.core.write([Put(ep(1))])
+    # base 0.1 s: an expiry computed from it would be 3 x 0.1 x 1.25 + 1 = 1.4 s, well
+    # inside the idle interval of 2.5 s
+    opts = fast_client_options(heartbeat_interval=0.1, heartbeat_idle_factor=25.0)
+    node = cluster.node("idle", [("127.0.0.1", reg.port)], options=opts)
+    await converged([node], reg, "initial")
+    session = reg.hub._sessions["idle"]
+    assert session.heartbeat_timeout is not None
+    assert session.heartbeat_timeout >= 3 * 2.5
+    # 0.1, 0.15, 0.23, ... 1.7 s apart by the 8th (about 5 s): past the 1.4 s
+    await eventually(
+        lambda: reg.hub.stats.heartbeats_cached >= 8, timeout=WAIT, what="idle heartbeats"
+    )
+    assert reg.hub._sessions.get("idle") is session
+    assert reg.hub.stats.expired == 0
+    assert node.client.stats.heartbeats < 40  # 0.1 s apart all along would be more by now
+
+    # A change brings the interval back to the base at once: drain still answers fast.
+    await reg.core.write([Put(ep(2))])
+    version = reg.core.catalog.version(Category.OBJECTS)
+    _, missing = await reg.hub.wait_acked(Category.OBJECTS, version, timeout=WAIT)
+    assert missing == []

@@ -228,3 +228,23 @@ def test_lkg_entries_of_other_locators_or_bad_files_are_ignored(tmp_path: Path) 
     path.write_text(json.dumps(doc))
     assert LkgFile(path, "x").load() == {}
     assert lkg_key(OBJ, "app.sz.1") == f"{OBJ}#set=app.sz.1"
+
+
+def test_resolvers_of_one_process_refresh_with_jitter_not_in_lockstep() -> None:
+    """A hundred resolvers started together: their waits spread over ±20 % of the
+    interval (never below the minimum), so their refreshes drift apart."""
+    f = FakeFinder()
+    opts = ResolverOptions(refresh_interval=3.0)
+    resolvers = [Resolver(OBJ, f, choose_query(), opts) for _ in range(100)]
+    delays = [r.next_delay(True) for r in resolvers]
+    assert all(2.4 <= d <= 3.6 for d in delays)
+    assert max(delays) - min(delays) > 0.6  # spread, not one value for all
+    assert len({round(d, 6) for d in delays}) > 90
+    # after a failure: the (short) fail interval, jittered the same way
+    failed = Resolver(OBJ, f, choose_query(), ResolverOptions(fail_interval=0.5))
+    assert all(0.4 <= failed.next_delay(False) <= 0.6 for _ in range(50))
+    # the minimum holds even at the shortest interval
+    short = Resolver(OBJ, f, choose_query(), ResolverOptions(refresh_interval=1.0))
+    assert min(short.next_delay(True) for _ in range(50)) >= 1.0
+    with pytest.raises(ValueError, match="jitter"):
+        ResolverOptions(refresh_jitter=1.5)
