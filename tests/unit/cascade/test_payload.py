@@ -311,7 +311,7 @@ _JSON_VALUES = st.one_of(
     st.floats(allow_nan=False),
     st.text(max_size=5),
     st.sampled_from(["active", "inactive"]),
-    st.lists(st.integers(), max_size=2),
+    st.lists(st.integers(-(2**63), 2**63 - 1), max_size=2),  # what JSON (orjson) can carry
 )
 
 
