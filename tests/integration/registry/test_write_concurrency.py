@@ -99,13 +99,9 @@ async def _one(core: RegistryCore, rng: random.Random, weight: int) -> Done:
     elif kind == "drain":
         changes = {"setting_state": State.INACTIVE}
         drained = await admin.drain(OBJ, HOST, port, timeout=0)
-        return Done(
-            drained.revision,
-            port,
-            "patch" if drained.changed else "same",
-            changes,
-            drained.record,
-        )
+        if not drained.changed:  # its revision is not the write's: not compared below
+            return Done(0, port, "inactive already")
+        return Done(drained.version.revision, port, "patch", changes, drained.record)
     else:
         changes = {"setting_state": State.ACTIVE}
         res = await admin.set_endpoint_state(OBJ, HOST, port, State.ACTIVE)
