@@ -83,7 +83,11 @@ class NotFoundError(StoreError):
 
 
 class ConflictError(StoreError):
-    """A write collides with existing data (a duplicate key in an insert-only load)."""
+    """A write collides with existing data (a duplicate key, an add of a record that exists)."""
+
+
+class PreconditionFailedError(ConflictError):
+    """A conditional write found its record changed after the revision it was based on."""
 
 
 class SchemaVersionError(StoreError):
@@ -107,3 +111,23 @@ class InvalidRecordError(TarsCascadeError, ValueError):
 
 class EpochChangedError(StoreError):
     """The database now carries a different epoch (replaced or restored): start again."""
+
+
+class RevisionRegressedError(EpochChangedError):
+    """The database's revision is below one already seen: it was restored from a backup."""
+
+
+class DatabaseFileError(StoreError):
+    """The SQLite database file at the path is not the one open: writes would be lost."""
+
+
+class DatabaseFileVanishedError(DatabaseFileError):
+    """The SQLite database file was deleted: writes would go to a file nobody will read."""
+
+
+class DatabaseFileReplacedError(DatabaseFileError):
+    """Another file now sits at the SQLite database's path (it needs a restart to use)."""
+
+
+class NoDatabaseError(StoreError):
+    """No database where one is expected; creating one needs an explicit ``--init``."""

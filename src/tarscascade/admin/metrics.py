@@ -38,6 +38,20 @@ class _CoreCollector(Collector):
         core = self.core
         yield _gauge("ready", "1 when the catalog has loaded and serves", int(core.ready.is_set()))
         yield _gauge("revision", "store revision the catalog reflects", core.revision)
+        yield _gauge(
+            "healthy", "1 when /healthz answers 200 (see its body otherwise)", core.health() is None
+        )
+        yield _gauge(
+            "store_consecutive_failures",
+            "store operations (tail, writes) failed in a row; /healthz is 503 from "
+            "RegistryOptions.unhealthy_after on",
+            core.failures,
+        )
+        yield _gauge(
+            "epoch_confirmed",
+            "0 while the current epoch is held for an operator (it loses too many endpoints)",
+            core.epoch_confirmed,
+        )
         info = GaugeMetricFamily(f"{PREFIX}_epoch_info", "data lineage (epoch)", labels=["epoch"])
         info.add_metric([core.epoch], 1)
         yield info

@@ -59,6 +59,11 @@ WRITE_ERRORS = errors(400, 401, 403, 404, 409, 413, 503)
 class Health(Model):
     status: Literal["ok"]
     revision: int
+    epoch: str
+    epoch_confirmed: bool = Field(
+        description="false while the epoch is held for an operator (it loses many endpoints)"
+    )
+    consecutive_store_failures: int
 
 
 class VersionModel(Model):
@@ -77,9 +82,27 @@ class AnswerCache(Model):
     misses: int
 
 
+class LineageModel(Model):
+    """The current epoch's lineage record (``tc_lineage``)."""
+
+    epoch: str
+    created_at: float
+    reason: str
+    confirmed: bool
+    confirmed_at: float | None
+    confirmed_by: str
+    previous_epoch: str
+    previous_revision: int
+    previous_endpoints: int | None = Field(description="null: unknown")
+    endpoints: int = Field(description="endpoints when the epoch began")
+    base_revision: int
+
+
 class Status(Model):
     epoch: str
     revision: int
+    epoch_confirmed: bool
+    lineage: LineageModel
     categories: dict[str, CategoryStatus]
     counts: dict[str, int]
     stats: dict[str, int | float]
@@ -132,7 +155,13 @@ class ObjectDetail(Model):
 
 
 class Revision(Model):
-    revision: int = Field(description="the store revision with the change (0: nothing changed)")
+    revision: int = Field(description="the store revision that contains the write")
+    applied: bool = Field(
+        True,
+        description="false: committed and durable, but the registry's catalog was still "
+        "catching up when it answered (it serves the write within a tail round)",
+    )
+    note: str | None = Field(None, description="why applied is false")
 
 
 class EndpointWritten(Revision):

@@ -3,8 +3,12 @@
 Every route goes through :class:`RegistryAdmin`, which validates before writing; this
 module adds the HTTP shape (paths, strict bodies, status codes) and nothing else. Write
 answers carry the store ``revision`` that contains the change, so a caller can wait for
-a node agent to report that version. Handlers are ``async def`` on purpose: the catalog
-is mutated on the event loop, and a sync handler would read it from a worker thread.
+a node agent to report that version, and ``applied`` (false: committed and durable, the
+registry's catalog still catching up). Every write takes a precondition, ``?if_revision=R``
+or ``If-Match: "<epoch>:<revision>"`` (the ``ETag`` of a read): it applies only if the
+record did not change after that revision, else 409 and nothing changes. Handlers are
+``async def`` on purpose: the catalog is mutated on the event loop, and a sync handler
+would read it from a worker thread.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Protocol
 
 import orjson
-from fastapi import APIRouter, FastAPI, Path, Query, Request, Security
+from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Security
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPBearer
 
@@ -81,10 +85,12 @@ from tarscascade.model import (
 from tarscascade.registry.admin_ops import (
     RegistryAdmin,
     ValidationError,
+    WriteResult,
     validate_name,
 )
 from tarscascade.registry.drains import DrainJob
 from tarscascade.registry.listing import MAX_LIMIT, ObjectListing, ObjectPage
+from tarscascade.store import Expect
 from tarscascade.wire.endpoint import validate_object_id
 
 __all__ = ["ImporterApi", "UnsafeListenError", "check_listen_safety", "create_registry_app"]
@@ -105,11 +111,43 @@ class ImporterApi(Protocol):
 Json = dict[str, Any]
 Port = Annotated[int, Path(ge=1, le=65535)]
 RecordId = Annotated[int, Path(ge=0, le=INT32_MAX)]
-_TYPED_WEIGHT_MAX = 100  # TARS caps weights at 100 when a weight type is set
 
 # Documents the scheme in OpenAPI; the check itself is GuardMiddleware's (before parsing).
 _bearer = HTTPBearer(auto_error=False, description="the admin token, needed for writes")
 WRITE = [Security(_bearer)]
+
+
+def precondition(
+    if_revision: Annotated[
+        int | None,
+        Query(ge=0, description="apply only if the record did not change after this revision"),
+    ] = None,
+    if_match: Annotated[
+        str | None,
+        Header(description='an ETag of a read, "<epoch>:<revision>": the same, in that epoch'),
+    ] = None,
+) -> Expect | None:
+    """``?if_revision=R`` or ``If-Match: "<epoch>:<revision>"`` as a store precondition."""
+    if if_match is None:
+        return None if if_revision is None else Expect(if_revision)
+    if if_revision is not None:
+        raise ValidationError("give one precondition: ?if_revision= or If-Match, not both")
+    tag = if_match.strip()
+    tag = tag[2:] if tag.startswith("W/") else tag
+    epoch, sep, revision = tag.strip('"').rpartition(":")
+    if "," in tag or not sep or not epoch or not revision.isdigit():
+        raise ValidationError(
+            f'If-Match takes one ETag of a read, "<epoch>:<revision>", not {if_match!r}'
+        )
+    return Expect(int(revision), epoch)
+
+
+Precondition = Annotated[Expect | None, Depends(precondition)]
+
+
+def _etag(admin: RegistryAdmin, response: Response) -> None:
+    response.headers["ETag"] = f'"{admin.core.epoch}:{admin.core.revision}"'
+
 
 DESCRIPTION = """Administer a tarscascade registry: servant objects and their endpoints,
 node agents, IDC group rules and priorities (stations), settings, drains.
@@ -117,7 +155,13 @@ node agents, IDC group rules and priorities (stations), settings, drains.
 Reads are open. When the registry has an admin token, every write (POST, PUT, PATCH,
 DELETE) needs `Authorization: Bearer <token>`. Errors are the `Error` model,
 `{"error": "...", "reason": "..."}`, with a 4xx status (or 503 when the database is
-unavailable), and change nothing. Request validation errors are 400, never 422."""
+unavailable), and change nothing. Request validation errors are 400, never 422.
+
+A write answered 2xx is committed: `revision` is the store revision that contains it, and
+`applied: false` means the registry's catalog was still catching up when it answered (the
+write is durable; it is served within a tail round). Optimistic concurrency: any write
+accepts `?if_revision=R` or `If-Match: "<epoch>:<revision>"` (the `ETag` of a read) and
+then applies only if its record did not change after revision R, else 409."""
 NDJSON = "application/x-ndjson"
 #: how often a streamed drain looks at the nodes' acknowledgements
 DRAIN_POLL_S = 0.1
@@ -184,14 +228,27 @@ def _ops_routes(r: APIRouter, admin: RegistryAdmin, metrics: RegistryMetrics) ->
     @r.get(
         "/healthz",
         tags=["operations"],
-        summary="200 when the catalog has loaded and serves, else 503",
+        summary="200 when the registry serves and its database can be trusted, else 503",
+        description="503 while starting, when the SQLite file was deleted or replaced, and "
+        "after `unhealthy_after` consecutive failed store operations (tail, writes); the "
+        "`error` says why. The catalog keeps serving reads meanwhile.",
         response_model=Health,
         responses=errors(503),
     )
     async def healthz() -> Response:
-        if not admin.core.ready.is_set():
-            return error_response(503, "registry is starting: the catalog is not loaded yet")
-        return JSONResponse({"status": "ok", "revision": admin.core.revision})
+        core = admin.core
+        reason = core.health()
+        if reason is not None:
+            return error_response(503, reason)
+        return JSONResponse(
+            {
+                "status": "ok",
+                "revision": core.revision,
+                "epoch": core.epoch,
+                "epoch_confirmed": core.epoch_confirmed,
+                "consecutive_store_failures": core.failures,
+            }
+        )
 
     @r.get(
         "/metrics",
@@ -212,10 +269,21 @@ def _oid(object_id: str) -> str:
     return object_id
 
 
-def _written(admin: RegistryAdmin, revision: int, key: str, record: Any) -> Json:
+def _committed(res: WriteResult) -> Json:
+    out: Json = {"revision": res.revision, "applied": res.applied}
+    if not res.applied:
+        out["note"] = f"committed at revision {res.revision}; the registry's catalog is catching up"
+    return out
+
+
+def _written(admin: RegistryAdmin, res: WriteResult, key: str) -> Json:
+    out = _committed(res)
+    record = res.record
     if isinstance(record, EndpointRecord):
-        return {"revision": revision, key: endpoint_view(admin, record)}
-    return {"revision": revision, key: dataclasses.asdict(record)}
+        out[key] = endpoint_view(admin, record)
+    elif record is not None:
+        out[key] = dataclasses.asdict(record)
+    return out
 
 
 # ---------------------------------------------------------------------------- routes
@@ -264,8 +332,9 @@ def _object_routes(r: APIRouter, admin: RegistryAdmin, listing: ObjectListing) -
         response_model=ObjectDetail,
         responses=READ_ERRORS,
     )
-    async def get_object(object_id: str) -> Json:
+    async def get_object(object_id: str, response: Response) -> Json:
         eps = admin.get_object(_oid(object_id))
+        _etag(admin, response)
         return {
             "revision": admin.core.revision,
             "object_id": object_id,
@@ -281,7 +350,9 @@ def _object_routes(r: APIRouter, admin: RegistryAdmin, listing: ObjectListing) -
         response_model=EndpointWritten,
         responses=WRITE_ERRORS,
     )
-    async def add_endpoint(object_id: str, body: EndpointCreate) -> Json:
+    async def add_endpoint(
+        object_id: str, body: EndpointCreate, expect: Precondition = None
+    ) -> Json:
         record = admin.build_endpoint(
             _oid(object_id),
             body.endpoint,
@@ -294,18 +365,20 @@ def _object_routes(r: APIRouter, admin: RegistryAdmin, listing: ObjectListing) -
             present_state=State(body.present_state),
             adapter_name=body.adapter_name,
         )
-        res = await admin.add_endpoint(record, replace=body.replace)
-        return _written(admin, res.revision, "endpoint", res.record)
+        res = await admin.add_endpoint(record, replace=body.replace, expect=expect)
+        return _written(admin, res, "endpoint")
 
     @r.get(
         ep_path,
         tags=["objects"],
-        summary="one endpoint",
+        summary="one endpoint (its ETag: for If-Match)",
         response_model=EndpointView,
         responses=READ_ERRORS,
     )
-    async def get_endpoint(object_id: str, host: str, port: Port) -> Json:
-        return endpoint_view(admin, admin.get_endpoint(_oid(object_id), host, port))
+    async def get_endpoint(object_id: str, host: str, port: Port, response: Response) -> Json:
+        view = endpoint_view(admin, admin.get_endpoint(_oid(object_id), host, port))
+        _etag(admin, response)
+        return view
 
     @r.patch(
         ep_path,
@@ -315,7 +388,9 @@ def _object_routes(r: APIRouter, admin: RegistryAdmin, listing: ObjectListing) -
         response_model=EndpointWritten,
         responses=WRITE_ERRORS,
     )
-    async def update_endpoint(object_id: str, host: str, port: Port, body: EndpointPatch) -> Json:
+    async def update_endpoint(
+        object_id: str, host: str, port: Port, body: EndpointPatch, expect: Precondition = None
+    ) -> Json:
         changes = body.model_dump(exclude_unset=True)
         nulls = sorted(k for k, v in changes.items() if v is None)
         if nulls:
@@ -325,9 +400,8 @@ def _object_routes(r: APIRouter, admin: RegistryAdmin, listing: ObjectListing) -
         for name in ("setting_state", "present_state"):
             if name in changes:
                 changes[name] = State(changes[name])
-        _check_typed_weight(admin.get_endpoint(_oid(object_id), host, port), changes)
-        res = await admin.update_endpoint(object_id, host, port, changes)
-        return _written(admin, res.revision, "endpoint", res.record)
+        res = await admin.update_endpoint(_oid(object_id), host, port, changes, expect=expect)
+        return _written(admin, res, "endpoint")
 
     @r.put(
         ep_path + "/state",
@@ -337,9 +411,12 @@ def _object_routes(r: APIRouter, admin: RegistryAdmin, listing: ObjectListing) -
         response_model=EndpointWritten,
         responses=WRITE_ERRORS,
     )
-    async def set_state(object_id: str, host: str, port: Port, body: StateBody) -> Json:
-        res = await admin.set_endpoint_state(_oid(object_id), host, port, State(body.state))
-        return _written(admin, res.revision, "endpoint", res.record)
+    async def set_state(
+        object_id: str, host: str, port: Port, body: StateBody, expect: Precondition = None
+    ) -> Json:
+        state = State(body.state)
+        res = await admin.set_endpoint_state(_oid(object_id), host, port, state, expect=expect)
+        return _written(admin, res, "endpoint")
 
     @r.post(
         ep_path + "/drain",
@@ -379,9 +456,10 @@ def _object_routes(r: APIRouter, admin: RegistryAdmin, listing: ObjectListing) -
         response_model=Revision,
         responses=WRITE_ERRORS,
     )
-    async def remove_endpoint(object_id: str, host: str, port: Port) -> Json:
-        res = await admin.remove_endpoint(_oid(object_id), host, port)
-        return {"revision": res.revision}
+    async def remove_endpoint(
+        object_id: str, host: str, port: Port, expect: Precondition = None
+    ) -> Json:
+        return _committed(await admin.remove_endpoint(_oid(object_id), host, port, expect=expect))
 
 
 #: a progress line names at most this many missing nodes (the count is always there)
@@ -479,14 +557,6 @@ def listing_json(page: ObjectPage) -> bytes:
     )
 
 
-def _check_typed_weight(current: EndpointRecord, changes: Json) -> None:
-    """With a weight type, TARS weights are 0..100 (the endpoint string rule)."""
-    weight_type = changes.get("weight_type", current.weight_type)
-    weight = changes.get("weight", current.weight)
-    if weight_type and not 0 <= weight <= _TYPED_WEIGHT_MAX:
-        raise ValidationError(f"with weight_type {weight_type} the weight must be 0..100")
-
-
 def _node_routes(r: APIRouter, admin: RegistryAdmin) -> None:
     def find(name: str) -> NodeRecord | None:
         validate_name("node name", name)
@@ -516,11 +586,12 @@ def _node_routes(r: APIRouter, admin: RegistryAdmin) -> None:
         response_model=NodeView,
         responses=READ_ERRORS,
     )
-    async def get_node(name: str) -> Json:
+    async def get_node(name: str, response: Response) -> Json:
         node = find(name)
         state = hub_states().get(name)
         if node is None and state is None:
             raise NotFoundError([name], f"node {name}")
+        _etag(admin, response)
         return _node_view(name, node, state, time.time())
 
     @r.put(
@@ -531,13 +602,14 @@ def _node_routes(r: APIRouter, admin: RegistryAdmin) -> None:
         response_model=NodeWritten,
         responses=WRITE_ERRORS,
     )
-    async def put_node(name: str, body: NodeBody | None = None) -> Json:
+    async def put_node(
+        name: str, body: NodeBody | None = None, expect: Precondition = None
+    ) -> Json:
         given = body.model_dump(exclude_unset=True) if body is not None else {}
         if "state" in given:
             given["setting_state"] = State(given.pop("state"))
-        node = dataclasses.replace(find(name) or NodeRecord(name), **given)
-        res = await admin.put_node(node)
-        return _written(admin, res.revision, "node", res.record)
+        res = await admin.patch_node(name, given, expect=expect)
+        return _written(admin, res, "node")
 
     @r.delete(
         "/v1/nodes/{name}",
@@ -547,9 +619,9 @@ def _node_routes(r: APIRouter, admin: RegistryAdmin) -> None:
         response_model=Revision,
         responses=WRITE_ERRORS,
     )
-    async def remove_node(name: str) -> Json:
-        res = await admin.remove_node(validate_name("node name", name))
-        return {"revision": res.revision}
+    async def remove_node(name: str, expect: Precondition = None) -> Json:
+        name = validate_name("node name", name)
+        return _committed(await admin.remove_node(name, expect=expect))
 
 
 def _node_view(name: str, record: NodeRecord | None, state: NodeState | None, now: float) -> Json:
@@ -600,7 +672,9 @@ def _group_routes(r: APIRouter, admin: RegistryAdmin) -> None:
         response_model=RuleWritten,
         responses=WRITE_ERRORS,
     )
-    async def put_rule(group_id: RecordId, body: GroupRuleBody) -> Json:
+    async def put_rule(
+        group_id: RecordId, body: GroupRuleBody, expect: Precondition = None
+    ) -> Json:
         rule = GroupRule(
             group_id,
             body.group_name,
@@ -608,8 +682,7 @@ def _group_routes(r: APIRouter, admin: RegistryAdmin) -> None:
             body.ip_order,
             tuple(body.denny_ip_rule),
         )
-        res = await admin.put_group_rule(rule)
-        return _written(admin, res.revision, "rule", res.record)
+        return _written(admin, await admin.put_group_rule(rule, expect=expect), "rule")
 
     @r.delete(
         "/v1/groups/rules/{group_id}",
@@ -619,8 +692,8 @@ def _group_routes(r: APIRouter, admin: RegistryAdmin) -> None:
         response_model=Revision,
         responses=WRITE_ERRORS,
     )
-    async def remove_rule(group_id: RecordId) -> Json:
-        return {"revision": (await admin.remove_group_rule(group_id)).revision}
+    async def remove_rule(group_id: RecordId, expect: Precondition = None) -> Json:
+        return _committed(await admin.remove_group_rule(group_id, expect=expect))
 
     @r.get(
         "/v1/groups/priorities",
@@ -640,12 +713,13 @@ def _group_routes(r: APIRouter, admin: RegistryAdmin) -> None:
         response_model=PriorityWritten,
         responses=WRITE_ERRORS,
     )
-    async def put_priority(prio_id: RecordId, body: GroupPriorityBody) -> Json:
+    async def put_priority(
+        prio_id: RecordId, body: GroupPriorityBody, expect: Precondition = None
+    ) -> Json:
         prio = GroupPriority(
             prio_id, body.name, tuple(body.group_list), body.list_order, body.station
         )
-        res = await admin.put_group_priority(prio)
-        return _written(admin, res.revision, "priority", res.record)
+        return _written(admin, await admin.put_group_priority(prio, expect=expect), "priority")
 
     @r.delete(
         "/v1/groups/priorities/{prio_id}",
@@ -655,8 +729,8 @@ def _group_routes(r: APIRouter, admin: RegistryAdmin) -> None:
         response_model=Revision,
         responses=WRITE_ERRORS,
     )
-    async def remove_priority(prio_id: RecordId) -> Json:
-        return {"revision": (await admin.remove_group_priority(prio_id)).revision}
+    async def remove_priority(prio_id: RecordId, expect: Precondition = None) -> Json:
+        return _committed(await admin.remove_group_priority(prio_id, expect=expect))
 
 
 def _import_routes(r: APIRouter, importer: ImporterApi) -> None:
@@ -708,10 +782,11 @@ def _setting_routes(r: APIRouter, admin: RegistryAdmin) -> None:
         response_model=SettingModel,
         responses=READ_ERRORS,
     )
-    async def get_setting(name: str) -> Json:
+    async def get_setting(name: str, response: Response) -> Json:
         validate_name("setting name", name)
         for s in admin.list_settings():
             if s.name == name:
+                _etag(admin, response)
                 return dataclasses.asdict(s)
         raise NotFoundError([name], f"setting {name}")
 
@@ -723,9 +798,8 @@ def _setting_routes(r: APIRouter, admin: RegistryAdmin) -> None:
         response_model=SettingWritten,
         responses=WRITE_ERRORS,
     )
-    async def put_setting(name: str, body: SettingBody) -> Json:
-        res = await admin.put_setting(name, body.value)
-        return _written(admin, res.revision, "setting", res.record)
+    async def put_setting(name: str, body: SettingBody, expect: Precondition = None) -> Json:
+        return _written(admin, await admin.put_setting(name, body.value, expect=expect), "setting")
 
     @r.delete(
         "/v1/settings/{name}",
@@ -735,7 +809,6 @@ def _setting_routes(r: APIRouter, admin: RegistryAdmin) -> None:
         response_model=Revision,
         responses=WRITE_ERRORS,
     )
-    async def remove_setting(name: str) -> Json:
-        return {
-            "revision": (await admin.remove_setting(validate_name("setting name", name))).revision
-        }
+    async def remove_setting(name: str, expect: Precondition = None) -> Json:
+        name = validate_name("setting name", name)
+        return _committed(await admin.remove_setting(name, expect=expect))

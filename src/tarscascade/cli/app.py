@@ -12,6 +12,7 @@ import typer
 
 from tarscascade import __version__
 from tarscascade.cli import registry_cmds, serve_cmds
+from tarscascade.cli.store_cmds import store_app
 
 app = typer.Typer(
     name="tarscascade",
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(registry_cmds.app)  # endpoint, objects, status, resolve, ...: the admin API client
 app.add_typer(serve_cmds.app)  # registry, agent, up: the long-running processes
+app.add_typer(store_app, name="store")  # the database itself: backup, restore, epochs
 
 
 def _version(value: bool) -> None:

@@ -28,7 +28,7 @@ from tarscascade.registry.cascade import attach_cascade
 from tarscascade.registry.core import RegistryCore, RegistryOptions
 from tarscascade.registry.fleet_log import FleetWatcher
 from tarscascade.registry.servants import QueryServant, ReportServant, ServerObjAlias
-from tarscascade.store import SqlStore
+from tarscascade.store import CreatePolicy, SqlStore
 from tarscascade.transport import ServerOptions, TarsServer
 from tarscascade.wire.idl.serverf import NODE_SERVANT
 
@@ -61,6 +61,11 @@ class RegistryConfig:
     listen: tuple[str, int] = DEFAULT_TARS
     http: tuple[str, int] | None = DEFAULT_HTTP
     token: str | None = None
+    #: allow creating the database where one existed (SQLite with a lineage marker) or on
+    #: a server; a SQLite path where no database ever was is created without it
+    init: bool = False
+    #: confirm the epoch the registry starts with (the mass-change guard's operator "yes")
+    confirm_epoch: bool = False
     options: RegistryOptions = field(default_factory=RegistryOptions)
     server_options: ServerOptions = field(default_factory=ServerOptions)
     hub_options: HubOptions = field(default_factory=HubOptions)
@@ -92,18 +97,21 @@ class RegistryProcess:
         if cfg.http is not None:
             check_listen_safety(cfg.http[0], cfg.token)
         try:
-            self.store = await asyncio.to_thread(SqlStore.open, cfg.db)
+            create: CreatePolicy = "always" if cfg.init else "fresh"
+            store = self.store = await asyncio.to_thread(SqlStore.open, cfg.db, create=create)
             options = cfg.options
             if cfg.tars_db is not None:
                 # tarsnode's liveness reaches routing through present_state, as in TARS;
                 # a cascade agent's heartbeat is not a routing fact here
                 options = dataclasses.replace(options, node_timeout=0)
-            core = self.core = RegistryCore(self.store, options)
+            core = self.core = RegistryCore(store, options)
             await core.start()
+            if cfg.confirm_epoch and not core.epoch_confirmed:
+                await core.confirm_epoch("the registry's --confirm-epoch start flag")
             owner = None
             if cfg.tars_db is not None:
                 owner = OWNER
-                await self._start_importer(cfg.tars_db, core, self.store.epoch)
+                await self._start_importer(cfg.tars_db, core, store.epoch)
             # The loaded catalog lives as long as the process: move it out of the collector's
             # reach, or every full collection rescans it and stalls QueryF (~100 ms per
             # 100k endpoints; bench listing). The node agent does the same after a snapshot.

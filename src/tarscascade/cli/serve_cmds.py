@@ -116,6 +116,22 @@ def registry(
     tars_db_guard_after: int = typer.Option(
         0, help="db_tars: apply a held load after this many full loads agree (0 = confirm only)."
     ),
+    init: bool = typer.Option(
+        False,
+        "--init",
+        help="Allow creating the database: needed on MySQL/PostgreSQL the first time, and "
+        "for SQLite where a database was before (it never deletes anything).",
+    ),
+    confirm_epoch: bool = typer.Option(
+        False, "--confirm-epoch", help="Confirm the epoch the registry starts with."
+    ),
+    max_epoch_loss: float | None = typer.Option(
+        None,
+        min=0.0,
+        max=1.0,
+        help="A new epoch (a detected restore) that loses more than this fraction of the "
+        "endpoints served before starts unconfirmed (default 0.5).",
+    ),
     log_level: LogLevelOpt = "info",
     log_format: LogFormatOpt = LogFormat.TEXT,
 ) -> None:
@@ -141,6 +157,8 @@ def registry(
         listen=_hostport(listen, 17890, "--listen"),
         http=None if http == "off" else _hostport(http, 17880, "--http"),
         token=read_token(token or admin_token, token_file),
+        init=init,
+        confirm_epoch=confirm_epoch,
         options=RegistryOptions(node_timeout=node_timeout, reload_interval=reload_interval),
         tars_db=tars_db or None,
         import_options=ImportOptions(
@@ -150,6 +168,8 @@ def registry(
             guard=guard,
         ),
     )
+    if max_epoch_loss is not None:
+        cfg.options.max_epoch_loss = max_epoch_loss
     _run("registry", _run_registry(cfg))
 
 
@@ -321,6 +341,12 @@ def up(
     token: ServeTokenOpt = "",
     token_file: TokenFileOpt = None,
     node_name: str = typer.Option(socket.gethostname(), help="The local node's name."),
+    init: bool = typer.Option(
+        False, "--init", help="Allow creating the database where one was before."
+    ),
+    confirm_epoch: bool = typer.Option(
+        False, "--confirm-epoch", help="Confirm the epoch the registry starts with."
+    ),
     log_level: LogLevelOpt = "warning",
     log_format: LogFormatOpt = LogFormat.TEXT,
 ) -> None:
@@ -334,6 +360,8 @@ def up(
         listen=DEFAULT_TARS,
         http=DEFAULT_HTTP,
         token=secret,
+        init=init,
+        confirm_epoch=confirm_epoch,
     )
     _run("up", _run_up(reg, directory, node_name, secret or ""))
 

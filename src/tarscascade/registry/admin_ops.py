@@ -3,7 +3,12 @@
 The HTTP API and anything else that administers the registry goes through here. Every
 input is validated before anything is written; a bad request raises
 :class:`ValidationError` (HTTP 400), a missing record :class:`NotFoundError` (404), a
-duplicate :class:`ConflictError` (409) — and changes nothing.
+duplicate or a failed precondition :class:`ConflictError` (409) — and changes nothing.
+
+Writes never copy a record out of the catalog and write it back (the catalog may lag the
+database): a change of some fields is a ``Patch`` of the row as the database holds it in
+the write transaction, an add is an ``Insert`` (atomic add-if-absent), and any write may
+carry an ``Expect`` (``?if_revision=`` / ``If-Match``) for optimistic concurrency.
 """
 
 from __future__ import annotations
@@ -28,9 +33,9 @@ from tarscascade.model import (
     Version,
     endpoint_key,
 )
-from tarscascade.registry.core import RegistryCore
+from tarscascade.registry.core import Committed, RegistryCore
 from tarscascade.registry.drains import DrainBook, DrainJob, DrainResult
-from tarscascade.store import Delete, Put
+from tarscascade.store import Delete, Expect, Insert, Patch, Put, WriteOp
 from tarscascade.wire.endpoint import Endpoint, parse_endpoint, validate_object_id
 
 _SET_PART = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -40,6 +45,7 @@ _ADAPTER_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,255}$")
 _IP_PATTERN = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}|\*)$")
 MAX_DRAIN_TIMEOUT = 600.0
 _OWNED_POLL_S = 0.05  # drain in an owned mode: how often it looks for the owner's change
+TYPED_WEIGHT_MAX = 100  # TARS caps weights at 100 when a weight type is set
 
 
 class ValidationError(TarsCascadeError, ValueError):
@@ -48,8 +54,16 @@ class ValidationError(TarsCascadeError, ValueError):
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
-    revision: int  # the store revision that contains the change (0 when nothing changed)
+    revision: int  # the store revision that contains the change
     record: Any = None
+    #: False: committed (durable), but the catalog had not caught up when answering
+    applied: bool = True
+    changed: bool = True  # False when the write found nothing to change (no event)
+
+    @classmethod
+    def of(cls, done: Committed) -> WriteResult:
+        record = done.records[0] if done.records else None
+        return cls(done.revision, record, done.applied, bool(done.events))
 
 
 def validate_set_id(set_id: str) -> str:
@@ -182,6 +196,8 @@ class RegistryAdmin:
         return {
             "epoch": self.core.epoch,
             "revision": self.core.revision,
+            "epoch_confirmed": self.core.epoch_confirmed,
+            "lineage": dataclasses.asdict(self.core.lineage),
             "categories": cats,
             "counts": counts,
             "stats": dataclasses.asdict(self.core.stats),
@@ -290,25 +306,36 @@ class RegistryAdmin:
             adapter_name=adapter_name,
         )
 
-    async def add_endpoint(self, record: EndpointRecord, *, replace: bool = False) -> WriteResult:
+    async def add_endpoint(
+        self, record: EndpointRecord, *, replace: bool = False, expect: Expect | None = None
+    ) -> WriteResult:
+        """Add the endpoint, atomically: ``ConflictError`` if it exists, unless ``replace``."""
         self._refuse_owned("endpoints")
-        await self.core.catch_up()
-        exists = any(
-            r.host == record.host and r.port == record.port
-            for r in self.core.catalog.get_object(record.object_id)
-        )
-        if exists and not replace:
+        if expect is not None and not replace:
+            raise ValidationError("if_revision applies to a replace, not to an add")
+        self._check_record(record)
+        if replace:
+            return await self._commit(Put(record, expect))
+        try:
+            return await self._commit(Insert(record))
+        except ConflictError as exc:
             raise ConflictError(
                 f"{record_name(record)} exists already (replace: true overwrites it)"
-            )
-        return await self._put(record)
+            ) from exc
 
     async def update_endpoint(
-        self, object_id: str, host: str, port: int, changes: dict[str, Any]
+        self,
+        object_id: str,
+        host: str,
+        port: int,
+        changes: dict[str, Any],
+        *,
+        expect: Expect | None = None,
     ) -> WriteResult:
+        """Change the given fields of the endpoint as the database holds it (404 if absent)."""
         self._refuse_owned("endpoints")
-        await self.core.catch_up()
-        current = self.get_endpoint(object_id, host, port)
+        _object_id(object_id)
+        _host_port(host, port)
         allowed = {f.name for f in dataclasses.fields(EndpointRecord)} - {
             "object_id",
             "host",
@@ -317,13 +344,16 @@ class RegistryAdmin:
         unknown = set(changes) - allowed
         if unknown:
             raise ValidationError(f"cannot change {sorted(unknown)}")
-        try:
-            updated = dataclasses.replace(current, **changes)
-        except TypeError as exc:
-            raise ValidationError(str(exc)) from exc
-        # re-validate the result as a whole
-        self._check_record(updated)
-        return await self._put(updated)
+        if not changes:
+            raise ValidationError("nothing to change: give at least one field")
+
+        def check(_before: object, after: object) -> None:
+            assert isinstance(after, EndpointRecord)
+            self._check_record(after)  # the result as a whole, as the database has it
+
+        key = endpoint_key(object_id, host, port)
+        op = Patch(Category.OBJECTS, key, dict(changes), check=check, expect=expect)
+        return await self._commit(op, endpoint_name(object_id, host, port))
 
     def _check_record(self, r: EndpointRecord) -> None:
         validate_set_id(r.set_id)
@@ -344,14 +374,20 @@ class RegistryAdmin:
             raise ValidationError(f"istcp must be 0 (udp), 1 (tcp) or 2 (ssl), got {r.istcp}")
         if r.bak_flag not in (0, 1):
             raise ValidationError(f"bak_flag must be 0 or 1, got {r.bak_flag}")
+        if r.weight_type and not 0 <= r.weight <= TYPED_WEIGHT_MAX:
+            raise ValidationError(
+                f"with weight_type {r.weight_type} the weight must be 0..{TYPED_WEIGHT_MAX}"
+            )
         for name in ("setting_state", "present_state"):
             if getattr(r, name) not in (State.ACTIVE, State.INACTIVE):
                 raise ValidationError(f"{name} must be active or inactive")
 
     async def set_endpoint_state(
-        self, object_id: str, host: str, port: int, state: State
+        self, object_id: str, host: str, port: int, state: State, *, expect: Expect | None = None
     ) -> WriteResult:
-        return await self.update_endpoint(object_id, host, port, {"setting_state": State(state)})
+        return await self.update_endpoint(
+            object_id, host, port, {"setting_state": State(state)}, expect=expect
+        )
 
     async def drain(
         self, object_id: str, host: str, port: int, timeout: float = 30.0
@@ -374,20 +410,19 @@ class RegistryAdmin:
         _host_port(host, port)
         if not 0 <= timeout <= MAX_DRAIN_TIMEOUT:
             raise ValidationError(f"timeout must be 0..{MAX_DRAIN_TIMEOUT:g} s, got {timeout}")
-        await self.core.catch_up()
-        record = self.get_endpoint(object_id, host, port)
         if self.owner is not None:
+            await self.core.catch_up()
+            record = self.get_endpoint(object_id, host, port)
             record, left = await self._owner_drained(record, timeout)
             version = self.core.catalog.version(Category.OBJECTS)
             return self.drains.start(version, False, record, left)
-        changed = record.setting_state != State.INACTIVE
-        if changed:
-            res = await self.set_endpoint_state(object_id, host, port, State.INACTIVE)
+        # A patch of setting_state as the database holds it: nothing else is touched
+        res = await self.set_endpoint_state(object_id, host, port, State.INACTIVE)
+        if res.changed:
             version = Version(self.core.epoch, res.revision)
-            record = res.record
-        else:
+        else:  # inactive already: the objects version the catalog serves has it so
             version = self.core.catalog.version(Category.OBJECTS)
-        return self.drains.start(version, changed, record, timeout)
+        return self.drains.start(version, res.changed, res.record, timeout)
 
     async def aclose(self) -> None:
         """Stop the drains still waiting (their watchers get no result)."""
@@ -415,36 +450,60 @@ class RegistryAdmin:
                 break  # removed in TARS (undeploy): drained once every node has that
         return record, max(0.0, deadline - time.monotonic())
 
-    async def remove_endpoint(self, object_id: str, host: str, port: int) -> WriteResult:
+    async def remove_endpoint(
+        self, object_id: str, host: str, port: int, *, expect: Expect | None = None
+    ) -> WriteResult:
         self._refuse_owned("endpoints")
         _host_port(host, port)
         key = endpoint_key(object_id, host, port)
-        return await self._delete(Category.OBJECTS, key, endpoint_name(object_id, host, port))
+        name = endpoint_name(object_id, host, port)
+        return await self._delete(Category.OBJECTS, key, name, expect)
 
     # ------------------------------------------------------------------ other categories
 
-    async def put_node(self, node: NodeRecord) -> WriteResult:
+    async def put_node(self, node: NodeRecord, *, expect: Expect | None = None) -> WriteResult:
+        """Write the whole node record."""
         validate_name("node name", node.name)
-        return await self._put(node)
+        return await self._commit(Put(node, expect))
 
-    async def remove_node(self, name: str) -> WriteResult:
-        return await self._delete(Category.NODES, name, f"node {name}")
+    async def patch_node(
+        self, name: str, fields: dict[str, Any], *, expect: Expect | None = None
+    ) -> WriteResult:
+        """Add the node, or change only the given fields of it (heartbeat state is kept)."""
+        validate_name("node name", name)
+        allowed = {f.name for f in dataclasses.fields(NodeRecord)} - {"name"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValidationError(f"cannot change {sorted(unknown)}")
+        try:
+            created = NodeRecord(name, **fields)
+        except TypeError as exc:
+            raise ValidationError(str(exc)) from exc
+        op = Patch(Category.NODES, name, dict(fields), create=created, expect=expect)
+        return await self._commit(op, f"node {name}")
 
-    async def put_group_rule(self, rule: GroupRule) -> WriteResult:
+    async def remove_node(self, name: str, *, expect: Expect | None = None) -> WriteResult:
+        return await self._delete(Category.NODES, name, f"node {name}", expect)
+
+    async def put_group_rule(self, rule: GroupRule, *, expect: Expect | None = None) -> WriteResult:
         self._refuse_owned("IDC groups")
         if rule.group_id < 0:
             raise ValidationError("group_id must be >= 0")
         validate_name("group name", rule.group_name)
         for p in (*rule.allow_ip_rule, *rule.denny_ip_rule):
             validate_ip_pattern(p)
-        return await self._put(rule)
+        return await self._commit(Put(rule, expect))
 
-    async def remove_group_rule(self, group_id: int) -> WriteResult:
+    async def remove_group_rule(
+        self, group_id: int, *, expect: Expect | None = None
+    ) -> WriteResult:
         self._refuse_owned("IDC groups")
         key = GroupRule(group_id, "x").key
-        return await self._delete(Category.GROUPS, key, f"IDC group rule {group_id}")
+        return await self._delete(Category.GROUPS, key, f"IDC group rule {group_id}", expect)
 
-    async def put_group_priority(self, prio: GroupPriority) -> WriteResult:
+    async def put_group_priority(
+        self, prio: GroupPriority, *, expect: Expect | None = None
+    ) -> WriteResult:
         self._refuse_owned("IDC groups")
         if prio.id < 0:
             raise ValidationError("priority id must be >= 0")
@@ -452,33 +511,39 @@ class RegistryAdmin:
             validate_name("station", prio.station)
         if not prio.group_list:
             raise ValidationError("group_list must name at least one group id")
-        return await self._put(prio)
+        return await self._commit(Put(prio, expect))
 
-    async def remove_group_priority(self, prio_id: int) -> WriteResult:
+    async def remove_group_priority(
+        self, prio_id: int, *, expect: Expect | None = None
+    ) -> WriteResult:
         self._refuse_owned("IDC groups")
         key = GroupPriority(prio_id).key
-        return await self._delete(Category.GROUPS, key, f"group priority {prio_id}")
+        return await self._delete(Category.GROUPS, key, f"group priority {prio_id}", expect)
 
-    async def put_setting(self, name: str, value: str) -> WriteResult:
+    async def put_setting(
+        self, name: str, value: str, *, expect: Expect | None = None
+    ) -> WriteResult:
         validate_name("setting name", name)
         if len(value) > 4096:
             raise ValidationError("setting values are at most 4096 characters")
-        return await self._put(Setting(name, value))
+        return await self._commit(Put(Setting(name, value), expect))
 
-    async def remove_setting(self, name: str) -> WriteResult:
-        return await self._delete(Category.SETTINGS, name, f"setting {name}")
+    async def remove_setting(self, name: str, *, expect: Expect | None = None) -> WriteResult:
+        return await self._delete(Category.SETTINGS, name, f"setting {name}", expect)
 
     # ------------------------------------------------------------------ helpers
 
-    async def _put(self, record: Any) -> WriteResult:
-        events = await self.core.write([Put(record)])
-        return WriteResult(events[-1].revision if events else self.core.revision, record)
-
-    async def _delete(self, category: Category, key: str, what: str) -> WriteResult:
-        """Delete one record; a missing one is a :class:`NotFoundError` naming it as
-        users do (``what``), never by the store's internal key."""
+    async def _commit(self, op: WriteOp, what: str | None = None) -> WriteResult:
+        """One write; a missing record is a :class:`NotFoundError` naming it as users do
+        (``what``), never by the store's internal key."""
         try:
-            events = await self.core.write([Delete(category, key)])
+            return WriteResult.of(await self.core.commit([op]))
         except NotFoundError as exc:
+            if what is None:
+                raise
             raise NotFoundError(exc.keys, what) from exc
-        return WriteResult(events[-1].revision if events else 0)
+
+    async def _delete(
+        self, category: Category, key: str, what: str, expect: Expect | None
+    ) -> WriteResult:
+        return await self._commit(Delete(category, key, expect), what)

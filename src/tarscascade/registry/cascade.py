@@ -22,7 +22,7 @@ from tarscascade.cascade import CascadeHub, HubOptions, NodeInfo
 from tarscascade.errors import ChangeLogTrimmedError, StoreError
 from tarscascade.model import INCREMENTAL, Category, ChangeEvent, NodeRecord, State, Version
 from tarscascade.registry.core import RegistryCore
-from tarscascade.store import Put
+from tarscascade.store import Patch, WriteOp
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class RegistryFeed:
         try:
             while self._pending:
                 batch, self._pending = self._pending, {}
-                ops = [Put(rec) for i in batch.values() if (rec := self._record(i)) is not None]
+                ops = [op for i in batch.values() if (op := self._registration(i)) is not None]
                 if not ops:
                     continue
                 try:
@@ -90,7 +90,10 @@ class RegistryFeed:
         finally:
             self._flushing = False
 
-    def _record(self, info: NodeInfo) -> NodeRecord | None:
+    def _registration(self, info: NodeInfo) -> WriteOp | None:
+        """A patch of the fields a subscription vouches for (address, alive, heartbeat),
+        applied to the row as the database holds it: an admin's concurrent change to the
+        node's setting state is never undone."""
         cur = self.core.catalog.get_node(info.name)
         if (
             cur is not None
@@ -98,14 +101,15 @@ class RegistryFeed:
             and cur.present_state == State.ACTIVE
         ):
             return None  # identical where it matters: no write, no push to every node
-        return NodeRecord(
-            info.name,
-            info.host,
-            info.port,
-            setting_state=cur.setting_state if cur is not None else State.ACTIVE,
-            present_state=State.ACTIVE,
-            last_heartbeat=self.core.options.clock(),
-        )
+        now = self.core.options.clock()
+        fields = {
+            "host": info.host,
+            "port": info.port,
+            "present_state": State.ACTIVE,
+            "last_heartbeat": now,
+        }
+        new = NodeRecord(info.name, info.host, info.port, State.ACTIVE, State.ACTIVE, now)
+        return Patch(Category.NODES, info.name, fields, create=new)
 
     async def preload(self, max_events: int) -> int:
         """Fill the hub's change logs from the store's change log; returns events loaded."""

@@ -4,8 +4,16 @@ Every change reaches the catalog the same way, whoever wrote it: a write goes to
 store (one transaction: rows + change-log rows + the revision counter), then
 ``catch_up`` reads the change log from the catalog's revision on and applies it in
 order. So this registry's own writes, another registry's writes on a shared database,
-and anti-entropy corrections are applied identically, in revision order, and a write
-is acknowledged only once the catalog serves it.
+and anti-entropy corrections are applied identically, in revision order. A write is
+acknowledged once committed; normally the catalog serves it by then, and when catching
+up failed the answer says so (``Committed.applied``) rather than calling it failed.
+
+Lineage. What the catalog serves is remembered (epoch, revision, endpoint count); when
+the database stops continuing it (another epoch, a lower revision, a replaced SQLite
+file: the store raises ``EpochChangedError``), the core reopens the store, settles the
+lineage (``store.resolve_lineage``: a fresh epoch for a restore, unconfirmed if it loses
+too much), reloads in full and serves the new lineage; the hub turns the reload into
+snapshots. ``epoch_confirmed`` tells the cascade whether the fleet may take it.
 """
 
 from __future__ import annotations
@@ -18,15 +26,34 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from tarscascade.catalog import Catalog, QueryAnswerer
-from tarscascade.errors import ChangeLogTrimmedError, StoreError
-from tarscascade.model import Category, ChangeEvent, Op, Version
+from tarscascade.errors import (
+    ChangeLogTrimmedError,
+    ConflictError,
+    EpochChangedError,
+    NotFoundError,
+    StoreError,
+)
+from tarscascade.model import Category, ChangeEvent, Op, Record, Version
 from tarscascade.registry.liveness import DEFAULT_NODE_TIMEOUT, Liveness
-from tarscascade.store import Delete, Put, Snapshot, Store, WriteOp
+from tarscascade.store import (
+    Commit,
+    Delete,
+    Lineage,
+    Patch,
+    Put,
+    Served,
+    Snapshot,
+    Store,
+    WriteOp,
+)
 
 log = logging.getLogger(__name__)
 
 EventListener = Callable[[Sequence[ChangeEvent]], None]
+LineageListener = Callable[[Lineage], None]
 CATEGORIES = tuple(Category)
+DEFAULT_MAX_EPOCH_LOSS = 0.5
+DEFAULT_UNHEALTHY_AFTER = 5
 
 
 @dataclass(slots=True)
@@ -42,6 +69,13 @@ class RegistryOptions:
     change_log_keep: int = 1_000_000
     trim_interval: float = 300.0
     catch_up_batch: int = 10_000
+    #: a new epoch the registry starts (a detected restore, a replaced database) is left
+    #: unconfirmed when it loses more than this fraction of the endpoints served before
+    max_epoch_loss: float = DEFAULT_MAX_EPOCH_LOSS
+    #: /healthz answers 503 after this many consecutive store failures (tail, writes, ...)
+    unhealthy_after: int = DEFAULT_UNHEALTHY_AFTER
+    #: how often the SQLite lineage marker is refreshed, at most (when the revision moved)
+    marker_interval: float = 5.0
     clock: Callable[[], float] = field(default=time.time)
 
 
@@ -53,6 +87,31 @@ class RegistryStats:
     anti_entropy_events: int = 0
     liveness_events: int = 0
     tail_errors: int = 0
+    #: store operations that failed (database down, file gone, ...), writes included
+    store_failures: int = 0
+    #: writes committed whose catch-up failed: acknowledged as "committed, catching up"
+    writes_unapplied: int = 0
+    #: lineage changes followed (new epochs started or adopted)
+    lineage_changes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """A write the store committed: it is durable, whatever ``applied`` says."""
+
+    events: list[ChangeEvent]
+    revision: int  # the store revision that contains the write's effect
+    records: list[Record | None]  # per op, the record as it is after the write
+    applied: bool  # False: committed, but the catalog had not caught up when answering
+
+    @classmethod
+    def of(cls, commit: Commit, applied: bool) -> Committed:
+        return cls(commit.events, commit.revision, commit.records, applied)
+
+
+def _client_error(exc: StoreError) -> bool:
+    """Refusals caused by the request (missing, duplicate, stale): the store is fine."""
+    return isinstance(exc, NotFoundError | ConflictError)
 
 
 class RegistryCore:
@@ -68,9 +127,17 @@ class RegistryCore:
         self.epoch = ""
         self.revision = 0  # the store revision the catalog reflects
         self.started_at = 0.0
+        #: the current epoch's lineage record: ``confirmed``, the previous lineage's size
+        self.lineage = Lineage("", 0.0, "not loaded yet", confirmed=True)
+        #: consecutive failed store operations, and the last one's message (health)
+        self.failures = 0
+        self.last_failure = ""
         self._apply_lock = asyncio.Lock()
         self._listeners: list[EventListener] = []
         self._reload_listeners: list[Callable[[], None]] = []
+        self._lineage_listeners: list[LineageListener] = []
+        self._noted: tuple[str, int] = ("", -1)
+        self._noted_at = 0.0
         self.ready = asyncio.Event()
 
     def add_listener(self, fn: EventListener) -> None:
@@ -82,17 +149,69 @@ class RegistryCore:
         the cascade hub resets its change logs and resyncs nodes from here)."""
         self._reload_listeners.append(fn)
 
+    def add_lineage_listener(self, fn: LineageListener) -> None:
+        """``fn(lineage)`` after the registry moved to another epoch (after the reload
+        listeners) and when the current epoch became confirmed."""
+        self._lineage_listeners.append(fn)
+
     @property
     def version(self) -> Version:
         return Version(self.epoch, self.revision)
 
+    @property
+    def epoch_confirmed(self) -> bool:
+        """False while the current epoch is held for an operator: it is known to lose more
+        than ``max_epoch_loss`` of the endpoints the previous lineage had."""
+        return self.lineage.confirmed
+
+    @property
+    def confirmed_epoch(self) -> str:
+        """The current epoch when the fleet may take it without comparing sizes, else "".
+
+        That is: an operator confirmed it, or the registry knew the lineage it replaces
+        and judged the loss within ``max_epoch_loss``. A brand-new database whose
+        predecessor is unknown is confirmed (``epoch_confirmed``) but not vouched for
+        here: a node holding more than it brings should keep its data (issue 13's guard).
+        """
+        lin = self.lineage
+        if lin.confirmed and (lin.confirmed_by or lin.previous_endpoints is not None):
+            return self.epoch
+        return ""
+
+    @property
+    def previous_endpoints(self) -> int | None:
+        """How many endpoints the lineage before the current epoch had, when known."""
+        return self.lineage.previous_endpoints
+
+    def served(self) -> Served:
+        """What the catalog serves now: the memory a lineage change is judged against."""
+        return Served(self.epoch, self.revision, self.catalog.counts()["endpoints"])
+
     # ------------------------------------------------------------------ loading
 
     async def start(self) -> None:
-        """Load everything from the store; the catalog then serves."""
+        """Load everything from the store; the catalog then serves.
+
+        With a SQLite lineage marker (what a registry last served from the file), a
+        database that does not continue it (restored or replaced while no registry ran)
+        is settled as a lineage change first.
+        """
         async with self._apply_lock:
+            served = await asyncio.to_thread(self.store.last_served)
             await self._reload_locked()
+            if served is not None and (
+                served.epoch != self.epoch or served.revision > self.revision
+            ):
+                await self._resolve_locked(
+                    served,
+                    f"at start: the database (epoch {self.epoch}, revision {self.revision}) "
+                    f"does not continue what was served (epoch {served.epoch}, revision "
+                    f"{served.revision})",
+                )
+            else:
+                self.lineage = await asyncio.to_thread(self.store.lineage)
         self.started_at = self.options.clock()
+        await self._note_served(force=True)
         self.ready.set()
 
     async def _reload_locked(self) -> None:
@@ -109,17 +228,147 @@ class RegistryCore:
             except Exception:
                 log.exception("reload listener failed")
 
+    # ------------------------------------------------------------------ lineage
+
+    async def _lineage_changed_locked(self, exc: EpochChangedError, failed_epoch: str) -> None:
+        """The store says the database no longer continues what we serve: follow it."""
+        if self.epoch != failed_epoch:
+            return  # another task followed it meanwhile
+        served = self.served()
+        log.warning("the database's lineage changed: %s", exc)
+        await asyncio.to_thread(self.store.reopen)
+        await self._resolve_locked(served, f"detected by a registry: {exc}")
+
+    async def _resolve_locked(self, served: Served, reason: str) -> None:
+        lineage: Lineage = await asyncio.to_thread(
+            self.store.resolve_lineage, served, reason, self.options.max_epoch_loss
+        )
+        if lineage.epoch != self.epoch or lineage.base_revision > self.revision:
+            await self._reload_locked()
+        self.lineage = lineage
+        self.stats.lineage_changes += 1
+        log.warning(
+            "now serving epoch %s (%s): %d endpoints, previously %s; %s",
+            lineage.epoch,
+            lineage.reason,
+            lineage.endpoints,
+            lineage.previous_endpoints,
+            "confirmed"
+            if lineage.confirmed
+            else "UNCONFIRMED: confirm with "
+            "`tarscascade store confirm-epoch` once the data is what it should be",
+        )
+        self._lineage_event(lineage)
+        await self._note_served(force=True)
+
+    def _lineage_event(self, lineage: Lineage) -> None:
+        for fn in self._lineage_listeners:
+            try:
+                fn(lineage)
+            except Exception:
+                log.exception("lineage listener failed")
+
+    async def confirm_epoch(self, by: str) -> Lineage:
+        """Confirm the current epoch (an operator decided the fleet may take it)."""
+        lineage: Lineage = await asyncio.to_thread(self.store.confirm_epoch, by, self.epoch)
+        changed = lineage.confirmed != self.lineage.confirmed
+        self.lineage = lineage
+        if changed:
+            log.warning("epoch %s confirmed by %s", lineage.epoch, by)
+            self._lineage_event(lineage)
+        return lineage
+
+    async def _refresh_lineage(self) -> None:
+        """While unconfirmed: notice a confirmation made elsewhere (the CLI, a peer)."""
+        lineage: Lineage = await asyncio.to_thread(self.store.lineage)
+        if lineage.epoch == self.epoch and lineage.confirmed and not self.lineage.confirmed:
+            self.lineage = lineage
+            log.warning("epoch %s confirmed by %s", lineage.epoch, lineage.confirmed_by)
+            self._lineage_event(lineage)
+
+    async def _note_served(self, *, force: bool = False) -> None:
+        """Refresh the lineage marker (SQLite) when the revision moved; bounded rate."""
+        now = self.options.clock()
+        if self._noted == (self.epoch, self.revision):
+            return
+        if not force and now - self._noted_at < self.options.marker_interval:
+            return
+        served = self.served()
+        try:
+            await asyncio.to_thread(self.store.note_served, served)
+        except StoreError as exc:
+            log.warning("%s", exc)
+            return
+        self._noted, self._noted_at = (served.epoch, served.revision), now
+
+    # ------------------------------------------------------------------ health
+
+    def _failed(self, exc: StoreError) -> None:
+        self.failures += 1
+        self.stats.store_failures += 1
+        self.last_failure = str(exc)
+
+    def _succeeded(self) -> None:
+        self.failures = 0
+
+    def health(self) -> str | None:
+        """None when the registry can be trusted, else why not (the /healthz body)."""
+        if not self.ready.is_set():
+            return "registry is starting: the catalog is not loaded yet"
+        problem = self.store.problem()
+        if problem is not None:
+            return problem
+        if self.failures >= self.options.unhealthy_after:
+            return (
+                f"{self.failures} consecutive store operations failed; the last: "
+                f"{self.last_failure}"
+            )
+        return None
+
     # ------------------------------------------------------------------ writes
 
     async def write(self, ops: Sequence[WriteOp], *, missing_ok: bool = False) -> list[ChangeEvent]:
-        """Write through the store, then apply; returns once the catalog serves the change."""
-        events: list[ChangeEvent] = await asyncio.to_thread(
-            self.store.write, list(ops), missing_ok=missing_ok
-        )
+        """``commit`` and return the events."""
+        return (await self.commit(ops, missing_ok=missing_ok)).events
+
+    async def commit(self, ops: Sequence[WriteOp], *, missing_ok: bool = False) -> Committed:
+        """Write through the store, then apply; see ``Committed``.
+
+        A write refused because the lineage changed (nothing was written) is retried
+        once in the new lineage, after the core followed it.
+        """
+        ops = list(ops)
+        attempt = 0
+        while True:
+            attempt += 1
+            failed_epoch = self.epoch
+            try:
+                result: Commit = await asyncio.to_thread(
+                    self.store.commit, ops, missing_ok=missing_ok
+                )
+                break
+            except EpochChangedError as exc:
+                self._failed(exc)
+                if attempt > 1:
+                    raise
+                async with self._apply_lock:
+                    await self._lineage_changed_locked(exc, failed_epoch)
+            except StoreError as exc:
+                if not _client_error(exc):
+                    self._failed(exc)
+                raise
+        self._succeeded()
         self.stats.writes += 1
-        if events:
-            await self.catch_up(events[-1].revision)
-        return events
+        try:
+            await self.catch_up(result.revision)
+        except StoreError as exc:
+            # Committed: durable, and served once the tail catches up. Say so, never 503.
+            self.stats.writes_unapplied += 1
+            log.warning(
+                "write committed at revision %d, catalog catching up: %s", result.revision, exc
+            )
+            return Committed.of(result, applied=False)
+        return Committed.of(result, applied=self.revision >= result.revision)
 
     async def catch_up(self, at_least: int = 0) -> int:
         """Apply the change log from the catalog's revision on; returns events applied."""
@@ -131,6 +380,7 @@ class RegistryCore:
     async def _catch_up_locked(self) -> int:
         applied = 0
         while True:
+            failed_epoch = self.epoch
             try:
                 batch: list[ChangeEvent] = await asyncio.to_thread(
                     self.store.changes_since, self.revision, self.options.catch_up_batch
@@ -138,6 +388,9 @@ class RegistryCore:
             except ChangeLogTrimmedError:
                 log.warning("change log trimmed past revision %d: full reload", self.revision)
                 await self._reload_locked()
+                return applied
+            except EpochChangedError as exc:
+                await self._lineage_changed_locked(exc, failed_epoch)
                 return applied
             if not batch:
                 return applied
@@ -167,10 +420,11 @@ class RegistryCore:
         """
         async with self._apply_lock:
             await self._catch_up_locked()
-            snap: Snapshot = await asyncio.to_thread(self.store.load)
-            if snap.epoch != self.epoch:
-                log.warning("store epoch changed %s -> %s: full reload", self.epoch, snap.epoch)
-                await self._reload_locked()
+            failed_epoch = self.epoch
+            try:
+                snap: Snapshot = await asyncio.to_thread(self.store.load)
+            except EpochChangedError as exc:
+                await self._lineage_changed_locked(exc, failed_epoch)
                 return 0
             if snap.revision > self.revision:
                 await self._catch_up_locked()
@@ -207,7 +461,13 @@ class RegistryCore:
         )
         if not changes:
             return 0
-        events = await self.write([Put(n) for n in changes])
+        # Patches of present_state only: never undo a concurrent change to the node's
+        # other fields, never bring back a node removed meanwhile.
+        ops: list[WriteOp] = [
+            Patch(Category.NODES, n.name, {"present_state": n.present_state}, missing_ok=True)
+            for n in changes
+        ]
+        events = await self.write(ops)
         self.stats.liveness_events += len(events)
         return len(events)
 
@@ -217,12 +477,21 @@ class RegistryCore:
         """Background loops until cancelled: tail, anti-entropy, liveness, trim."""
         opts = self.options
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._every(opts.tail_interval, self.catch_up, "tail"))
+            tg.create_task(self._every(opts.tail_interval, self.tail, "tail"))
             if opts.reload_interval > 0:
                 tg.create_task(self._every(opts.reload_interval, self.reconcile, "reconcile"))
             if opts.node_timeout > 0:
                 tg.create_task(self._every(opts.liveness_interval, self.check_liveness, "liveness"))
             tg.create_task(self._every(opts.trim_interval, self._trim, "trim"))
+
+    async def tail(self) -> int:
+        """One round of the tail loop: catch up, and keep lineage and marker current."""
+        applied = await self.catch_up()
+        self._succeeded()
+        if not self.lineage.confirmed:
+            await self._refresh_lineage()
+        await self._note_served()
+        return applied
 
     async def _trim(self) -> int:
         n: int = await asyncio.to_thread(self.store.trim_change_log, self.options.change_log_keep)
@@ -238,10 +507,14 @@ class RegistryCore:
             except StoreError as exc:
                 # the database is down or busy: keep serving from memory, retry next round
                 self.stats.tail_errors += 1
+                self._failed(exc)
                 log.warning("%s: %s", name, exc)
             except Exception:
                 log.exception("%s failed", name)
 
     async def aclose(self) -> None:
+        if self.ready.is_set():
+            with contextlib.suppress(Exception):
+                await self._note_served(force=True)  # the marker is current when stopped
         with contextlib.suppress(Exception):
             self.answerer.close()

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Mapping
-from dataclasses import replace
 
 from tarscascade.catalog import QueryAnswerer
 from tarscascade.catalog.queryf import Result, handle_query
-from tarscascade.errors import DecodeError, EndpointSyntaxError
-from tarscascade.model import EndpointRecord, State
+from tarscascade.errors import DecodeError, EndpointSyntaxError, InvalidRecordError, NotFoundError
+from tarscascade.model import Category, EndpointRecord, Record, State, endpoint_key
 from tarscascade.registry.admin_ops import MAX_VERSION_LEN, record_from_endpoint
 from tarscascade.registry.core import RegistryCore
-from tarscascade.store import Put, WriteOp
+from tarscascade.store import Patch, PatchCheck, WriteOp
 from tarscascade.transport import Current
 from tarscascade.wire.endpoint import parse_endpoint, validate_object_id
 from tarscascade.wire.idl.queryf import QUERY_F, QUERY_SERVANT
@@ -77,11 +76,25 @@ SERVER_F_HOME = (
 )
 
 
+class _NotYours(Exception):
+    """A reported endpoint is another node's: the whole report is refused."""
+
+
+def _owned_by(node: str) -> PatchCheck:
+    def check(before: Record | None, _after: Record) -> None:
+        if before is not None and getattr(before, "node_name", None) != node:
+            raise _NotYours(before.key)
+
+    return check
+
+
 class ReportServant:
     """``ReportObj``: a node reports the present state of the endpoints it hosts.
 
     Only endpoints whose ``node_name`` is the reporting node are accepted (a node cannot
-    flip another host's servers); the changes are one versioned write.
+    flip another host's servers). The report is one write of ``present_state`` patches,
+    each checked against the row as the database holds it then: a report never undoes a
+    concurrent drain or edit, and all of it applies or none (``NOT_YOURS``).
     """
 
     methods: Mapping[str, Method] = REPORT_F.methods
@@ -110,32 +123,37 @@ class ReportServant:
         if self.owner is not None:
             desc = f"{self.owner} owns endpoints: present states come from it, not from reports"
             return (Ret.SUCCESS, REPORT_STATES.encode_result(NOT_YOURS), desc)
-        puts: list[WriteOp] = []
+        not_yours = REPORT_STATES.encode_result(NOT_YOURS)
+        owned = _owned_by(report.nodeName)
+        ops: list[WriteOp] = []
         for s in report.states:
             if s.state not in (State.ACTIVE, State.INACTIVE):
-                return (Ret.SUCCESS, REPORT_STATES.encode_result(NOT_YOURS), "bad state")
-            found = [
-                r
-                for r in self.core.catalog.get_object(s.objectId)
-                if r.host == s.host and r.port == s.port
-            ]
-            if not found and s.endpoint:
+                return (Ret.SUCCESS, not_yours, "bad state")
+            created = None
+            if s.endpoint:  # announced: registered if the registry does not know it
                 created = self._announced(report.nodeName, s)
                 if created is None:
-                    return (Ret.SUCCESS, REPORT_STATES.encode_result(NOT_YOURS), "bad endpoint")
-                puts.append(Put(created))
-                continue
-            if not found or found[0].node_name != report.nodeName:
-                return (Ret.SUCCESS, REPORT_STATES.encode_result(NOT_YOURS), "not yours")
+                    return (Ret.SUCCESS, not_yours, "bad endpoint")
             if len(s.version) > MAX_VERSION_LEN:
-                return (Ret.SUCCESS, REPORT_STATES.encode_result(NOT_YOURS), "bad version")
-            r = found[0]
-            version = s.version or r.tars_version  # "" = not reported: keep what is known
-            if r.present_state != s.state or r.tars_version != version:
-                puts.append(Put(replace(r, present_state=State(s.state), tars_version=version)))
-        if puts:
-            await self.core.write(puts)
-        return (Ret.SUCCESS, REPORT_STATES.encode_result(len(puts)), "")
+                return (Ret.SUCCESS, not_yours, "bad version")
+            key = endpoint_key(s.objectId, s.host, s.port)
+            changes: dict[str, object] = {"present_state": State(s.state)}
+            if s.version:  # "" = not reported: keep what is known
+                changes["tars_version"] = s.version
+            ops.append(Patch(Category.OBJECTS, key, changes, create=created, check=owned))
+        if not ops:
+            return (Ret.SUCCESS, REPORT_STATES.encode_result(0), "")
+        try:
+            done = await self.core.commit(ops)
+        except (NotFoundError, _NotYours):
+            return (Ret.SUCCESS, not_yours, "not yours")
+        except InvalidRecordError:
+            return (Ret.SUCCESS, not_yours, "bad endpoint")
+        return (
+            Ret.SUCCESS,
+            REPORT_STATES.encode_result(len(done.events)),
+            f"revision {done.revision}",
+        )
 
     @staticmethod
     def _announced(node: str, s: EndpointStateF) -> EndpointRecord | None:

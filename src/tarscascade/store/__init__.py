@@ -4,17 +4,40 @@ Imports only ``tarscascade.model`` and ``tarscascade.errors``; synchronous by de
 (the registry calls it through ``asyncio.to_thread``).
 """
 
-from tarscascade.store.base import Delete, Put, Snapshot, Store, WriteOp
+from tarscascade.store.base import (
+    Commit,
+    Delete,
+    Expect,
+    Insert,
+    Lineage,
+    Patch,
+    PatchCheck,
+    Put,
+    Served,
+    Snapshot,
+    Store,
+    WriteOp,
+    loses_too_much,
+)
 from tarscascade.store.schema import SCHEMA_VERSION
-from tarscascade.store.sql import SqlStore, open_store
+from tarscascade.store.sql import CreatePolicy, SqlStore, open_store
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Commit",
+    "CreatePolicy",
     "Delete",
+    "Expect",
+    "Insert",
+    "Lineage",
+    "Patch",
+    "PatchCheck",
     "Put",
+    "Served",
     "Snapshot",
     "SqlStore",
     "Store",
     "WriteOp",
+    "loses_too_much",
     "open_store",
 ]

@@ -5,9 +5,9 @@ Methods are synchronous and thread-safe; the registry calls them via ``asyncio.t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from tarscascade.model import (
     Category,
@@ -24,8 +24,37 @@ from tarscascade.model import (
 
 
 @dataclass(frozen=True, slots=True)
+class Expect:
+    """A write's precondition (optimistic concurrency, like Kubernetes ``resourceVersion``).
+
+    The write applies only if its record has not changed after ``revision`` (no change-log
+    event for its key above it) and, when ``epoch`` is given, the database is still in that
+    lineage. Otherwise ``PreconditionFailedError`` (HTTP 409) and nothing changes.
+    """
+
+    revision: int
+    epoch: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Put:
-    """Insert or replace a record (identified by its category and key)."""
+    """Insert or replace a whole record (identified by its category and key)."""
+
+    record: Record
+    expect: Expect | None = None
+
+    @property
+    def category(self) -> Category:
+        return category_of(self.record)
+
+    @property
+    def key(self) -> str:
+        return self.record.key
+
+
+@dataclass(frozen=True, slots=True)
+class Insert:
+    """Add a record that must not exist yet: ``ConflictError`` if it does (add-if-absent)."""
 
     record: Record
 
@@ -44,13 +73,92 @@ class Delete:
 
     category: Category
     key: str
+    expect: Expect | None = None
 
     @classmethod
     def of(cls, record: Record) -> Delete:
         return cls(category_of(record), record.key)
 
 
-WriteOp = Put | Delete
+#: ``check(before, after)`` runs inside the write transaction on the row as it is then
+#: (``before``, None when absent) and the record the patch makes of it; raising aborts the
+#: whole write. It must be pure: a transaction retried after a deadlock runs it again.
+PatchCheck = Callable[[Record | None, Record], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Patch:
+    """Change some fields of a record as the database holds it when the write runs.
+
+    The row is read under the write lock, so a concurrent write to other fields is never
+    undone (the lost update of a whole-record read-modify-write). A patch that changes
+    nothing logs no event. When the row is absent: ``create`` is inserted if given, else
+    the patch is skipped with ``missing_ok``, else the write fails with ``NotFoundError``.
+    """
+
+    category: Category
+    key: str
+    changes: Mapping[str, Any]
+    create: Record | None = None
+    check: PatchCheck | None = None
+    missing_ok: bool = False
+    expect: Expect | None = None
+
+
+WriteOp = Put | Insert | Delete | Patch
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    """What one committed write did."""
+
+    events: list[ChangeEvent]
+    #: the store revision after the write: it contains every op's effect (also when
+    #: nothing changed and no event was logged)
+    revision: int
+    #: per op, the record as it is after the write (None: deleted, or absent and skipped)
+    records: list[Record | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """What a registry served of a lineage: its memory when the database changes under it."""
+
+    epoch: str
+    revision: int
+    endpoints: int
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """One epoch's record in ``tc_lineage``: where it came from, whether it is confirmed.
+
+    ``confirmed`` is False only when the epoch is known to replace a lineage that had more
+    endpoints than it keeps, beyond the registry's threshold (``losses``): the fleet should
+    keep the old data until an operator confirms (``tarscascade store confirm-epoch``).
+    """
+
+    epoch: str
+    created_at: float
+    reason: str
+    confirmed: bool
+    confirmed_at: float | None = None
+    confirmed_by: str = ""
+    previous_epoch: str = ""
+    previous_revision: int = 0
+    #: endpoints the previous lineage had (what the registry served), None when unknown
+    previous_endpoints: int | None = None
+    #: endpoints this lineage had when it began
+    endpoints: int = 0
+    #: the revision the epoch began at (every change-log row below it is another lineage's)
+    base_revision: int = 0
+
+
+def loses_too_much(previous: int | None, now: int, max_loss: float) -> bool:
+    """True when ``now`` endpoints lose more than ``max_loss`` (a fraction) of ``previous``."""
+    if not previous:
+        return False  # nothing known, or nothing to lose
+    return previous - now > max_loss * previous
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +210,8 @@ class Store(Protocol):
 
     def write(self, ops: Sequence[WriteOp], *, missing_ok: bool = False) -> list[ChangeEvent]: ...
 
+    def commit(self, ops: Sequence[WriteOp], *, missing_ok: bool = False) -> Commit: ...
+
     def changes_since(self, revision: int, limit: int = ...) -> list[ChangeEvent]: ...
 
     def current_revision(self) -> int: ...
@@ -111,5 +221,21 @@ class Store(Protocol):
     def bulk_load(self, records: Iterable[Record], *, log_changes: bool = True) -> int: ...
 
     def trim_change_log(self, keep_revisions: int) -> int: ...
+
+    def lineage(self) -> Lineage: ...
+
+    def resolve_lineage(self, served: Served, reason: str, max_loss: float) -> Lineage: ...
+
+    def new_epoch(self, reason: str, previous: Served | None, max_loss: float) -> Lineage: ...
+
+    def confirm_epoch(self, by: str, epoch: str | None = None) -> Lineage: ...
+
+    def reopen(self) -> None: ...
+
+    def problem(self) -> str | None: ...
+
+    def last_served(self) -> Served | None: ...
+
+    def note_served(self, served: Served) -> None: ...
 
     def close(self) -> None: ...

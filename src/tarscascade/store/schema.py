@@ -9,6 +9,7 @@ Every name is prefixed ``tc_`` so the tables can live next to TARS's own ``t_*``
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -155,6 +156,25 @@ change_log = sa.Table(
     **_MYSQL,
 )
 
+lineage = sa.Table(
+    "tc_lineage",
+    metadata,
+    # One row per epoch this database has had: where it came from (a new database, a
+    # detected restore, `store new-epoch`), and whether the fleet may take it (confirmed).
+    sa.Column("epoch", sa.String(64), primary_key=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("reason", sa.String(NAME_LEN), nullable=False),
+    sa.Column("confirmed", sa.Boolean, nullable=False),
+    sa.Column("confirmed_at", sa.Double, nullable=True),
+    sa.Column("confirmed_by", sa.String(NAME_LEN), nullable=False),
+    sa.Column("previous_epoch", sa.String(64), nullable=False),
+    sa.Column("previous_revision", RevisionInt, nullable=False),
+    sa.Column("previous_endpoints", RevisionInt, nullable=True),  # NULL = unknown
+    sa.Column("endpoints", RevisionInt, nullable=False),
+    sa.Column("base_revision", RevisionInt, nullable=False),
+    **_MYSQL,
+)
+
 RECORD_TABLES = (endpoints, nodes, group_rules, group_priorities, settings)
 
 
@@ -172,6 +192,8 @@ def _v1_metadata() -> sa.MetaData:
     """The tables as v1 created them (later migrations changed ``tc_endpoints``)."""
     v1 = sa.MetaData()
     for table in metadata.sorted_tables:
+        if table.name == lineage.name:
+            continue  # v3
         if table.name == endpoints.name:
             _endpoints_table(v1, version=1)
         else:
@@ -201,9 +223,35 @@ def _v2_adapter_and_version(conn: sa.Connection) -> None:
             conn.execute(sa.text(f"ALTER TABLE {endpoints.name} ADD COLUMN {ddl}"))
 
 
+def _v3_lineage(conn: sa.Connection) -> None:
+    # Idempotent like v1. The current epoch gets its row: confirmed, since nothing is
+    # known about what it replaced (a registry that knows records its own, later).
+    metadata.create_all(conn, tables=[lineage], checkfirst=True)
+    epoch, revision = conn.execute(sa.select(meta.c.epoch, meta.c.revision)).one()
+    if conn.execute(sa.select(lineage.c.epoch).where(lineage.c.epoch == epoch)).first():
+        return
+    count = conn.execute(sa.select(sa.func.count()).select_from(endpoints)).scalar_one()
+    conn.execute(
+        lineage.insert().values(
+            epoch=epoch,
+            created_at=time.time(),
+            reason="new database" if int(revision) == 0 else "existing database (schema v3)",
+            confirmed=True,
+            confirmed_at=None,
+            confirmed_by="",
+            previous_epoch="",
+            previous_revision=0,
+            previous_endpoints=None,
+            endpoints=int(count),
+            base_revision=int(revision),
+        )
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the tc_* tables", _v1_create_tables),
     Migration(2, "tc_endpoints: adapter_name, tars_version", _v2_adapter_and_version),
+    Migration(3, "the lineage table (epochs, the confirmed marker)", _v3_lineage),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -402,7 +402,13 @@ async def test_healthz(core: RegistryCore, tmp_path: Path) -> None:
     async with _client(create_registry_app(admin_of(core), token=None)) as c:
         r = await c.get("/healthz")
         assert r.status_code == 200
-        assert r.json() == {"status": "ok", "revision": core.revision}
+        assert r.json() == {
+            "status": "ok",
+            "revision": core.revision,
+            "epoch": core.epoch,
+            "epoch_confirmed": True,
+            "consecutive_store_failures": 0,
+        }
     starting = RegistryCore(core.store)  # never started: not ready
     async with _client(create_registry_app(admin_of(starting), token=None)) as c:
         r = await c.get("/healthz")
