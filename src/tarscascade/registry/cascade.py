@@ -14,11 +14,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import logging
+import time
 from collections.abc import Callable, Sequence
 
-from tarscascade.cascade import CascadeHub, HubOptions, NodeInfo
+from tarscascade.cascade import FRESH, CascadeHub, Freshness, HubOptions, NodeInfo
 from tarscascade.errors import ChangeLogTrimmedError, StoreError
 from tarscascade.model import INCREMENTAL, Category, ChangeEvent, NodeRecord, State, Version
 from tarscascade.registry.core import RegistryCore
@@ -136,6 +138,30 @@ class RegistryFeed:
         return loaded
 
 
+class RegistryFreshness:
+    """What the registry tells every node about itself: the source of the data, so fresh
+    (contact age 0) unless its store cannot be trusted (a vanished database file, failing
+    tail rounds: ``RegistryCore.health``), and which lineage is confirmed (the cascade's
+    mass-change guard). Re-read at most every ``CACHE_S`` (it is asked at every heartbeat)."""
+
+    CACHE_S = 1.0
+
+    def __init__(self, core: RegistryCore) -> None:
+        self.core = core
+        self._at = -1e9
+        self._last = FRESH
+
+    def __call__(self) -> Freshness:
+        now = time.monotonic()
+        if now - self._at >= self.CACHE_S:
+            self._at = now
+            core = self.core
+            self._last = Freshness(
+                stale=core.health() is not None, confirmed_epoch=core.confirmed_epoch
+            )
+        return self._last
+
+
 async def attach_cascade(
     core: RegistryCore, *, token: str | None, options: HubOptions | None = None
 ) -> CascadeHub:
@@ -143,7 +169,8 @@ async def attach_cascade(
 
     Call after ``core.start()``. ``token=None`` disables authentication.
     """
-    opts = options or HubOptions()
+    # the cascade's guard holds back exactly the lineages the registry starts unconfirmed
+    opts = dataclasses.replace(options or HubOptions(), guard_max_loss=core.options.max_epoch_loss)
     feed = RegistryFeed(core)
     hub = CascadeHub(
         core.catalog,
@@ -151,6 +178,7 @@ async def attach_cascade(
         options=opts,
         on_subscribe=feed.register,
         on_heartbeat=feed.on_heartbeat,
+        freshness=RegistryFreshness(core),
     )
     feed.hub = hub
     core.add_listener(feed.on_events)

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from tarscascade.cascade.rules import DEFAULT_GUARD_MAX_LOSS
 from tarscascade.catalog import Catalog, QueryAnswerer
 from tarscascade.errors import (
     ChangeLogTrimmedError,
@@ -52,7 +53,9 @@ log = logging.getLogger(__name__)
 EventListener = Callable[[Sequence[ChangeEvent]], None]
 LineageListener = Callable[[Lineage], None]
 CATEGORIES = tuple(Category)
-DEFAULT_MAX_EPOCH_LOSS = 0.5
+#: one threshold for both guards: the registry's (a new epoch that loses more of the
+#: endpoints starts unconfirmed) and the cascade's (nodes hold such a lineage back)
+DEFAULT_MAX_EPOCH_LOSS = DEFAULT_GUARD_MAX_LOSS
 DEFAULT_UNHEALTHY_AFTER = 5
 
 
