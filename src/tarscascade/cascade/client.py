@@ -319,6 +319,7 @@ class CascadeClient:
 
     def _note_plan(self, plan: Sequence[CategoryPlanF]) -> None:
         """Which categories this upstream is behind in / holds back (from its answer)."""
+        was_held = bool(self.held_back)
         for p in plan:
             try:
                 cat = Category(p.category)
@@ -330,6 +331,20 @@ class CascadeClient:
                 self.ahead_of_upstream.add(cat)
             elif p.action == HOLD:
                 self.held_back.add(cat)
+        if self.held_back and not was_held:  # one line per state change, not per heartbeat
+            log.warning(
+                "cascade %s: the upstream's new lineage would take away most endpoints and is"
+                " not confirmed: keeping the old one (%s)",
+                self.node_name,
+                ", ".join(sorted(self.held_back)),
+                extra={"event": "guard_held", "node": self.node_name},
+            )
+        elif was_held and not self.held_back:
+            log.info(
+                "cascade %s: the held lineage was confirmed or withdrawn",
+                self.node_name,
+                extra={"event": "guard_released", "node": self.node_name},
+            )
         if self.from_disk and self.synced.is_set() and not self.stale:
             self.from_disk = False  # a fresh upstream confirmed what we hold
         self.stale_for()  # note the moment if fresh

@@ -258,8 +258,14 @@ class RegistryCore:
             lineage.previous_endpoints,
             "confirmed"
             if lineage.confirmed
-            else "UNCONFIRMED: confirm with "
-            "`tarscascade store confirm-epoch` once the data is what it should be",
+            else "UNCONFIRMED: nodes keep their old lineage (the mass-change guard holds it) "
+            "until `tarscascade store confirm-epoch` says the data is what it should be",
+            extra={
+                "event": "epoch_changed" if lineage.confirmed else "guard_held",
+                "epoch": lineage.epoch,
+                "endpoints": lineage.endpoints,
+                "previous_endpoints": lineage.previous_endpoints,
+            },
         )
         self._lineage_event(lineage)
         await self._note_served(force=True)

@@ -9,7 +9,10 @@ operator's confirmation lets it through within a heartbeat.
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
+
+import pytest
 
 from tarscascade.cascade import ClientOptions
 from tarscascade.cli.runtime import RegistryConfig, RegistryProcess
@@ -43,7 +46,10 @@ def lose_database(directory: Path) -> None:
             path.unlink()
 
 
-async def test_an_emptied_database_is_held_back_until_confirmed(tmp_path: Path) -> None:
+async def test_an_emptied_database_is_held_back_until_confirmed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
     db = tmp_path / "registry.db"
     rp = registry(db)
     await rp.start()
@@ -75,6 +81,14 @@ async def test_an_emptied_database_is_held_back_until_confirmed(tmp_path: Path) 
         status = node.status()
         assert "objects" in status["lineage_held"]
         assert status["stale"] is True
+        heartbeats = rp.hub.stats.heartbeats
+        await eventually(lambda: rp.hub is not None and rp.hub.stats.heartbeats >= heartbeats + 3)
+        held = [r for r in caplog.records if getattr(r, "event", "") == "guard_held"]
+        # said once by the registry and once by the node, not at every heartbeat
+        assert sorted(r.name for r in held) == [
+            "tarscascade.cascade.client",
+            "tarscascade.registry.core",
+        ]
 
         # an operator confirms: the fleet takes the (empty) new lineage
         await core.confirm_epoch("test")
