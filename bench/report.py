@@ -506,6 +506,7 @@ def table(quick: bool) -> str:
     rows: list[Row] = []
     machine: R = {}
     commits: dict[str, list[str]] = {}  # commit -> benchmarks measured on it
+    dates: set[str] = set()
     for name in [*SUITE, "suite"]:
         path = RESULTS / f"{name}{'-quick' if quick else ''}-latest.json"
         if not path.exists():
@@ -513,6 +514,7 @@ def table(quick: bool) -> str:
             continue
         doc = json.loads(path.read_text())
         machine = machine or doc["machine"]
+        dates.add(doc["machine"].get("date", "?")[:10])
         commits.setdefault(doc["machine"].get("commit", "?"), []).append(name)
         extract = EXTRACT.get(name)
         if "skipped" in doc["results"]:
@@ -523,7 +525,8 @@ def table(quick: bool) -> str:
         except (KeyError, TypeError) as exc:
             rows.append((name, f"unreadable results ({exc!r})", "—"))
     head = (
-        f"Measured {machine.get('date', '?')[:10]} at commit {_commits(commits)}: "
+        f"Measured {' to '.join(sorted(dates)[:: max(1, len(dates) - 1)]) or '?'} at commit "
+        f"{_commits(commits)}: "
         f"{machine.get('cpus', '?')} cores ({machine.get('cpu_model', '?')}), "
         f"{machine.get('memory_gb', '?')} GB, Python {machine.get('python', '?')}"
         f"{' (quick mode)' if quick else ''}.\n\n"
