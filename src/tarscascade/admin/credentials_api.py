@@ -16,6 +16,7 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from tarscascade.admin.http import error_response
+from tarscascade.admin.models import Model, errors
 from tarscascade.registry.admin_ops import validate_name
 from tarscascade.registry.node_auth import NodeAuthority
 from tarscascade.wire.endpoint import parse_endpoint
@@ -32,6 +33,24 @@ class CredentialBody(BaseModel):
         max_length=MAX_HOSTS,
         description="hosts the node may announce endpoints on (default: its node address)",
     )
+
+
+class CredentialIssued(Model):
+    node: str
+    secret: str = Field(description="the node's secret: in this answer only")
+    hosts: list[str]
+    note: str
+
+
+class CredentialShown(Model):
+    node: str
+    hosts: list[str]
+    created_at: float
+
+
+class CredentialRevoked(Model):
+    node: str
+    revoked: bool
 
 
 def _checked_hosts(hosts: list[str]) -> list[str]:
@@ -58,6 +77,8 @@ def add_credential_routes(r: APIRouter, authority: NodeAuthority) -> None:
         status_code=201,
         dependencies=[Security(_bearer)],
         summary="issue a node secret (shown in this answer only; replaces an older one)",
+        response_model=CredentialIssued,
+        responses=errors(400, 401, 403, 409, 413, 503),
     )
     async def issue(name: str, body: Annotated[CredentialBody | None, Body()] = None) -> Response:
         validate_name("node name", name)
@@ -74,7 +95,13 @@ def add_credential_routes(r: APIRouter, authority: NodeAuthority) -> None:
         }
         return JSONResponse(out, status_code=201, headers=_NO_STORE)
 
-    @r.get(base, tags=["nodes"], summary="whether a node has a credential (never the secret)")
+    @r.get(
+        base,
+        tags=["nodes"],
+        summary="whether a node has a credential (never the secret)",
+        response_model=CredentialShown,
+        responses=errors(400, 404, 409),
+    )
     async def show(name: str) -> Response:
         validate_name("node name", name)
         refused = not_node_mode()
@@ -92,6 +119,8 @@ def add_credential_routes(r: APIRouter, authority: NodeAuthority) -> None:
         tags=["nodes"],
         dependencies=[Security(_bearer)],
         summary="revoke a node's secret (its session ends)",
+        response_model=CredentialRevoked,
+        responses=errors(400, 401, 403, 404, 409, 413, 503),
     )
     async def revoke(name: str) -> Response:
         validate_name("node name", name)

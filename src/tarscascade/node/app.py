@@ -384,6 +384,8 @@ class NodeAgent:
 
     async def start(self) -> None:
         cfg = self.config
+        # the credentials as configured now (a caller may set them after construction)
+        self.identity = NodeIdentity(cfg.name, cfg.token, cfg.relays)
         self.check_listen_safety()
         try:
             if self.disk is not None:
