@@ -42,6 +42,7 @@ from typing import Any
 from bench.common import cli, verdict
 from bench.drain_clients import IFACE, OBJ
 from tarscascade.cascade import ClientOptions
+from tarscascade.catalog.announce import announce_setting
 from tarscascade.cli.runtime import RegistryConfig, RegistryProcess
 from tarscascade.client import ServantHost
 from tarscascade.model import State
@@ -116,6 +117,9 @@ async def registry_and_node() -> AsyncIterator[tuple[RegistryProcess, NodeAgent]
         )
         try:
             await rp.start()
+            assert rp.core is not None  # the node may announce the benchmark's objects
+            obj_app = OBJ.split(".")[0]
+            await RegistryAdmin(rp.core).put_setting(announce_setting("bench-node"), f"{obj_app}.*")
             node.config.upstreams = [("127.0.0.1", rp.tars_port)]
             await node.start()
             assert node.client is not None

@@ -24,13 +24,15 @@ ALLOWED: dict[str, set[str]] = {
     "store": set(),
     "catalog": {"wire"},
     "client": {"transport", "wire"},
-    "cascade": {"catalog", "transport", "wire"},
-    "registry": {"catalog", "cascade", "store", "transport", "wire"},
-    "node": {"catalog", "cascade", "client", "transport", "wire"},
+    "auth": {"wire"},
+    "cascade": {"auth", "catalog", "transport", "wire"},
+    "registry": {"auth", "catalog", "cascade", "store", "transport", "wire"},
+    "node": {"auth", "catalog", "cascade", "client", "transport", "wire"},
     # the db_tars importer: a writer into the registry's store, reading db_tars
     "dbtars": {"registry", "catalog", "store", "wire"},
-    "admin": {"registry", "node", "cascade", "catalog", "store", "transport", "wire"},
+    "admin": {"auth", "registry", "node", "cascade", "catalog", "store", "transport", "wire"},
     "cli": {
+        "auth",
         "dbtars",
         "admin",
         "registry",
@@ -110,3 +112,18 @@ def test_wire_uses_only_the_standard_library(path: Path) -> None:
             continue
         assert top in sys.stdlib_module_names, f"line {line}: third-party import {name}"
         assert top not in FORBIDDEN_IN_WIRE, f"line {line}: wire is sans-IO, imports {name}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [m for m in MODULES if _layer(m) == "auth"],
+    ids=lambda p: str(p.relative_to(SRC)),
+)
+def test_auth_uses_only_the_standard_library(path: Path) -> None:
+    # credentials are checked by every layer: their rules must not pull any other in
+    for line, name in _imports(path):
+        top = name.split(".")[0]
+        if top == "tarscascade":
+            assert name.split(".")[1] in ("auth", "errors", "wire"), f"line {line}: {name}"
+        elif top != "__future__":
+            assert top in sys.stdlib_module_names, f"line {line}: third-party import {name}"

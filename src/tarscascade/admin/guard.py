@@ -1,4 +1,5 @@
-"""Request guards in front of the routes: the admin token, the body size, listen safety.
+"""Request guards in front of the routes: the admin token, the body size (listen safety
+lives in ``auth/listen.py``, re-exported here).
 
 Both checks run as ASGI middleware, before routing and before FastAPI reads the body: a
 write without the token is refused with 401/403 whatever its body looks like (a route
@@ -9,44 +10,29 @@ refused without being held in memory.
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tarscascade.admin.http import error_body
-from tarscascade.errors import TarsCascadeError
+from tarscascade.auth import credential_equal
+from tarscascade.auth.listen import (
+    UnsafeListenError,
+    check_listen_safety,
+    check_tars_listen_safety,
+)
 
 #: requests with these methods change state and need the token when one is configured
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 DEFAULT_MAX_BODY = 1024 * 1024
 
-
-class UnsafeListenError(TarsCascadeError, ValueError):
-    """Refusing to serve writes on a non-loopback address without an admin token."""
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback IP literals; any other name might not be."""
-    h = host.strip().strip("[]").lower()
-    if h == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(h).is_loopback
-    except ValueError:
-        return False
-
-
-def check_listen_safety(host: str, token: str | None) -> None:
-    """Raise :class:`UnsafeListenError` when ``host`` is reachable from outside and no token
-    protects the writes (the runtime calls this before binding the admin port)."""
-    if not token and not is_loopback(host):
-        raise UnsafeListenError(
-            f"refusing to serve the admin API on {host!r} without an admin token: "
-            "anyone who can reach it could change the registry; set a token or listen "
-            "on 127.0.0.1"
-        )
+__all__ = [
+    "DEFAULT_MAX_BODY",
+    "GuardMiddleware",
+    "UnsafeListenError",
+    "check_listen_safety",
+    "check_tars_listen_safety",
+]
 
 
 async def send_json_error(send: Send, status: int, message: str, headers: dict[str, str]) -> None:
@@ -108,7 +94,7 @@ class GuardMiddleware:
         scheme, _, given = header.partition(b" ")
         if scheme.lower() != b"bearer" or not given.strip():
             return 401, "the Authorization header must be 'Bearer <token>'"
-        if not hmac.compare_digest(given.strip(), self.token):
+        if not credential_equal(given.strip(), self.token):
             return 403, "wrong admin token"
         return None
 

@@ -27,6 +27,7 @@ from fastapi.security import HTTPBearer
 
 from tarscascade import __version__
 from tarscascade.admin.answers import drain_status, drained, endpoint_view
+from tarscascade.admin.credentials_api import add_credential_routes
 from tarscascade.admin.dashboard import mount_dashboard
 from tarscascade.admin.guard import (
     DEFAULT_MAX_BODY,
@@ -90,6 +91,7 @@ from tarscascade.registry.admin_ops import (
 )
 from tarscascade.registry.drains import DrainJob
 from tarscascade.registry.listing import MAX_LIMIT, ObjectListing, ObjectPage
+from tarscascade.registry.node_auth import NodeAuthority
 from tarscascade.store import Expect
 from tarscascade.wire.endpoint import validate_object_id
 
@@ -176,6 +178,7 @@ def create_registry_app(
     metrics: RegistryMetrics | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     importer: ImporterApi | None = None,
+    authority: NodeAuthority | None = None,
 ) -> FastAPI:
     """The ASGI app; serve it with uvicorn after :func:`check_listen_safety`."""
     metrics = metrics if metrics is not None else RegistryMetrics(admin.core)
@@ -194,6 +197,9 @@ def create_registry_app(
         add_routes(app.router, admin)
     if importer is not None:
         _import_routes(app.router, importer)
+    if authority is None:  # the routes say which mode this is (409 outside --node-auth)
+        authority = NodeAuthority("shared", shared_token=token) if token else NodeAuthority("open")
+    add_credential_routes(app.router, authority)
     mount_dashboard(app, admin, listing)
     _document_errors_truthfully(app)
     app.add_middleware(GuardMiddleware, token=token or None, max_body=max_body)

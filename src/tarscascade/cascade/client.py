@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -52,6 +53,7 @@ from tarscascade.wire.idl.cascadef import (
     HOLD,
     NOT_SUBSCRIBED,
     OK,
+    PROOF_INFO_KEY,
     PROTOCOL_VERSION,
     SUBSCRIBE,
     UP_TO_DATE,
@@ -105,6 +107,8 @@ class ClientOptions:
     #: this often
     behind_retry: float = 10.0
     rng: random.Random = field(default_factory=random.Random)
+    #: TLS to the upstreams (``TlsConfig.client_context()``; with a certificate: mutual)
+    ssl: ssl.SSLContext | None = None
 
 
 @dataclass(slots=True)
@@ -181,6 +185,9 @@ class CascadeClient:
         options: ClientOptions | None = None,
         on_applied: AppliedHook | None = None,
         descendants: Callable[[], list[NodeAckF]] | None = None,
+        token_for: Callable[[tuple[str, int]], str] | None = None,
+        proof_for: Callable[[tuple[str, int]], str] | None = None,
+        on_refused: Callable[[list[str]], None] | None = None,
     ) -> None:
         if not upstreams:
             raise ValueError("a cascade client needs at least one upstream")
@@ -188,6 +195,13 @@ class CascadeClient:
         self.upstreams = [(str(h), int(p)) for h, p in upstreams]
         self.node_name = node_name
         self.token = token
+        #: the credential for one upstream (a node's secret for a registry, a proof for a
+        #: relay: auth/identity.py); None = ``token`` everywhere
+        self._token_for = token_for
+        #: a fresh proof per heartbeat for an upstream that is a relay ("" = none)
+        self._proof_for = proof_for
+        #: the upstream refused to believe these descendants of ours (end their sessions)
+        self._on_refused = on_refused
         self.address = address
         self.options = options or ClientOptions()
         self.stats = ClientStats()
@@ -423,6 +437,7 @@ class CascadeClient:
                 connect_timeout=opts.connect_timeout,
                 call_timeout=opts.call_timeout,
                 max_frame=opts.max_frame,
+                ssl=opts.ssl,
             ),
             on_push=self._on_push,
         )
@@ -475,9 +490,11 @@ class CascadeClient:
             if self._resync_streak.get(Category(st.category), 0) >= MAX_RESYNC_STREAK:
                 # What we hold keeps not fitting what this upstream sends: ask it whole.
                 st.version, st.digest = VersionF(), 0
+        up = self.upstream
+        token = self._token_for(up) if self._token_for is not None and up else self.token
         req = SubscribeReq(
             nodeName=self.node_name,
-            token=self.token,
+            token=token,
             held=held,
             address=self.address,
             protocol=PROTOCOL_VERSION,
@@ -576,10 +593,13 @@ class CascadeClient:
             if self._replica.expire(opts.snapshot_stall_timeout):
                 self._resubscribe_wanted.set()  # a snapshot stopped half-way
             held = held_states(self.catalog)
+            up = self.upstream
+            proof = self._proof_for(up) if self._proof_for is not None and up else ""
             req = HeartbeatReq(
                 nodeName=self.node_name,
                 held=held,
                 descendants=_compact(self._descendant_acks(), held),
+                info={PROOF_INFO_KEY: proof} if proof else {},
             )
             try:
                 ret, rsp = await channel.call(CASCADE_SERVANT, HEARTBEAT, req)
@@ -604,6 +624,8 @@ class CascadeClient:
             )
             interval = min(longest, interval * 1.5) if quiet else opts.heartbeat_interval
             if ret == OK:
+                if rsp.refused and self._on_refused is not None:
+                    self._on_refused(list(rsp.refused))
                 self._heard(rsp.freshness)
                 self._note_versions(rsp.plan)
                 if self._progress.replanned(rsp.plan):

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from tarscascade.auth import credential_equal, parse_proof
 from tarscascade.cascade.changelog import ChangeLog
 from tarscascade.cascade.frames import delta_frames, version_f
 from tarscascade.cascade.freshness import FRESH, Freshness
@@ -57,6 +58,7 @@ from tarscascade.wire.idl.cascadef import (
     NOT_SUBSCRIBED,
     OK,
     OLDEST_PROTOCOL,
+    PROOF_INFO_KEY,
     PROTOCOL_VERSION,
     AckReq,
     CategoryPlanF,
@@ -101,6 +103,7 @@ class CascadeHub:
         on_heartbeat: Callable[[str], None] | None = None,
         freshness: Callable[[], Freshness] | None = None,
         clock: Callable[[], float] | None = None,
+        authorize_descendants: Callable[[str, Sequence[NodeAckF]], Collection[str]] | None = None,
     ) -> None:
         self.catalog = catalog
         self.options = options or HubOptions()
@@ -108,6 +111,8 @@ class CascadeHub:
         self.stats: HubStats = self._up.stats
         self.tracker = AckTracker(self.options.max_offline_nodes)
         self._authenticate = authenticate
+        #: (relay, its descendants' acks) -> the names believed (None: all of them)
+        self._authorize_descendants = authorize_descendants
         self._on_subscribe = on_subscribe
         self._on_heartbeat = on_heartbeat
         self._freshness = freshness or (lambda: FRESH)
@@ -276,7 +281,14 @@ class CascadeHub:
                     v = tracker.held(st, c)
                     if v is not None:
                         held[c] = Held(v, st.digests.get(c, 0))
-                out.append(NodeAckF(nodeName=st.name, held=states_of(held), address=st.address))
+                out.append(
+                    NodeAckF(
+                        nodeName=st.name,
+                        held=states_of(held),
+                        address=st.address,
+                        proof=st.proof,
+                    )
+                )
         return out
 
     def descendant_floor(self) -> dict[Category, Version]:
@@ -346,7 +358,14 @@ class CascadeHub:
             self.stats.bad_requests += 1
             log.info("bad subscribe from %s:%s: %s", *current.peer, exc)
             return BAD_REQUEST, SubscribeRsp()
-        if not self._authenticate(name, req.token):
+        # mutual TLS: the client certificate names the node (it wins over any token)
+        cert = getattr(current.conn, "peer_cert_name", None)
+        ok = (
+            credential_equal(cert, name)
+            if cert is not None
+            else self._authenticate(name, req.token)
+        )
+        if not ok:
             self.stats.auth_failures += 1
             log.warning("cascade auth failed for %r from %s:%s", name, *current.peer)
             return AUTH_FAILED, SubscribeRsp()
@@ -362,6 +381,8 @@ class CascadeHub:
         if previous is not None and previous is not old:
             self._end(previous, abort=False)  # this connection now speaks for another name
         state = self.tracker.connected(name, f"{host}:{port}")
+        # a proof (never a secret or the shared token) is passed up with this node
+        state.proof = req.token if parse_proof(req.token) is not None else ""
         self.tracker.record(name, held, heartbeat=True)
         opts = self.options
         interval = req.heartbeatMs / 1000.0 or opts.default_heartbeat_interval
@@ -438,10 +459,18 @@ class CascadeHub:
         s = self._session_of(current, req.nodeName)
         if s is None:
             return NOT_SUBSCRIBED, HeartbeatRsp()
+        proof = req.info.get(PROOF_INFO_KEY, "")
+        if proof and parse_proof(proof) is not None:
+            s.state.proof = proof
         try:
             held, counts = parse_held(req.held), parse_counts(req.held)
-            descendants = parse_descendants(req.descendants, self.options.max_descendants)
-            addresses = parse_descendant_addresses(req.descendants)
+            if len(req.descendants) > self.options.max_descendants:
+                raise BadRequestError(
+                    f"{len(req.descendants)} descendants, at most {self.options.max_descendants}"
+                )
+            acks, refused = self._believed(s.name, req.descendants)
+            descendants = parse_descendants(acks, self.options.max_descendants)
+            addresses = parse_descendant_addresses(acks)
         except BadRequestError as exc:
             self.stats.bad_requests += 1
             log.info("bad heartbeat from %s: %s", s.name, exc)
@@ -455,7 +484,11 @@ class CascadeHub:
         s.acked(held)
         self.tracker.record(s.name, held, heartbeat=True)
         fresh = self.tracker.record_descendants(
-            s.name, descendants, heartbeat=True, addresses=addresses
+            s.name,
+            descendants,
+            heartbeat=True,
+            addresses=addresses,
+            proofs={a.nodeName: a.proof for a in acks if a.proof},
         )
         plans = s.heartbeat(held, self._context(held, counts))
         plan = self._plans(s, plans)
@@ -463,13 +496,35 @@ class CascadeHub:
         if fresh and self._on_subscribe is not None:
             for name in fresh:
                 self._register_descendant(s, name, addresses.get(name, ""))
-        rsp = HeartbeatRsp(plan=plan, freshness=self._freshness().to_wire())
+        rsp = HeartbeatRsp(plan=plan, freshness=self._freshness().to_wire(), refused=refused)
         s.cached_heartbeat = None
-        if not descendants and all(p is Plan.UP_TO_DATE for p in plans.values()):
+        if not descendants and not refused and all(p is Plan.UP_TO_DATE for p in plans.values()):
             key = self._heartbeat_key(s)
             if key is not None:
                 s.cached_heartbeat = (current.request.sBuffer, key, _encode_answer(HEARTBEAT, rsp))
         return OK, rsp
+
+    def _believed(self, relay: str, acks: Sequence[NodeAckF]) -> tuple[list[NodeAckF], list[str]]:
+        """The descendants of ``relay`` to record, and those refused. A name with its
+        own session here is never the relay's to speak for (it would keep a node that
+        left alive); the rest go through ``authorize_descendants``."""
+        if not acks:
+            return [], []
+        own = [a for a in acks if a.nodeName not in self._sessions]
+        if self._authorize_descendants is None:
+            return own, []
+        ok = self._authorize_descendants(relay, own)
+        kept = [a for a in own if a.nodeName in ok]
+        refused = [a.nodeName for a in own if a.nodeName not in ok]
+        return kept, refused
+
+    def end_session(self, name: str) -> bool:
+        """End ``name``'s session (its credential was revoked); False when it has none."""
+        s = self._sessions.get(name)
+        if s is None:
+            return False
+        self._end(s, abort=True)
+        return True
 
     def _register_descendant(self, relay: Session, name: str, address: str) -> None:
         """A node a relay reported for the first time (or at a new address): register it
@@ -488,7 +543,10 @@ class CascadeHub:
             return
         try:
             held = parse_held(req.held)
-            descendants = parse_descendants(req.descendants, self.options.max_descendants)
+            acks = req.descendants
+            if acks and len(acks) <= self.options.max_descendants:
+                acks, _refused = self._believed(s.name, acks)
+            descendants = parse_descendants(acks, self.options.max_descendants)
             floor = parse_floor(req.floor)
         except BadRequestError as exc:
             self.stats.bad_requests += 1

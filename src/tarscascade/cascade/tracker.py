@@ -37,6 +37,8 @@ class NodeState:
     lag: dict[Category, int | None] = field(default_factory=dict)
     last_heartbeat: float = 0.0  # unix seconds; 0 = never
     last_ack: float = 0.0
+    #: its latest proof for the relay it is connected to (passed upstream; "" = none)
+    proof: str = ""
     snapshots_sent: int = 0
     deltas_sent: int = 0
 
@@ -103,6 +105,7 @@ class AckTracker:
         *,
         heartbeat: bool,
         addresses: dict[str, str] | None = None,
+        proofs: dict[str, str] | None = None,
     ) -> list[str]:
         """A relay's full list of its descendants; those it no longer lists are forgotten.
 
@@ -112,6 +115,7 @@ class AckTracker:
         now: set[str] = set()
         fresh: list[str] = []
         addresses = addresses or {}
+        proofs = proofs or {}
         for name, held in acks.items():
             st = self._nodes.get(name)
             if st is not None and st.connected and not st.via:
@@ -122,6 +126,7 @@ class AckTracker:
             if st.via != relay or address != st.address or not st.connected:
                 fresh.append(name)
             st.via, st.connected, st.address = relay, True, address
+            st.proof = proofs.get(name, st.proof)
             self._offline.pop(name, None)
             now.add(name)
             self._store(st, held, heartbeat)

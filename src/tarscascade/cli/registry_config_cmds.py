@@ -6,12 +6,17 @@ Sub-apps ``node``, ``group`` (with ``rule`` and ``priority``) and ``setting``, a
 
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from tarscascade.cli.registry_client import (
     DEFAULT_REGISTRY,
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
     EXIT_USAGE,
     AdminClient,
     IgnoreNotFoundOpt,
@@ -24,6 +29,7 @@ from tarscascade.cli.registry_client import (
     print_json,
     print_table,
     read_token,
+    say,
     write,
 )
 
@@ -136,29 +142,91 @@ def node_show(
 @node_app.command("add")
 def node_add(
     name: Annotated[str, typer.Argument(help="Node name.")],
-    host: Annotated[str | None, typer.Option("--host", help="Node agent address.")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option("--host", help="Node agent address (also the host it may announce on)."),
+    ] = None,
     port: Annotated[int | None, typer.Option("--port", help="Node agent port.")] = None,
     inactive: Annotated[bool, typer.Option("--inactive", help="Add it inactive.")] = False,
+    allow: Annotated[
+        str | None,
+        typer.Option("--allow", help='Objects it may announce, e.g. "App.*,Pay.Core.PayObj".'),
+    ] = None,
+    secret_file: Annotated[
+        Path | None,
+        typer.Option("--secret-file", help="Write the node's new secret here (mode 0600)."),
+    ] = None,
+    no_secret: Annotated[
+        bool, typer.Option("--no-secret", help="Do not issue a (new) node secret.")
+    ] = False,
     registry: RegistryOpt = DEFAULT_REGISTRY,
     token: TokenOpt = None,
     token_file: TokenFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Add a node agent (or change the options given)."""
+    """Add a node agent (or change the options given) and issue its secret.
+
+    A registry with --node-auth answers with a new secret for the node, shown once
+    (or written to --secret-file); it replaces any older one.
+    """
     body: dict[str, Any] = {"state": "inactive" if inactive else "active"}
     if host is not None:
         body["host"] = host
     if port is not None:
         body["port"] = port
-    write(
-        registry,
-        read_token(token, token_file),
-        "PUT",
-        path("nodes", name),
-        body,
-        as_json,
-        f"node {name} added",
-    )
+    from tarscascade.catalog.announce import announce_setting
+
+    client = AdminClient(registry, read_token(token, token_file))
+    result = client.request("PUT", path("nodes", name), body)
+    out: dict[str, Any] = {"revision": result.get("revision"), "node": result.get("node")}
+    if allow is not None:
+        setting = path("settings", announce_setting(name))
+        out["allow"] = client.request("PUT", setting, {"value": allow}).get("revision")
+    if not no_secret:
+        out["credential"] = _issue_secret(client, name, [host] if host else [], secret_file)
+    if as_json:
+        print_json(out)
+        return
+    say(f"node {name} added (revision {out['revision']})")
+    cred = out.get("credential")
+    if cred is None:
+        return
+    if "secret" in cred:
+        say(f"secret for node {name} (shown once; put it in its --token-file):")
+        say(cred["secret"])
+    elif "secret_file" in cred:
+        say(f"secret for node {name} written to {cred['secret_file']}")
+    else:
+        say(cred["note"])
+
+
+def _issue_secret(
+    client: AdminClient, name: str, hosts: list[str], secret_file: Path | None
+) -> dict[str, Any]:
+    """POST the node's credentials; a registry without --node-auth answers 409 (a note)."""
+    import httpx
+
+    url = path("nodes", name, "credentials")
+    try:
+        rsp = httpx.post(
+            client.base + url, json={"hosts": hosts}, headers=client.headers, timeout=10.0
+        )
+    except httpx.HTTPError as exc:
+        fail(f"cannot issue the secret at {client.base}: {exc}", EXIT_UNREACHABLE)
+    if rsp.status_code in (404, 409):  # 404: a registry older than node credentials
+        return {"note": "no secret issued: the registry does not use per-node credentials"}
+    if rsp.status_code >= 400:
+        fail(f"refused (HTTP {rsp.status_code}): {rsp.text.strip()[:200]}", EXIT_REFUSED)
+    data = rsp.json()
+    if secret_file is None:
+        return data  # type: ignore[no-any-return]
+    try:
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        fail(f"cannot create --secret-file {str(secret_file)!r}: {exc}", EXIT_USAGE)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(data["secret"] + "\n")
+    return {k: v for k, v in data.items() if k != "secret"} | {"secret_file": str(secret_file)}
 
 
 @node_app.command("rm")
@@ -170,9 +238,14 @@ def node_rm(
     token_file: TokenFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Remove a node agent."""
+    """Remove a node agent (and revoke its secret: its session ends)."""
+    import httpx
+
     url = path("nodes", name)
     tok = read_token(token, token_file)
+    client = AdminClient(registry, tok)
+    with contextlib.suppress(httpx.HTTPError):  # 404 / 409: it had none to revoke
+        httpx.delete(client.base + path("nodes", name, "credentials"), headers=client.headers)
     done = f"node {name} removed"
     write(registry, tok, "DELETE", url, None, as_json, done, ignore_not_found=ignore_not_found)
 

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import gc
 import logging
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ import uvicorn
 from tarscascade.admin.metrics import RegistryMetrics
 from tarscascade.admin.node_api import create_node_app
 from tarscascade.admin.registry_api import check_listen_safety, create_registry_app
+from tarscascade.auth.listen import check_tars_listen_safety
 from tarscascade.cascade import CascadeHub, HubOptions
 from tarscascade.dbtars import OWNER, DbTarsImporter, DbTarsSource, ImportOptions, Lease
 from tarscascade.node.app import NodeAgent, NodeConfig
@@ -27,9 +29,11 @@ from tarscascade.registry.admin_ops import RegistryAdmin
 from tarscascade.registry.cascade import attach_cascade
 from tarscascade.registry.core import RegistryCore, RegistryOptions
 from tarscascade.registry.fleet_log import FleetWatcher
+from tarscascade.registry.node_auth import NodeAuthority
 from tarscascade.registry.servants import QueryServant, ReportServant, ServerObjAlias
 from tarscascade.store import CreatePolicy, SqlStore
-from tarscascade.transport import ServerOptions, TarsServer
+from tarscascade.transport import ServerOptions, TarsServer, TlsConfig
+from tarscascade.wire.hosts import is_loopback
 from tarscascade.wire.idl.serverf import NODE_SERVANT
 
 log = logging.getLogger(__name__)
@@ -60,12 +64,21 @@ class RegistryConfig:
     db: str = "sqlite:///.tarscascade/registry.db"
     listen: tuple[str, int] = DEFAULT_TARS
     http: tuple[str, int] | None = DEFAULT_HTTP
+    #: the admin token (HTTP writes); without ``node_auth`` also every node's shared token
+    #: (the bootstrap/dev mode)
     token: str | None = None
     #: allow creating the database where one existed (SQLite with a lineage marker) or on
     #: a server; a SQLite path where no database ever was is created without it
     init: bool = False
     #: confirm the epoch the registry starts with (the mass-change guard's operator "yes")
     confirm_epoch: bool = False
+    #: per-node credentials (``tarscascade node add``): each node speaks only for itself
+    node_auth: bool = False
+    #: serve the TARS port beyond loopback with no credentials and no TLS anyway
+    insecure: bool = False
+    #: TLS on the TARS port and the admin HTTP API (``client_auth``: mutual TLS, the
+    #: client certificate names the node)
+    tls: TlsConfig | None = None
     options: RegistryOptions = field(default_factory=RegistryOptions)
     server_options: ServerOptions = field(default_factory=ServerOptions)
     hub_options: HubOptions = field(default_factory=HubOptions)
@@ -74,6 +87,28 @@ class RegistryConfig:
     #: endpoints or groups
     tars_db: str | None = None
     import_options: ImportOptions = field(default_factory=ImportOptions)
+
+    def check_listen_safety(self) -> None:
+        """Refuse (UnsafeListenError) what would open writes to the network; warn about
+        the shared-token mode beyond loopback."""
+        if self.http is not None:
+            check_listen_safety(self.http[0], self.token)
+        host = self.listen[0]
+        check_tars_listen_safety(
+            host,
+            "the registry's TARS port",
+            credentials=self.node_auth or bool(self.token),
+            tls=self.tls is not None,
+            insecure=self.insecure,
+        )
+        if not is_loopback(host) and not self.node_auth and self.tls is None:
+            log.warning(
+                "the registry's TARS port %s is open beyond loopback in the %s mode: %s",
+                host,
+                "shared-token (bootstrap/dev)" if self.token else "no-credentials",
+                "any holder of the token may speak for any node; issue per-node "
+                "credentials (tarscascade node add) and start with --node-auth",
+            )
 
 
 class RegistryProcess:
@@ -91,11 +126,19 @@ class RegistryProcess:
         self.admin: RegistryAdmin | None = None
         self.tars_port = 0
         self.http_port = 0
+        self.authority: NodeAuthority | None = None
+
+    def _authority(self, store: SqlStore) -> NodeAuthority:
+        cfg = self.config
+        if cfg.node_auth:
+            return NodeAuthority("node", credentials=store.credentials)
+        if cfg.token:
+            return NodeAuthority("shared", shared_token=cfg.token)
+        return NodeAuthority("open")
 
     async def start(self) -> None:
         cfg = self.config
-        if cfg.http is not None:
-            check_listen_safety(cfg.http[0], cfg.token)
+        cfg.check_listen_safety()
         try:
             create: CreatePolicy = "always" if cfg.init else "fresh"
             store = self.store = await asyncio.to_thread(SqlStore.open, cfg.db, create=create)
@@ -116,17 +159,27 @@ class RegistryProcess:
             # reach, or every full collection rescans it and stalls QueryF (~100 ms per
             # 100k endpoints; bench listing). The node agent does the same after a snapshot.
             gc.freeze()
-            self.hub = await attach_cascade(core, token=cfg.token, options=cfg.hub_options)
+            authority = self.authority = self._authority(self.store)
+            await authority.load()
+            self._tasks.append(asyncio.create_task(authority.run(), name="node-credentials"))
+            self.hub = await attach_cascade(core, options=cfg.hub_options, authority=authority)
+            report = ReportServant(
+                core, owner=owner, authority=authority, allow_loopback=is_loopback(cfg.listen[0])
+            )
+            self.report = report
+            server_opts = cfg.server_options
+            if cfg.tls is not None:
+                server_opts = dataclasses.replace(server_opts, ssl=cfg.tls.server_context())
             self.tars = TarsServer(
                 [
                     QueryServant(core.answerer),
                     ServerObjAlias(core.answerer),
                     self.hub.servant,
-                    ReportServant(core, cfg.token, owner=owner),
+                    report,
                 ],
                 cfg.listen[0],
                 cfg.listen[1],
-                cfg.server_options,
+                server_opts,
             )
             await self.tars.start()
             self.tars_port = self.tars.port
@@ -145,10 +198,14 @@ class RegistryProcess:
                 )
                 admin = self.admin = RegistryAdmin(core, hub=self.hub, owner=owner)
                 app = create_registry_app(
-                    admin, token=cfg.token, metrics=metrics, importer=importer
+                    admin,
+                    token=cfg.token,
+                    metrics=metrics,
+                    importer=importer,
+                    authority=authority,
                 )
                 self.http, task, self.http_port = await serve_http(
-                    app, cfg.http[0], cfg.http[1], "registry-http"
+                    app, cfg.http[0], cfg.http[1], "registry-http", tls=cfg.tls
                 )
                 self._http_task = task
         except BaseException:
@@ -210,13 +267,28 @@ DEFAULT_NODE_HTTP = ("127.0.0.1", 19380)
 
 
 async def serve_http(
-    app: Any, host: str, port: int, name: str
+    app: Any, host: str, port: int, name: str, *, tls: TlsConfig | None = None
 ) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
-    """Serve an ASGI app with uvicorn in this loop; returns once it listens (bounded)."""
+    """Serve an ASGI app with uvicorn in this loop; returns once it listens (bounded).
+    With ``tls``: HTTPS (and client certificates required when ``tls.client_auth``)."""
+    kw: dict[str, Any] = {}
+    if tls is not None:
+        kw = {
+            "ssl_certfile": str(tls.cert) if tls.cert else None,
+            "ssl_keyfile": str(tls.key) if tls.key else None,
+            "ssl_ca_certs": str(tls.ca) if tls.ca else None,
+            "ssl_cert_reqs": ssl.CERT_REQUIRED if tls.client_auth else ssl.CERT_NONE,
+        }
     server = uvicorn.Server(
         # no access log: one line per request is never an operator's INFO (cli/logs.py)
         uvicorn.Config(
-            app, host=host, port=port, log_level="warning", lifespan="off", access_log=False
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            **kw,
         )
     )
     task = asyncio.create_task(server.serve(), name=name)

@@ -46,6 +46,38 @@ ServeTokenOpt = Annotated[
 ]
 
 
+InsecureOpt = Annotated[
+    bool,
+    typer.Option(
+        "--insecure", help="Serve a TARS port beyond loopback with no credentials and no TLS."
+    ),
+]
+TlsCertOpt = Annotated[
+    Path | None, typer.Option("--tls-cert", help="TLS certificate chain (PEM).", metavar="PATH")
+]
+TlsKeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--tls-key", help="Its private key (PEM; default: in --tls-cert).", metavar="PATH"
+    ),
+]
+TlsCaOpt = Annotated[
+    Path | None,
+    typer.Option("--tls-ca", help="CA bundle that signs the peers (PEM).", metavar="PATH"),
+]
+
+
+def _tls(cert: Path | None, key: Path | None, ca: Path | None, client_auth: bool) -> Any:
+    """A ``TlsConfig`` from the --tls-* options (None: plain TCP)."""
+    from tarscascade.transport import TlsConfig
+
+    if cert is None and key is None and ca is None:
+        if client_auth:
+            raise typer.BadParameter("--tls-client-auth needs --tls-cert, --tls-key, --tls-ca")
+        return None
+    return TlsConfig(cert=cert, key=key or cert, ca=ca, client_auth=client_auth)
+
+
 def _hostport(value: str, default_port: int, what: str) -> tuple[str, int]:
     from tarscascade.cli.runtime import parse_hostport
 
@@ -95,6 +127,19 @@ def registry(
     token: ServeTokenOpt = "",
     token_file: TokenFileOpt = None,
     admin_token: str = typer.Option("", "--admin-token", hidden=True, help="Deprecated: --token."),
+    node_auth: bool = typer.Option(
+        False,
+        "--node-auth",
+        help="Per-node credentials (tarscascade node add): each node speaks only for itself;"
+        " --token is then the admin token only.",
+    ),
+    insecure: InsecureOpt = False,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    tls_ca: TlsCaOpt = None,
+    tls_client_auth: bool = typer.Option(
+        False, "--tls-client-auth", help="Mutual TLS: a node's certificate names it."
+    ),
     node_timeout: float = typer.Option(
         30.0, help="Seconds without heartbeat before a node is dead."
     ),
@@ -159,6 +204,9 @@ def registry(
         token=read_token(token or admin_token, token_file),
         init=init,
         confirm_epoch=confirm_epoch,
+        node_auth=node_auth,
+        insecure=insecure,
+        tls=_tls(tls_cert, tls_key, tls_ca, tls_client_auth),
         options=RegistryOptions(node_timeout=node_timeout, reload_interval=reload_interval),
         tars_db=tars_db or None,
         import_options=ImportOptions(
@@ -194,11 +242,24 @@ async def _run_registry(cfg: RegistryConfig) -> None:
 # ---------------------------------------------------------------------------- agent
 
 
-def _upstreams(value: str) -> list[tuple[str, int]]:
-    out = [_hostport(v, 17890, "--upstream") for v in value.split(",") if v.strip()]
+def _upstreams(value: str) -> tuple[list[tuple[str, int]], dict[tuple[str, int], str]]:
+    """``HOST:PORT`` (a registry) or ``NAME@HOST:PORT`` (a relay named NAME: it gets
+    proofs, never this node's secret), comma-separated, in order."""
+    out: list[tuple[str, int]] = []
+    relays: dict[tuple[str, int], str] = {}
+    for v in (v.strip() for v in value.split(",")):
+        if not v:
+            continue
+        name, at, addr = v.rpartition("@")
+        hp = _hostport(addr if at else v, 17890, "--upstream")
+        if at:
+            if not name:
+                raise typer.BadParameter(f"--upstream: {v!r} names no relay before '@'")
+            relays[hp] = name
+        out.append(hp)
     if not out:
         raise typer.BadParameter("--upstream: at least one HOST:PORT")
-    return out
+    return out, relays
 
 
 def advertised_address(advertise: str, listen: tuple[str, int]) -> str:
@@ -223,10 +284,13 @@ def agent(
     name: str = typer.Option(socket.gethostname(), help="This node's name (its endpoints' node)."),
     upstream: str = typer.Option(
         DEFAULT_REGISTRY_TARS,
-        help="Registry or relay node(s), HOST:PORT[,HOST:PORT...], in order.",
+        help="Registries (HOST:PORT) or relays (NAME@HOST:PORT: they get proofs, never the"
+        " secret), comma-separated, in order.",
     ),
     listen: str = typer.Option(
-        DEFAULT_NODE_TARS, help="TARS port (ServerObj, QueryObj, CascadeObj)."
+        DEFAULT_NODE_TARS,
+        help="TARS port for this host's servers (ServerObj, QueryObj; and CascadeObj,"
+        " ReportObj unless --relay-listen).",
     ),
     advertise: str = typer.Option(
         "",
@@ -246,21 +310,46 @@ def agent(
     ),
     log_level: LogLevelOpt = "info",
     log_format: LogFormatOpt = LogFormat.TEXT,
+    relay_listen: Annotated[
+        str,
+        typer.Option(
+            "--relay-listen",
+            metavar="HOST:PORT",
+            help="A separate TARS port for downstream nodes (CascadeObj, ReportObj).",
+        ),
+    ] = "",
+    insecure: InsecureOpt = False,
+    serverf_any_peer: Annotated[
+        bool,
+        typer.Option(
+            "--serverf-any-peer", help="Take keepAlive from other hosts too (not only local)."
+        ),
+    ] = False,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    tls_ca: TlsCaOpt = None,
 ) -> None:
     """Run a node agent in the foreground: a full replica, QueryF for the host, a relay."""
     from tarscascade.node.app import NodeConfig
 
     setup_logging(log_level, log_format)
     listen_addr = _hostport(listen, 19386, "--listen")
+    relay_addr = _hostport(relay_listen, 19387, "--relay-listen") if relay_listen else None
+    upstreams, relays = _upstreams(upstream)
     cfg = NodeConfig(
         name=name,
-        upstreams=_upstreams(upstream),
+        upstreams=upstreams,
+        relays=relays,
         listen=listen_addr,
-        advertise=advertised_address(advertise, listen_addr),
+        relay_listen=relay_addr,
+        advertise=advertised_address(advertise, relay_addr or listen_addr),
         data_dir=data_dir,
         token=read_token(token, token_file) or "",
         keepalive_timeout=keepalive_timeout,
         max_stale=max_stale,
+        insecure=insecure,
+        serverf_any_peer=serverf_any_peer,
+        tls=_tls(tls_cert, tls_key, tls_ca, False),
     )
     http_addr = None if http == "off" else _hostport(http, 19380, "--http")
     _run("agent", _run_node(cfg, http_addr))
@@ -328,6 +417,9 @@ def _print_node(np: NodeProcess, http_addr: tuple[str, int] | None) -> None:
     host = np.config.listen[0]
     ups = ",".join(f"{h}:{p}" for h, p in np.config.upstreams)
     typer.echo(f"node      TARS  {host}:{np.tars_port}  (tars.tarsnode.ServerObj, upstream {ups})")
+    relay = np.config.relay_listen
+    if relay is not None:
+        typer.echo(f"node      RELAY {relay[0]}:{np.agent.relay_port}  (CascadeObj, ReportObj)")
     if http_addr is not None:
         typer.echo(f"node      HTTP  http://{http_addr[0]}:{np.http_port}")
 
@@ -350,7 +442,8 @@ def up(
     log_level: LogLevelOpt = "warning",
     log_format: LogFormatOpt = LogFormat.TEXT,
 ) -> None:
-    """Run a registry (SQLite under ./.tarscascade/) and one node agent in the foreground."""
+    """Run a registry (SQLite under ./.tarscascade/) and one node agent in the foreground
+    (the bootstrap/dev mode: loopback only, one shared token if any)."""
     from tarscascade.cli.runtime import DEFAULT_HTTP, DEFAULT_TARS, RegistryConfig
 
     setup_logging(log_level, log_format)

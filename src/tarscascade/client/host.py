@@ -11,9 +11,11 @@ Contract with the node agent (``tars.tarsnode.ServerObj``, tars-protocol.md §7.
   ``adapter`` the object id itself (``Test.HelloServer.HelloObj``), so the node finds the
   endpoint records of that object on its host and marks them present (active).
 * The request context carries :data:`ENDPOINT_CONTEXT_KEY` = the endpoint this process
-  serves (``tcp -h 127.0.0.1 -p 20001 -t 60000``). A node that reads it can tell apart
-  several instances of one server on a host, and register an endpoint it has no record
-  of; a stock tarsnode ignores the context.
+  serves (``tcp -h 127.0.0.1 -p 20001 -t 60000``; ``-h 0.0.0.0`` when bound to every
+  interface: the node substitutes its own advertised host). A node that reads it can
+  tell apart several instances of one server on a host, and register an endpoint it has
+  no record of if the node's rules allow (its own host, an object registered or allowed
+  for it); a stock tarsnode ignores the context.
 * On a graceful stop: the same call with ``pid`` negated (``-pid``), meaning "this process
   is leaving", so a node that implements it marks the endpoint inactive at once (a stock
   tarsnode ignores pid <= 0). A killed process sends nothing: the node notices the
@@ -37,6 +39,7 @@ from tarscascade.client.tasks import TaskOwner
 from tarscascade.errors import TarsCascadeError
 from tarscascade.transport import Channel, ChannelOptions, Servant, ServerOptions, TarsServer
 from tarscascade.wire.endpoint import Endpoint, format_endpoint, parse_object
+from tarscascade.wire.hosts import is_wildcard
 from tarscascade.wire.idl.serverf import ENDPOINT_CONTEXT_KEY, KEEP_ALIVE, ServerInfo
 
 log = logging.getLogger(__name__)
@@ -46,14 +49,15 @@ DEFAULT_NODE = "tars.tarsnode.ServerObj@tcp -h 127.0.0.1 -p 19386"
 KEEPALIVE_INTERVAL = 10.0
 #: the ``-t`` of the advertised endpoint (the adapter's idle timeout, ms)
 ENDPOINT_TIMEOUT_MS = 60_000
-_WILDCARDS = {"", "*", "0.0.0.0", "::"}
 
 
 @dataclass(frozen=True, slots=True)
 class HostOptions:
     host: str = "127.0.0.1"
     port: int = 0
-    #: the host callers should use (default: ``host``, or 127.0.0.1 when bound to all)
+    #: the host callers should use (default: ``host``; bound to all interfaces, the
+    #: node's own advertised host: the announcement names the wildcard and the node puts
+    #: its host in, so a wildcard-bound server never registers 127.0.0.1 fleet-wide)
     advertise_host: str | None = None
     #: the node's ServerF object string; None: no keepAlive
     node: str | None = DEFAULT_NODE
@@ -123,7 +127,7 @@ class ServantHost:
     @property
     def endpoint(self) -> Endpoint:
         opts = self.options
-        host = opts.advertise_host or ("127.0.0.1" if opts.host in _WILDCARDS else opts.host)
+        host = opts.advertise_host or ("0.0.0.0" if is_wildcard(opts.host) else opts.host)
         return Endpoint("tcp", host, self.server.port, timeout=opts.endpoint_timeout)
 
     def server_info(self, servant: Servant, *, leaving: bool = False) -> ServerInfo:
@@ -209,7 +213,10 @@ class ServantHost:
             self.keepalives_sent += 1
             if ret != 0:
                 ok = False
-                log.warning("node answered keepAlive for %s with %s", s.name, ret)
+                said = f"node answered keepAlive for {s.name} with {ret}"
+                if said != self.last_error:  # once, not every round
+                    log.warning("%s (its log says why)", said)
+                self.last_error = said
             elif self.last_error:
                 log.info("keepAlive to the node works again")
                 self.last_error = ""

@@ -19,12 +19,22 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tarscascade.auth import (
+    PURPOSE_RELAYED,
+    NodeIdentity,
+    credential_equal,
+    is_node_secret,
+    parse_proof,
+    proof_fresh,
+)
+from tarscascade.auth.listen import check_tars_listen_safety
 from tarscascade.cascade import (
     CascadeClient,
     CascadeHub,
@@ -34,13 +44,24 @@ from tarscascade.cascade import (
     NodeInfo,
 )
 from tarscascade.catalog import NO_VERSION, Catalog, QueryAnswerer
+from tarscascade.catalog.announce import announce_refusal
 from tarscascade.errors import TarsCascadeError
 from tarscascade.model import Category, ChangeEvent, EndpointRecord, Version
 from tarscascade.node.disk import DiskCopy, DiskOptions
 from tarscascade.node.keepalive import DEFAULT_KEEPALIVE_TIMEOUT, KeepAliveTracker
 from tarscascade.node.servants import NODE_SERVANT, NodeQueryServant
 from tarscascade.node.watch import ObjectWatch
-from tarscascade.transport import Channel, Current, ServerOptions, TarsServer
+from tarscascade.transport import (
+    Channel,
+    ChannelOptions,
+    Current,
+    Servant,
+    ServerOptions,
+    TarsServer,
+    TlsConfig,
+)
+from tarscascade.wire.endpoint import format_endpoint, parse_endpoint
+from tarscascade.wire.hosts import is_loopback, is_wildcard
 from tarscascade.wire.idl.queryf import QUERY_SERVANT
 from tarscascade.wire.idl.reportf import (
     REPORT_F,
@@ -60,8 +81,24 @@ class NodeConfig:
     upstreams: list[tuple[str, int]]
     listen: tuple[str, int] = ("127.0.0.1", 19386)
     data_dir: Path | None = None
+    #: this node's credential: its own secret (``tcn1_...``, from ``tarscascade node
+    #: add``), the shared bootstrap token, or "" (none)
     token: str = ""
-    #: address downstream nodes and the registry see for this node ("" = listen address)
+    #: upstreams that are relays -> the relay's node name (``--upstream NAME@HOST:PORT``):
+    #: they get proofs, never the secret
+    relays: dict[tuple[str, int], str] = field(default_factory=dict)
+    #: the relay-facing port (CascadeObj, ReportObj); None = served on ``listen`` too
+    relay_listen: tuple[str, int] | None = None
+    #: take ServerF (keepAlive) from non-loopback peers too (off: local processes only)
+    serverf_any_peer: bool = False
+    #: serve CascadeObj/ReportObj beyond loopback with no credentials and no TLS anyway
+    insecure: bool = False
+    #: TLS to the upstreams (its certificate, if any, is its identity: mutual TLS) and on
+    #: the relay port when ``relay_listen`` is given (the business port stays plain TCP:
+    #: stock TARS clients on this host talk to it)
+    tls: TlsConfig | None = None
+    #: address downstream nodes and the registry see for this node: HOST:PORT, or HOST
+    #: (the port is the relay port's); "" = the listen address
     advertise: str = ""
     keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT
     #: /healthz answers 503 once the replica has been stale this long (seconds)
@@ -97,9 +134,10 @@ class NodeAgent:
         self.answerer = QueryAnswerer(self.catalog)
         self.watch = ObjectWatch()
         self.keepalive = KeepAliveTracker(config.name, config.keepalive_timeout)
+        self.identity = NodeIdentity(config.name, config.token, config.relays)
         self.hub = CascadeHub(
             self.catalog,
-            authenticate=lambda _n, t: not config.token or t == config.token,
+            authenticate=self._authenticate_leaf,
             options=config.hub_options,
             # a new descendant is reported upward at once (the registry registers it)
             on_subscribe=self._descendant_subscribed,
@@ -110,6 +148,10 @@ class NodeAgent:
         )
         self.client: CascadeClient | None = None
         self.server: TarsServer | None = None
+        #: the relay-facing server, when ``relay_listen`` is given
+        self.relay_server: TarsServer | None = None
+        self.announcements_refused = 0
+        self._refusals_logged: set[tuple[str, str]] = set()
         self.disk: DiskCopy | None = None
         if config.data_dir is not None:
             opts = dataclasses.replace(config.disk_options, flush_interval=config.snapshot_interval)
@@ -124,6 +166,7 @@ class NodeAgent:
         self._tasks: list[asyncio.Task[None]] = []
         self._reported: dict[tuple[str, str, int], tuple[tuple[str, str], float]] = {}
         self._report_channel: Channel | None = None
+        self._upstream_ssl: ssl.SSLContext | None = None
         self._closed = False
         self.catalog.add_listener(self._on_catalog_change)
 
@@ -146,13 +189,125 @@ class NodeAgent:
             return Freshness(stale=True, contact_age=86_400.0, from_disk=self.loaded_from_disk)
         return self.client.freshness()
 
+    # ------------------------------------------------------------------ identity
+
+    def _authenticate_leaf(self, name: str, token: str) -> bool:
+        """A downstream subscribing here. With per-node credentials a relay cannot check
+        a leaf's key (only the registry holds keys): it takes a well-formed fresh proof
+        naming this relay and passes it up; the registry says which leaves it believes
+        (``HeartbeatRsp.refused``) and those sessions end."""
+        mine = self.config.token
+        if not mine:
+            return True
+        if not self.identity.per_node:
+            return bool(token) and credential_equal(token, mine)
+        if is_node_secret(token):
+            self._log_once(
+                ("secret", name),
+                "node %r sent its secret to this relay: give this relay in its --upstream as"
+                " %s@HOST:PORT (it then sends proofs only); refused",
+                name,
+                self.config.name,
+            )
+            return False
+        proof = parse_proof(token)
+        return (
+            proof is not None
+            and proof.purpose == PURPOSE_RELAYED
+            and credential_equal(proof.audience, self.config.name)
+            and proof_fresh(proof, time.time())
+        )
+
+    def _refused_upstream(self, names: list[str]) -> None:
+        for name in names:
+            if self.hub.end_session(name):
+                self._log_once(
+                    ("refused", name),
+                    "the upstream does not believe descendant %r: its session here ends",
+                    name,
+                )
+
+    def _log_once(self, key: tuple[str, str], msg: str, *args: object) -> None:
+        if key not in self._refusals_logged:
+            if len(self._refusals_logged) < 10_000:
+                self._refusals_logged.add(key)
+            log.warning(msg, *args)
+
+    # ------------------------------------------------------------------ announcements
+
+    @property
+    def public_host(self) -> str:
+        """The host other hosts reach this node at (its --advertise, else its listen)."""
+        cfg = self.config
+        if cfg.advertise:
+            host, _ = _split_advertise(cfg.advertise)
+            return host
+        for addr in (cfg.relay_listen, cfg.listen):
+            if addr is not None and not is_wildcard(addr[0]):
+                return addr[0]
+        return ""
+
+    def own_hosts(self) -> set[str]:
+        """Hosts whose endpoints this node may announce: its public host, the hosts it
+        listens on, and its node record's address."""
+        cfg = self.config
+        hosts = {self.public_host}
+        for addr in (cfg.listen, cfg.relay_listen):
+            if addr is not None:
+                hosts.add(addr[0])
+        rec = self.catalog.get_node(cfg.name)
+        if rec is not None:
+            hosts.add(rec.host)
+        return {h for h in hosts if h and not is_wildcard(h)}
+
+    def check_announce(
+        self, object_id: str, endpoint: tuple[str, int, str]
+    ) -> tuple[str, int, str] | None:
+        """An endpoint a local server announced: taken if the announcement rule holds
+        (``catalog/announce.py``); a wildcard host means "this node's public host"."""
+        host, port, text = endpoint
+        if is_wildcard(host):
+            public = self.public_host
+            if not public:
+                self._refuse_announce(object_id, "a wildcard host and no --advertise")
+                return None
+            try:
+                ep = parse_endpoint(text)
+                text = format_endpoint(dataclasses.replace(ep, host=public))
+            except (ValueError, TarsCascadeError):
+                self._refuse_announce(object_id, "an endpoint that does not parse")
+                return None
+            host = public
+        why = announce_refusal(
+            self.catalog,
+            self.config.name,
+            object_id,
+            host,
+            self.own_hosts(),
+            allow_loopback=is_loopback(self.public_host),
+        )
+        if why is not None:
+            self._refuse_announce(object_id, why)
+            return None
+        return (host, port, text)
+
+    def _refuse_announce(self, object_id: str, why: str) -> None:
+        self.announcements_refused += 1
+        self._log_once(("announce", object_id), "announcement of %s refused: %s", object_id, why)
+
     async def _descendant_subscribed(self, _info: NodeInfo) -> None:
         if self.client is not None:
             self.client.request_heartbeat()
 
     @property
     def port(self) -> int:
+        """The business-facing port (ServerObj, QueryObj)."""
         return self.server.port if self.server is not None else 0
+
+    @property
+    def relay_port(self) -> int:
+        """The port downstream nodes subscribe to (the business port when not split)."""
+        return self.relay_server.port if self.relay_server is not None else self.port
 
     def lag(self) -> dict[Category, int | None]:
         """Revisions behind the upstream per category, as of the upstream's last answer
@@ -208,8 +363,30 @@ class NodeAgent:
 
     # ------------------------------------------------------------------ lifecycle
 
+    def check_listen_safety(self) -> None:
+        """The relay-facing servants take subscriptions and reports: beyond loopback,
+        only with credentials (or TLS, or ``insecure``)."""
+        cfg = self.config
+        relay_host = (cfg.relay_listen or cfg.listen)[0]
+        check_tars_listen_safety(
+            relay_host,
+            "the node's relay port (CascadeObj, ReportObj)",
+            credentials=bool(cfg.token),
+            tls=cfg.tls is not None and cfg.relay_listen is not None,
+            insecure=cfg.insecure,
+        )
+        if cfg.token and not self.identity.per_node and not is_loopback(relay_host):
+            log.warning(
+                "the node's relay port %s is open beyond loopback with the shared token "
+                "(bootstrap/dev mode): any holder may speak for any node",
+                relay_host,
+            )
+
     async def start(self) -> None:
         cfg = self.config
+        # the credentials as configured now (a caller may set them after construction)
+        self.identity = NodeIdentity(cfg.name, cfg.token, cfg.relays)
+        self.check_listen_safety()
         try:
             if self.disk is not None:
                 await self._load_disk(self.disk)
@@ -220,25 +397,43 @@ class NodeAgent:
                 keepalive=self.keepalive,
                 clock=cfg.clock,
                 on_keepalive=self._report_now.set,
+                announce_check=self.check_announce,
+                serverf_any_peer=cfg.serverf_any_peer,
             )
+            self.server_obj = server_obj
             query_obj = NodeQueryServant(QUERY_SERVANT, *servant_args)
-            self.server = TarsServer(
-                [server_obj, query_obj, self.hub.servant, _ReportRelay(self)],
-                cfg.listen[0],
-                cfg.listen[1],
-                cfg.server_options,
-            )
+            relay_servants: list[Servant] = [self.hub.servant, _ReportRelay(self)]
+            business: list[Servant] = [server_obj, query_obj]
+            if cfg.relay_listen is None:
+                business += relay_servants  # one port for both (fine on loopback)
+            self.server = TarsServer(business, cfg.listen[0], cfg.listen[1], cfg.server_options)
             await self.server.start()
-            address = advertised(cfg.advertise, cfg.listen[0], self.server.port)
+            relay_port = self.server.port
+            if cfg.relay_listen is not None:
+                relay_opts = cfg.server_options
+                if cfg.tls is not None and cfg.tls.cert is not None:
+                    relay_opts = dataclasses.replace(relay_opts, ssl=cfg.tls.server_context())
+                self.relay_server = TarsServer(relay_servants, *cfg.relay_listen, relay_opts)
+                await self.relay_server.start()
+                relay_port = self.relay_server.port
+            relay_host = (cfg.relay_listen or cfg.listen)[0]
+            address = advertised(cfg.advertise, relay_host, relay_port)
+            client_opts = cfg.client_options
+            if cfg.tls is not None:
+                client_opts = dataclasses.replace(client_opts, ssl=cfg.tls.client_context())
+            self._upstream_ssl = client_opts.ssl
             self.client = CascadeClient(
                 self.catalog,
                 cfg.upstreams,
                 node_name=cfg.name,
                 token=cfg.token,
                 address=address,
-                options=cfg.client_options,
+                options=client_opts,
                 on_applied=self._on_applied,
                 descendants=self.hub.descendant_acks,
+                token_for=self.identity.subscribe_token,
+                proof_for=self.identity.heartbeat_proof,
+                on_refused=self._refused_upstream,
             )
             self.client.set_descendant_floor(self.hub.descendant_floor)
             self.client.from_disk = self.loaded_from_disk
@@ -260,6 +455,8 @@ class NodeAgent:
         self._closed = True
         if self.server is not None:
             await self.server.aclose()
+        if self.relay_server is not None:
+            await self.relay_server.aclose()
         if self.client is not None:
             await self.client.aclose()
         for t in self._tasks:
@@ -357,22 +554,26 @@ class NodeAgent:
             self._report_now.clear()
             states = self.pending_reports(self.config.clock())
             if states:
-                await self.report_upstream(
-                    ReportStatesReq(self.config.name, self.config.token, states)
-                )
+                await self.report_upstream(ReportStatesReq(self.config.name, "", states), own=True)
             self.report_rounds += 1
 
-    async def report_upstream(self, req: ReportStatesReq) -> int:
-        """Send a report to the current upstream; -99 when none answers."""
+    async def report_upstream(self, req: ReportStatesReq, *, own: bool = False) -> int:
+        """Send a report to the current upstream; -99 when none answers. ``own``: this
+        node's report, signed here for that upstream (a relayed one carries its own)."""
         client = self.client
         if client is None or client.upstream is None:
             return Ret.UNKNOWN
         host, port = client.upstream
+        if own:
+            covered = [
+                (s.objectId, s.host, s.port, s.state, s.endpoint, s.version) for s in req.states
+            ]
+            req.token = self.identity.report_token((host, port), covered)
         ch = self._report_channel
         if ch is None or (ch.host, ch.port) != (host, port):
             if ch is not None:
                 await ch.aclose()
-            ch = self._report_channel = Channel(host, port)
+            ch = self._report_channel = Channel(host, port, ChannelOptions(ssl=self._upstream_ssl))
         try:
             (ret,) = await ch.call(REPORT_SERVANT, REPORT_STATES, req, timeout=5.0)
         except TarsCascadeError as exc:
@@ -382,6 +583,19 @@ class NodeAgent:
             return Ret.UNKNOWN
         self.reports_sent += 1
         return int(ret)
+
+
+def _split_advertise(text: str) -> tuple[str, int | None]:
+    """``HOST:PORT``, ``[v6]:PORT``, ``HOST`` or ``[v6]`` -> (host, port or None)."""
+    t = text.strip()
+    if t.startswith("["):
+        host, _, rest = t[1:].partition("]")
+        port = rest.lstrip(":")
+    elif t.count(":") == 1:
+        host, port = t.split(":")
+    else:
+        host, port = t, ""
+    return host, int(port) if port.isdigit() else None
 
 
 class _ReportRelay:

@@ -87,6 +87,8 @@ class KeepAliveTracker:
     #: (object id, host, port) -> last keepAlive naming that very endpoint; it wins over the
     #: per-server record, so two instances of one server on a host live and leave apart
     last_endpoint: dict[tuple[str, str, int], float] = field(default_factory=dict)
+    #: (object id, host, port) -> the pid of the last keepAlive naming that endpoint
+    endpoint_pid: dict[tuple[str, str, int], int] = field(default_factory=dict)
     #: versions reported before the server's first beat
     _early_versions: dict[tuple[str, str], str] = field(default_factory=dict)
 
@@ -110,10 +112,17 @@ class KeepAliveTracker:
             return False
         key = (application, server)
         if pid < 0:
+            # a goodbye must name the pid that beats for it: another local process cannot
+            # take a server out by sending one (it would have to know that pid)
             if endpoint is not None and adapter:
-                self.last_endpoint[(adapter, endpoint[0], endpoint[1])] = _NEVER
+                ek = (adapter, endpoint[0], endpoint[1])
+                if self.endpoint_pid.get(ek, -pid) != -pid:
+                    return False
+                self.last_endpoint[ek] = _NEVER
             elif key in self.servers:
                 gone = self.servers[key]
+                if gone.pid != -pid:
+                    return False
                 gone.last = gone.every_adapter = _NEVER
                 gone.adapters.clear()
             return True
@@ -129,6 +138,7 @@ class KeepAliveTracker:
             if ek not in self.last_endpoint and len(self.last_endpoint) >= MAX_ANNOUNCED:
                 return False
             self.last_endpoint[ek] = now
+            self.endpoint_pid[ek] = pid
             self.announced[ek] = text
         if adapter == "":
             beat.every_adapter = now

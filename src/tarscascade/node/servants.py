@@ -20,6 +20,7 @@ from tarscascade.node.keepalive import KeepAliveTracker
 from tarscascade.node.watch import ObjectWatch
 from tarscascade.transport import Current
 from tarscascade.wire.endpoint import format_endpoint, parse_endpoint
+from tarscascade.wire.hosts import is_loopback
 from tarscascade.wire.idl.queryf import QUERY_F
 from tarscascade.wire.idl.serverf import ENDPOINT_CONTEXT_KEY, NODE_SERVANT, SERVER_F, ServerInfo
 from tarscascade.wire.interface import Method
@@ -28,6 +29,11 @@ from tarscascade.wire.packets import Ret
 __all__ = ["ENDPOINT_CONTEXT_KEY", "NODE_SERVANT", "NOT_SYNCED", "NodeQueryServant"]
 
 NOT_SYNCED = "node has no data yet (not synced with any upstream): keep your old list"
+LOCAL_ONLY = "ServerF is served to processes on this node's own host only (loopback)"
+
+#: (object id, (host, port, endpoint string)) -> the endpoint to record (its host may be
+#: rewritten), or None when the announcement is refused
+AnnounceCheck = Callable[[str, tuple[str, int, str]], tuple[str, int, str] | None]
 
 
 class NodeQueryServant:
@@ -44,6 +50,8 @@ class NodeQueryServant:
         keepalive: KeepAliveTracker | None = None,
         clock: Callable[[], float] | None = None,
         on_keepalive: Callable[[], None] | None = None,
+        announce_check: AnnounceCheck | None = None,
+        serverf_any_peer: bool = False,
     ) -> None:
         self.name = name
         self.answerer = answerer
@@ -52,17 +60,27 @@ class NodeQueryServant:
         self.keepalive = keepalive
         self.clock = clock
         self.on_keepalive = on_keepalive
+        #: which announced endpoints this node takes (None: every one, unchecked)
+        self.announce_check = announce_check
+        #: take ServerF from any peer, not only loopback ones (a node whose business
+        #: servers reach it over the network; off by default)
+        self.serverf_any_peer = serverf_any_peer
+        self.serverf_refused = 0
 
     def dispatch(self, current: Current) -> Result:
         req = current.request
         func = req.sFuncName
         if self.keepalive is not None and func in SERVER_F.methods:
+            if not self.serverf_any_peer and not is_loopback(current.peer[0]):
+                self.serverf_refused += 1
+                return (Ret.NO_FUNC, b"", LOCAL_ONLY)
             return self._server_f(SERVER_F.methods[func], current)
         if func.startswith("find") and not self.has_data():
             return (Ret.UNKNOWN, b"", NOT_SYNCED)
 
         def register_query(method: Method, args: list[object], caller: str) -> Result:
-            ok = self.watch.subscribe(str(args[0]), current.conn)
+            conn = current.conn
+            ok = self.watch.subscribe(str(args[0]), conn, getattr(conn, "peer_key", ""))
             return (Ret.SUCCESS, method.encode_result(0 if ok else -1), "")
 
         return handle_query(
@@ -105,9 +123,15 @@ class NodeQueryServant:
         if name == "keepActiving":
             return ka.keep_activing(info.application, info.serverName, info.pid, now)
         announced = _announced(context.get(ENDPOINT_CONTEXT_KEY, ""))
-        return ka.keep_alive(
+        refused = False
+        if announced is not None and self.announce_check is not None and info.pid > 0:
+            checked = self.announce_check(info.adapter, announced)
+            refused = checked is None
+            announced = checked
+        ok = ka.keep_alive(
             info.application, info.serverName, info.pid, info.adapter, now, announced
         )
+        return ok and not refused  # the beat counts; the caller learns the refusal
 
 
 def _announced(text: str) -> tuple[str, int, str] | None:

@@ -9,8 +9,10 @@ whose index is above the answer's must start again from the answer's. A blocking
 lookup (``?index=N&wait=30s``) returns as soon as the object's index passes N. A TARS
 client that called ``registerQuery`` on this connection is pushed
 ``tarscascade.objectChanged`` with the object id when the object changes, and
-re-queries. Subscriptions are bounded per connection and in total; a connection that
-went away is dropped at the next push.
+re-queries. Subscriptions are bounded per connection, per peer (its IP; a local
+process's uid on Linux, so one local user cannot take every other's pushes away) and in
+total; a connection that went away is dropped at the next push. A subscription refused
+for a budget answers -1: that client polls.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from tarscascade.wire.codec import STRING, encode_value
 
 PUSH_OBJECT_CHANGED = "tarscascade.objectChanged"
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 10_000
+MAX_SUBSCRIPTIONS_PER_PEER = 100_000
 MAX_SUBSCRIPTIONS = 1_000_000
 
 
@@ -33,7 +36,17 @@ class Pusher(Protocol):
 
 
 class ObjectWatch:
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        per_connection: int = MAX_SUBSCRIPTIONS_PER_CONNECTION,
+        per_peer: int = MAX_SUBSCRIPTIONS_PER_PEER,
+        total: int = MAX_SUBSCRIPTIONS,
+    ) -> None:
+        self.per_connection = per_connection
+        self.per_peer = per_peer
+        self.total = total
+        self.refused = 0
         self.index: dict[str, int] = {}
         self.floor = 0  # index of objects not in `index` (the last snapshot's revision)
         #: the highest index given out: the next change gets more
@@ -41,6 +54,8 @@ class ObjectWatch:
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._subs: dict[str, set[Pusher]] = {}
         self._per_conn: dict[int, int] = {}
+        self._per_peer: dict[str, int] = {}
+        self._peer_of: dict[int, str] = {}
         self._total = 0
         self.pushes = 0
 
@@ -89,23 +104,30 @@ class ObjectWatch:
                     del self._waiters[object_id]
         return self.index_of(object_id)
 
-    def subscribe(self, object_id: str, pusher: Pusher) -> bool:
+    def subscribe(self, object_id: str, pusher: Pusher, peer: str = "") -> bool:
+        """Push ``object_id``'s changes to ``pusher``; False when a budget is spent (the
+        connection's, ``peer``'s, or the total)."""
         subs = self._subs.setdefault(object_id, set())
         if pusher in subs:
             return True
         key = id(pusher)
+        peer = self._peer_of.get(key, peer)
         if (
-            self._per_conn.get(key, 0) >= MAX_SUBSCRIPTIONS_PER_CONNECTION
-            or self._total >= MAX_SUBSCRIPTIONS
+            self._per_conn.get(key, 0) >= self.per_connection
+            or self._per_peer.get(peer, 0) >= self.per_peer
+            or self._total >= self.total
         ):
             if not subs:
                 del self._subs[object_id]
+            self.refused += 1
             return False
         subs.add(pusher)
         if key not in self._per_conn:
             # first subscription of this connection: forget them all when it closes
             pusher.add_close_callback(lambda: self._forget(pusher))
+            self._peer_of[key] = peer
         self._per_conn[key] = self._per_conn.get(key, 0) + 1
+        self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
         self._total += 1
         return True
 
@@ -128,10 +150,17 @@ class ObjectWatch:
             del self._subs[object_id]
         key = id(pusher)
         left = self._per_conn.get(key, 1) - 1
+        peer = self._peer_of.get(key, "")
         if left <= 0:
             self._per_conn.pop(key, None)
+            self._peer_of.pop(key, None)
         else:
             self._per_conn[key] = left
+        by_peer = self._per_peer.get(peer, 1) - 1
+        if by_peer <= 0:
+            self._per_peer.pop(peer, None)
+        else:
+            self._per_peer[peer] = by_peer
         self._total -= 1
 
     @property

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hmac
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -24,17 +23,17 @@ from tarscascade.cascade import FRESH, CascadeHub, Freshness, HubOptions, NodeIn
 from tarscascade.errors import ChangeLogTrimmedError, StoreError
 from tarscascade.model import INCREMENTAL, Category, ChangeEvent, NodeRecord, State, Version
 from tarscascade.registry.core import RegistryCore
+from tarscascade.registry.node_auth import NodeAuthority
 from tarscascade.store import Patch, WriteOp
 
 log = logging.getLogger(__name__)
 
 
 def token_check(token: str | None) -> Callable[[str, str], bool]:
-    """None: no authentication; else the subscriber's token must equal it."""
-    if token is None:
-        return lambda _name, _given: True
-    expected = token.encode()
-    return lambda _name, given: hmac.compare_digest(given.encode(), expected)
+    """The shared-token (bootstrap/dev) check: None (or "") = no authentication."""
+    if not token:
+        return NodeAuthority("open").authenticate
+    return NodeAuthority("shared", shared_token=token).authenticate
 
 
 class RegistryFeed:
@@ -163,23 +162,32 @@ class RegistryFreshness:
 
 
 async def attach_cascade(
-    core: RegistryCore, *, token: str | None, options: HubOptions | None = None
+    core: RegistryCore,
+    *,
+    token: str | None = None,
+    options: HubOptions | None = None,
+    authority: NodeAuthority | None = None,
 ) -> CascadeHub:
     """A hub over the registry's catalog, fed by the core; add ``hub.servant`` to a server.
 
-    Call after ``core.start()``. ``token=None`` disables authentication.
+    Call after ``core.start()``. Without an ``authority``: the shared ``token`` (the
+    bootstrap/dev mode), or no authentication when it is None.
     """
     # the cascade's guard holds back exactly the lineages the registry starts unconfirmed
     opts = dataclasses.replace(options or HubOptions(), guard_max_loss=core.options.max_epoch_loss)
     feed = RegistryFeed(core)
+    if authority is None:
+        authority = NodeAuthority("shared", shared_token=token) if token else NodeAuthority("open")
     hub = CascadeHub(
         core.catalog,
-        authenticate=token_check(token),
+        authenticate=authority.authenticate,
         options=opts,
         on_subscribe=feed.register,
         on_heartbeat=feed.on_heartbeat,
         freshness=RegistryFreshness(core),
+        authorize_descendants=authority.authorize_descendants,
     )
+    authority.add_revoked_listener(hub.end_session)
     feed.hub = hub
     core.add_listener(feed.on_events)
     core.add_reload_listener(feed.on_reload)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import hmac
+import logging
 from collections.abc import Awaitable, Mapping
 
+from tarscascade.auth import credential_equal
 from tarscascade.catalog import QueryAnswerer
+from tarscascade.catalog.announce import announce_refusal
 from tarscascade.catalog.queryf import Result, handle_query
 from tarscascade.errors import DecodeError, EndpointSyntaxError, InvalidRecordError, NotFoundError
 from tarscascade.model import Category, EndpointRecord, Record, State, endpoint_key
 from tarscascade.registry.admin_ops import MAX_VERSION_LEN, record_from_endpoint
 from tarscascade.registry.core import RegistryCore
+from tarscascade.registry.node_auth import NodeAuthority, OncePer
 from tarscascade.store import Patch, PatchCheck, WriteOp
 from tarscascade.transport import Current
 from tarscascade.wire.endpoint import parse_endpoint, validate_object_id
@@ -27,6 +30,8 @@ from tarscascade.wire.idl.reportf import (
 from tarscascade.wire.idl.serverf import NODE_SERVANT, SERVER_F
 from tarscascade.wire.interface import Method
 from tarscascade.wire.packets import Ret
+
+log = logging.getLogger(__name__)
 
 
 class QueryServant:
@@ -91,19 +96,37 @@ def _owned_by(node: str) -> PatchCheck:
 class ReportServant:
     """``ReportObj``: a node reports the present state of the endpoints it hosts.
 
+    The report must carry the node's own credential (``NodeAuthority.check_report``).
     Only endpoints whose ``node_name`` is the reporting node are accepted (a node cannot
     flip another host's servers). The report is one write of ``present_state`` patches,
     each checked against the row as the database holds it then: a report never undoes a
-    concurrent drain or edit, and all of it applies or none (``NOT_YOURS``).
+    concurrent drain or edit, and all of it applies or none (``NOT_YOURS``). An announced
+    endpoint the registry does not know is registered only if the announcement rule holds
+    (``catalog/announce.py``: the node's own host, an object registered for it or allowed
+    to it); a refused announcement is left out, counted and logged once per (node, object).
     """
 
     methods: Mapping[str, Method] = REPORT_F.methods
 
-    def __init__(self, core: RegistryCore, token: str | None, owner: str | None = None) -> None:
+    def __init__(
+        self,
+        core: RegistryCore,
+        token: str | None = None,
+        owner: str | None = None,
+        *,
+        authority: NodeAuthority | None = None,
+        allow_loopback: bool = True,
+    ) -> None:
         self.name = REPORT_SERVANT
         self.core = core
-        self.token = token or ""
         self.owner = owner  # set: endpoints belong to that source (db_tars), reports refused
+        if authority is None:
+            authority = NodeAuthority("shared", shared_token=token) if token else None
+        self.authority = authority or NodeAuthority("open")
+        #: loopback hosts may be announced (a registry that itself serves only loopback)
+        self.allow_loopback = allow_loopback
+        self.announcements_refused = 0
+        self._logged = OncePer()
 
     def dispatch(
         self, current: Current
@@ -115,10 +138,13 @@ class ReportServant:
             (report,) = REPORT_STATES.decode_args(req.sBuffer)
         except DecodeError as exc:
             return (Ret.SERVER_DECODE_ERR, b"", f"cannot decode reportStates: {exc}")
-        return self._apply(report)
+        # mutual TLS: a certificate naming the reporting node authenticates it; another
+        # name (a relay forwarding a leaf's report) leaves it to the report's own proof
+        cert = getattr(current.conn, "peer_cert_name", None)
+        return self._apply(report, cert is not None and credential_equal(cert, report.nodeName))
 
-    async def _apply(self, report: ReportStatesReq) -> Result:
-        if not hmac.compare_digest(report.token.encode(), self.token.encode()):
+    async def _apply(self, report: ReportStatesReq, by_cert: bool = False) -> Result:
+        if not by_cert and not self.authority.check_report(report):
             return (Ret.SUCCESS, REPORT_STATES.encode_result(AUTH_FAILED), "")
         if self.owner is not None:
             desc = f"{self.owner} owns endpoints: present states come from it, not from reports"
@@ -126,6 +152,7 @@ class ReportServant:
         not_yours = REPORT_STATES.encode_result(NOT_YOURS)
         owned = _owned_by(report.nodeName)
         ops: list[WriteOp] = []
+        refusal = ""
         for s in report.states:
             if s.state not in (State.ACTIVE, State.INACTIVE):
                 return (Ret.SUCCESS, not_yours, "bad state")
@@ -134,6 +161,11 @@ class ReportServant:
                 created = self._announced(report.nodeName, s)
                 if created is None:
                     return (Ret.SUCCESS, not_yours, "bad endpoint")
+                if not self._known(s):
+                    why = self._announce_refusal(report.nodeName, s)
+                    if why is not None:
+                        refusal = why
+                        continue
             if len(s.version) > MAX_VERSION_LEN:
                 return (Ret.SUCCESS, not_yours, "bad version")
             key = endpoint_key(s.objectId, s.host, s.port)
@@ -142,7 +174,7 @@ class ReportServant:
                 changes["tars_version"] = s.version
             ops.append(Patch(Category.OBJECTS, key, changes, create=created, check=owned))
         if not ops:
-            return (Ret.SUCCESS, REPORT_STATES.encode_result(0), "")
+            return (Ret.SUCCESS, not_yours if refusal else REPORT_STATES.encode_result(0), refusal)
         try:
             done = await self.core.commit(ops)
         except (NotFoundError, _NotYours):
@@ -152,8 +184,37 @@ class ReportServant:
         return (
             Ret.SUCCESS,
             REPORT_STATES.encode_result(len(done.events)),
-            f"revision {done.revision}",
+            refusal or f"revision {done.revision}",
         )
+
+    def _known(self, s: EndpointStateF) -> bool:
+        return any(
+            r.host == s.host and r.port == s.port
+            for r in self.core.catalog.endpoints_unordered(s.objectId)
+        )
+
+    def own_hosts(self, node: str) -> set[str]:
+        """The hosts ``node`` may announce on: those an admin pinned, else its record's."""
+        pinned = self.authority.hosts_of(node)
+        if pinned:
+            return set(pinned)
+        rec = self.core.catalog.get_node(node)
+        return {rec.host} if rec is not None and rec.host else set()
+
+    def _announce_refusal(self, node: str, s: EndpointStateF) -> str | None:
+        why = announce_refusal(
+            self.core.catalog,
+            node,
+            s.objectId,
+            s.host,
+            self.own_hosts(node),
+            allow_loopback=self.allow_loopback,
+        )
+        if why is not None:
+            self.announcements_refused += 1
+            if self._logged.first(node, s.objectId):
+                log.warning("node %r announced %s: refused, %s", node, s.objectId, why)
+        return why
 
     @staticmethod
     def _announced(node: str, s: EndpointStateF) -> EndpointRecord | None:

@@ -19,6 +19,7 @@ from tarscascade.store.base import (
     WriteOp,
     loses_too_much,
 )
+from tarscascade.store.credentials import CredentialTable, NodeCredential
 from tarscascade.store.schema import SCHEMA_VERSION
 from tarscascade.store.sql import CreatePolicy, SqlStore, open_store
 
@@ -26,10 +27,12 @@ __all__ = [
     "SCHEMA_VERSION",
     "Commit",
     "CreatePolicy",
+    "CredentialTable",
     "Delete",
     "Expect",
     "Insert",
     "Lineage",
+    "NodeCredential",
     "Patch",
     "PatchCheck",
     "Put",

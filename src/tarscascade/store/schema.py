@@ -177,6 +177,20 @@ lineage = sa.Table(
 
 RECORD_TABLES = (endpoints, nodes, group_rules, group_priorities, settings)
 
+node_credentials = sa.Table(
+    "tc_node_credentials",
+    metadata,
+    # Not a record table: never in the change log, never replicated to nodes (a relay
+    # holding every node's key could forge proofs for all of them).
+    sa.Column("name", sa.String(NAME_LEN), primary_key=True),
+    # SHA-256 of the node's secret (auth/secrets.py says why no slow KDF), hex
+    sa.Column("key_hex", sa.String(64), nullable=False),
+    # hosts the node may announce endpoints on ("" = its registered node address), JSON
+    sa.Column("hosts", LongText, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    **_MYSQL,
+)
+
 
 # --- migrations -------------------------------------------------------------------
 
@@ -194,6 +208,8 @@ def _v1_metadata() -> sa.MetaData:
     for table in metadata.sorted_tables:
         if table.name == lineage.name:
             continue  # v3
+        if table.name == node_credentials.name:
+            continue  # v4
         if table.name == endpoints.name:
             _endpoints_table(v1, version=1)
         else:
@@ -248,10 +264,16 @@ def _v3_lineage(conn: sa.Connection) -> None:
     )
 
 
+def _v4_node_credentials(conn: sa.Connection) -> None:
+    # Idempotent like v1 (checkfirst): a crash after the CREATE reruns harmlessly.
+    metadata.create_all(conn, tables=[node_credentials], checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the tc_* tables", _v1_create_tables),
     Migration(2, "tc_endpoints: adapter_name, tars_version", _v2_adapter_and_version),
     Migration(3, "the lineage table (epochs, the confirmed marker)", _v3_lineage),
+    Migration(4, "tc_node_credentials (per-node secrets, hashed)", _v4_node_credentials),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

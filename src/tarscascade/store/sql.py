@@ -43,6 +43,7 @@ from tarscascade.model import (
 )
 from tarscascade.store import marker, rows, schema, writes
 from tarscascade.store.base import Commit, Lineage, Served, Snapshot, Store, WriteOp
+from tarscascade.store.credentials import CredentialTable
 from tarscascade.store.engine import (
     POOL_SIZE,
     begin_snapshot,
@@ -164,6 +165,11 @@ class SqlStore:
     @property
     def epoch(self) -> str:
         return self._epoch
+
+    @property
+    def credentials(self) -> CredentialTable:
+        """Node credentials (``tc_node_credentials``; outside the versioned records)."""
+        return CredentialTable(self._engine)
 
     @property
     def dialect(self) -> str:

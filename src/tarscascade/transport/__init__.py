@@ -4,6 +4,7 @@ from tarscascade.transport.backoff import Backoff
 from tarscascade.transport.channel import Channel, ChannelOptions
 from tarscascade.transport.servant import Current, InterfaceServant, RawServant, Servant
 from tarscascade.transport.server import ServerOptions, TarsServer
+from tarscascade.transport.tls import TlsConfig, cert_name
 
 __all__ = [
     "Backoff",
@@ -15,4 +16,6 @@ __all__ = [
     "Servant",
     "ServerOptions",
     "TarsServer",
+    "TlsConfig",
+    "cert_name",
 ]

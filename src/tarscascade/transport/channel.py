@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,8 @@ class ChannelOptions:
     backoff: Backoff = field(default_factory=Backoff)
     #: TCP keepalive and user timeout on the socket (None = the kernel's defaults)
     keepalive: KeepAlive | None = DEFAULT_KEEPALIVE
+    #: TLS (``TlsConfig.client_context()``); None = plain TCP
+    ssl: ssl.SSLContext | None = None
 
 
 class _ClientProtocol(asyncio.Protocol):
@@ -171,7 +174,10 @@ class Channel:
             try:
                 async with asyncio.timeout(min(budget, self.options.connect_timeout)):
                     _, p = await loop.create_connection(
-                        lambda: _ClientProtocol(self), self.host, self.port
+                        lambda: _ClientProtocol(self),
+                        self.host,
+                        self.port,
+                        ssl=self.options.ssl,
                     )
             except (OSError, TimeoutError) as exc:
                 self._next_attempt = loop.time() + self.options.backoff.next_delay()

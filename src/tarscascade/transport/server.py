@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from tarscascade.errors import ProtocolError
+from tarscascade.transport.peercred import peer_key
 from tarscascade.transport.servant import (
     Current,
     MaybeAwaitable,
@@ -30,6 +32,7 @@ from tarscascade.transport.servant import (
     dispatch_in_kind,
 )
 from tarscascade.transport.sockopts import DEFAULT_KEEPALIVE, KeepAlive, apply_keepalive
+from tarscascade.transport.tls import cert_name
 from tarscascade.wire.framing import DEFAULT_MAX_FRAME
 from tarscascade.wire.packets import PING_FUNC, RequestPacket, Ret
 from tarscascade.wire.rpc import ServerRpc, encode_push
@@ -63,6 +66,8 @@ class ServerOptions:
     drain_timeout: float = 5.0
     write_high_water: int = 4 * 1024 * 1024
     backlog: int = 1024
+    #: TLS (``TlsConfig.server_context()``); None = plain TCP
+    ssl: ssl.SSLContext | None = None
 
 
 class _Conn(asyncio.Protocol):
@@ -71,6 +76,8 @@ class _Conn(asyncio.Protocol):
         "_closing",
         "_counted_ip",
         "_paused_writing",
+        "_peer_cert",
+        "_peer_key",
         "_tasks",
         "_writable",
         "last_activity",
@@ -93,6 +100,8 @@ class _Conn(asyncio.Protocol):
         self._closing = False
         self._close_callbacks: list[Callable[[], None]] = []
         self._counted_ip = ""
+        self._peer_key: str | None = None
+        self._peer_cert: str | None = None
         self.requests = 0
         now = time.monotonic()
         self.last_activity = now
@@ -115,6 +124,8 @@ class _Conn(asyncio.Protocol):
             server._refuse(self.peer, f"more than {per_ip} connections from it", "refused_per_ip")
             transport.abort()
             return
+        if opts.ssl is not None:
+            self._peer_cert = cert_name(transport.get_extra_info("peercert"))
         apply_keepalive(transport.get_extra_info("socket"), opts.keepalive)
         transport.set_write_buffer_limits(high=opts.write_high_water)
         server._conns.add(self)
@@ -137,6 +148,21 @@ class _Conn(asyncio.Protocol):
                 cb()
             except Exception:
                 log.exception("close callback failed")
+
+    @property
+    def peer_cert_name(self) -> str | None:
+        """The name in the peer's verified TLS client certificate (mutual TLS), else None."""
+        return self._peer_cert
+
+    @property
+    def peer_key(self) -> str:
+        """Who this peer is, for per-peer budgets: its IP, or ``uid:N`` for a local
+        process (``transport/peercred.py``); looked up once per connection."""
+        if self._peer_key is None:
+            sock = self.transport.get_extra_info("sockname") if self.transport else None
+            local = (str(sock[0]), int(sock[1])) if sock else ("", 0)
+            self._peer_key = peer_key(self.peer, local)
+        return self._peer_key
 
     def add_close_callback(self, fn: Callable[[], None]) -> None:
         """Call ``fn()`` once when this connection closes (subscriptions clean up here)."""
@@ -354,6 +380,7 @@ class TarsServer:
             self.port,
             backlog=self.options.backlog,
             reuse_address=True,
+            ssl=self.options.ssl,
         )
         sock = self._server.sockets[0]
         self.port = int(sock.getsockname()[1])

@@ -77,10 +77,13 @@ def asgi_client(app: Any) -> httpx.AsyncClient:
 
 
 async def converged(rp: RegistryProcess, nodes: Sequence[NodeAgent]) -> None:
-    """Every node holds the registry's objects version."""
+    """Every node is registered and holds the registry's objects version (a registration
+    still in flight would take a revision later, under load)."""
     core = rp.core
     assert core is not None
     for agent in nodes:
+        name = agent.config.name
+        await eventually(lambda n=name: core.catalog.get_node(n) is not None, timeout=WAIT)
 
         def done(a: NodeAgent = agent) -> bool:
             return a.catalog.version(Category.OBJECTS) == core.catalog.version(Category.OBJECTS)

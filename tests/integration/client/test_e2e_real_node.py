@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tarscascade.cascade import ClientOptions
+from tarscascade.catalog.announce import announce_setting
 from tarscascade.cli.runtime import RegistryConfig, RegistryProcess
 from tarscascade.client import Communicator, Reason, ServantHost
 from tarscascade.client.resolver import to_endpoints
@@ -127,6 +128,9 @@ async def real(tmp_path: Path) -> AsyncIterator[Real]:
     closed: set[int] = set()  # hosts a test stopped gracefully
     try:
         await rp.start()
+        assert rp.core is not None
+        for n in nodes:  # they may announce Test.* (catalog/announce.py)
+            await RegistryAdmin(rp.core).put_setting(announce_setting(n.config.name), "Test.*")
         for n in nodes:
             n.config.upstreams = [("127.0.0.1", rp.tars_port)]
             await n.start()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tarscascade.cascade import ClientOptions
+from tarscascade.catalog.announce import announce_setting
 from tarscascade.cli.runtime import RegistryConfig, RegistryProcess
 from tarscascade.errors import ServerError
 from tarscascade.model import Category, State
@@ -171,11 +172,14 @@ async def test_keepalive_registers_and_flips_the_endpoint(
     servant = TarsServer([InterfaceServant(OBJ, HELLO, _Hello())])
     await servant.start()
     ep = f"tcp -h 127.0.0.1 -p {servant.port} -t 60000"
+    assert rp.core is not None
+    # the node may announce Test.* (an admin's allow-list; catalog/announce.py)
+    await RegistryAdmin(rp.core).put_setting(announce_setting(n.config.name), "Test.*")
+    await eventually(lambda: n.catalog.get_setting(announce_setting(n.config.name)) is not None)
     try:
         async with Channel("127.0.0.1", n.port) as ch:
             info = ServerInfo("Test", "HelloServer", os.getpid(), OBJ)
             await ch.call(NODE_SERVANT, KEEP_ALIVE, info, context={ENDPOINT_CONTEXT_KEY: ep})
-            assert rp.core is not None
             core = rp.core
             await eventually(
                 lambda: bool(core.catalog.get_object(OBJ)), timeout=20, what="registered"

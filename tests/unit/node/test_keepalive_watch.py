@@ -112,15 +112,29 @@ def test_push_subscribers_are_told_which_object_changed() -> None:
     assert w.subscriptions == 0
 
 
-def test_subscriptions_are_bounded_per_connection(monkeypatch: pytest.MonkeyPatch) -> None:
-    import tarscascade.node.watch as watch_mod
-
-    monkeypatch.setattr(watch_mod, "MAX_SUBSCRIPTIONS_PER_CONNECTION", 3)
-    w = ObjectWatch()
+def test_subscriptions_are_bounded_per_connection() -> None:
+    w = ObjectWatch(per_connection=3)
     conn = FakeConn()
     assert all(w.subscribe(f"A.B.O{i}", conn) for i in range(3))
     assert not w.subscribe("A.B.O9", conn)
     assert w.subscriptions == 3
+
+
+def test_one_peer_cannot_spend_everyones_subscriptions() -> None:
+    """Review D3 / finding 28: one local process with 100 connections took the global
+    pool; now it spends its own peer's budget and the others still subscribe."""
+    w = ObjectWatch(per_connection=10, per_peer=25, total=1_000)
+    hog = [FakeConn() for _ in range(100)]
+    taken = sum(w.subscribe(f"A.B.O{i}", c, "uid:1000") for c in hog for i in range(10))
+    assert taken == 25
+    assert w.refused == 1000 - 25
+    other = FakeConn()
+    assert all(w.subscribe(f"A.B.O{i}", other, "uid:1001") for i in range(10))
+    # the hog's connections closing gives its budget back
+    for c in hog:
+        c.close()
+    assert w.subscriptions == 10
+    assert w.subscribe("A.B.Z", FakeConn(), "uid:1000")
 
 
 def test_two_instances_of_one_server_on_a_host_live_and_leave_apart() -> None:

@@ -20,6 +20,7 @@ See docs/protocol.md. The equivalent TARS IDL::
         struct NodeAckF {
             0 require string nodeName; 1 require vector<CategoryStateF> held;
             2 optional string address;           // the node's own TARS address (registration)
+            3 optional string proof;             // its latest proof for the relay (auth)
         };
         struct SubscribeReq {
             0 require string nodeName; 1 require string token;
@@ -36,6 +37,7 @@ See docs/protocol.md. The equivalent TARS IDL::
         };
         struct HeartbeatRsp {
             0 require vector<CategoryPlanF> plan; 1 optional FreshnessF freshness;
+            2 optional vector<string> refused;   // descendants the upstream does not believe
         };
         struct AckReq {
             0 require string nodeName; 1 require vector<CategoryStateF> held;
@@ -59,6 +61,8 @@ See docs/protocol.md. The equivalent TARS IDL::
         };
     };
 
+A node behind a relay sends a fresh proof in every heartbeat, ``info[PROOF_INFO_KEY]``.
+
 Digests are unsigned 64-bit values carried in a ``long``: ``to_wire_digest`` /
 ``from_wire_digest`` map them to and from the signed range.
 """
@@ -74,6 +78,9 @@ CASCADE_SERVANT = "tars.tarsregistry.CascadeObj"
 #: an upstream still serves protocol 1 downstreams (docs/protocol.md, "Versions").
 PROTOCOL_VERSION = 2
 OLDEST_PROTOCOL = 1
+
+#: HeartbeatReq.info key: a leaf's latest proof for its relay (auth/proofs.py)
+PROOF_INFO_KEY = "tarscascade.proof"
 
 # push function names (status TARS_FUNC of a push)
 PUSH_SNAPSHOT = "cascade.snapshot"
@@ -151,6 +158,7 @@ class NodeAckF:
     nodeName: str = tfield(0, STRING, require=True, default="")
     held: list[CategoryStateF] = tfield(1, STATE_LIST, require=True, default_factory=list)
     address: str = tfield(2, STRING, default="", skip_default=True)
+    proof: str = tfield(3, STRING, default="", skip_default=True)
 
 
 ACK_LIST = list_of(struct_kind(NodeAckF))
@@ -185,6 +193,7 @@ class HeartbeatReq:
 class HeartbeatRsp:
     plan: list[CategoryPlanF] = tfield(0, PLAN_LIST, require=True, default_factory=list)
     freshness: FreshnessF = tfield(1, FRESHNESS_F, default_factory=FreshnessF)
+    refused: list[str] = tfield(2, list_of(STRING), default_factory=list, skip_default=True)
 
 
 @tars_struct
