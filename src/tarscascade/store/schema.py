@@ -191,6 +191,53 @@ node_credentials = sa.Table(
     **_MYSQL,
 )
 
+# --- the registry tier: shared liveness, the judge's lease, drain waits (schema v5) ---
+# Not record tables either: no change log, no revision, never replicated. Every time in
+# them is on the database's clock (``store/presence.py``), so registries on machines
+# whose clocks disagree still agree on ages.
+
+node_seen = sa.Table(
+    "tc_node_seen",
+    metadata,
+    # One row per (node, registry that heard it): the newest sighting over the rows of a
+    # node is what the liveness judge goes by, whichever registry the node talks to.
+    sa.Column("node", sa.String(NAME_LEN), nullable=False),
+    sa.Column("registry_id", sa.String(SHORT_LEN), nullable=False),
+    sa.Column("last_seen", sa.Double, nullable=False),
+    # the objects version the node held when last written (drain waits read it)
+    sa.Column("objects_epoch", sa.String(64), nullable=False),
+    sa.Column("objects_revision", RevisionInt, nullable=False),
+    sa.PrimaryKeyConstraint("node", "registry_id", name="pk_tc_node_seen"),
+    **_MYSQL,
+)
+
+leases = sa.Table(
+    "tc_leases",
+    metadata,
+    # A named lease (``liveness``: the one registry that judges nodes): held by
+    # ``holder`` until ``expires_at`` unless renewed.
+    sa.Column("name", sa.String(SHORT_LEN), primary_key=True),
+    sa.Column("holder", sa.String(SHORT_LEN), nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=False),
+    sa.Column("acquired_at", sa.Double, nullable=False),
+    **_MYSQL,
+)
+
+drain_waits = sa.Table(
+    "tc_drain_waits",
+    metadata,
+    # A drain waiting somewhere in the tier: while one is here, every registry writes
+    # the objects version its nodes hold into tc_node_seen as it moves.
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("registry_id", sa.String(SHORT_LEN), nullable=False),
+    sa.Column("objects_epoch", sa.String(64), nullable=False),
+    sa.Column("objects_revision", RevisionInt, nullable=False),
+    sa.Column("expires_at", sa.Double, nullable=False),
+    **_MYSQL,
+)
+
+TIER_TABLES = (node_seen, leases, drain_waits)
+
 
 # --- migrations -------------------------------------------------------------------
 
@@ -210,6 +257,8 @@ def _v1_metadata() -> sa.MetaData:
             continue  # v3
         if table.name == node_credentials.name:
             continue  # v4
+        if table in TIER_TABLES:
+            continue  # v5
         if table.name == endpoints.name:
             _endpoints_table(v1, version=1)
         else:
@@ -269,11 +318,17 @@ def _v4_node_credentials(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=[node_credentials], checkfirst=True)
 
 
+def _v5_tier(conn: sa.Connection) -> None:
+    # Idempotent like v1 (checkfirst).
+    metadata.create_all(conn, tables=list(TIER_TABLES), checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the tc_* tables", _v1_create_tables),
     Migration(2, "tc_endpoints: adapter_name, tars_version", _v2_adapter_and_version),
     Migration(3, "the lineage table (epochs, the confirmed marker)", _v3_lineage),
     Migration(4, "tc_node_credentials (per-node secrets, hashed)", _v4_node_credentials),
+    Migration(5, "the registry tier: tc_node_seen, tc_leases, tc_drain_waits", _v5_tier),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -41,7 +41,7 @@ from tarscascade.model import (
     EndpointRecord,
     Record,
 )
-from tarscascade.store import marker, rows, schema, writes
+from tarscascade.store import marker, notify, rows, schema, writes
 from tarscascade.store.base import Commit, Lineage, Served, Snapshot, Store, WriteOp
 from tarscascade.store.credentials import CredentialTable
 from tarscascade.store.engine import (
@@ -53,6 +53,7 @@ from tarscascade.store.engine import (
     migration_lock,
     normalize_url,
 )
+from tarscascade.store.presence import PresenceTable
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -170,6 +171,19 @@ class SqlStore:
     def credentials(self) -> CredentialTable:
         """Node credentials (``tc_node_credentials``; outside the versioned records)."""
         return CredentialTable(self._engine)
+
+    def listen_changes(self, on_change: Callable[[], None]) -> Callable[[], None] | None:
+        """Call ``on_change()`` (from a thread) whenever any process commits a write to
+        this database; returns ``stop``. None where the database cannot notify (MySQL,
+        SQLite): the registry's tail polls there."""
+        if self.dialect != "postgresql":
+            return None
+        return notify.listen(self._engine.url, on_change)
+
+    @property
+    def presence(self) -> PresenceTable:
+        """The registry tier's shared state (sightings, leases, drain waits; unversioned)."""
+        return PresenceTable(self._engine)
 
     @property
     def dialect(self) -> str:
@@ -516,6 +530,8 @@ class SqlStore:
                         self._check_lineage(epoch, int(revision), seen)
                     self._check_file()
                     result = body(conn, writes._Lock(epoch, int(revision), int(floor)))
+                    if conn.dialect.name == "postgresql":
+                        conn.exec_driver_sql(notify.NOTIFY_SQL)  # sent at commit
             except sa.exc.DBAPIError as exc:
                 if retry and attempt < _WRITE_ATTEMPTS and is_transient(exc):
                     attempt += 1  # the server rolled everything back: safe to run again
