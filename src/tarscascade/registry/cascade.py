@@ -189,6 +189,8 @@ async def attach_cascade(
     )
     authority.add_revoked_listener(hub.end_session)
     feed.hub = hub
+    if core.tier is not None:
+        core.tier.hub = hub  # sightings and drain acks read what its tracker knows
     core.add_listener(feed.on_events)
     core.add_reload_listener(feed.on_reload)
     await feed.preload(opts.log_events)

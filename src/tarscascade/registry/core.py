@@ -36,6 +36,7 @@ from tarscascade.errors import (
 )
 from tarscascade.model import Category, ChangeEvent, Op, Record, Version
 from tarscascade.registry.liveness import DEFAULT_NODE_TIMEOUT, Liveness
+from tarscascade.registry.presence import DEFAULT_LEASE_TTL, TierOptions, TierPresence
 from tarscascade.store import (
     Commit,
     Delete,
@@ -61,13 +62,19 @@ DEFAULT_UNHEALTHY_AFTER = 5
 
 @dataclass(slots=True)
 class RegistryOptions:
-    #: how often the change log is polled for other registries' writes (shared database)
+    #: the longest pause between two polls of the change log for other registries'
+    #: writes (shared database) while nothing changes; while changes flow the tail polls
+    #: every ``tail_fast`` and backs off by doubling (see ``TailPacer``); a PostgreSQL
+    #: notification wakes it at once
     tail_interval: float = 0.25
+    tail_fast: float = 0.02
     #: full reload + diff against the catalog (anti-entropy), seconds; 0 = off
     reload_interval: float = 60.0
     #: seconds without heartbeat before a node is dead; 0 turns the rule off on this registry
     node_timeout: float = DEFAULT_NODE_TIMEOUT
     liveness_interval: float = 2.0
+    #: the liveness judge's lease (a tier of registries: one judges at a time)
+    lease_ttl: float = DEFAULT_LEASE_TTL
     #: change-log rows kept in the database (older ones are trimmed)
     change_log_keep: int = 1_000_000
     trim_interval: float = 300.0
@@ -112,6 +119,27 @@ class Committed:
         return cls(commit.events, commit.revision, commit.records, applied)
 
 
+@dataclass(slots=True)
+class TailPacer:
+    """How long the tail waits before its next poll: ``fast`` after a poll that found
+    changes (more are likely: a burst, a deploy), doubling on every empty poll up to
+    ``idle``. Writes from another registry are then seen within ~``fast`` while they
+    flow, and an idle registry polls at ``idle``. Pure."""
+
+    fast: float
+    idle: float
+    delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.delay = self.idle
+
+    def found(self, events: int) -> None:
+        if events > 0:
+            self.delay = min(self.fast, self.idle)
+        else:
+            self.delay = min(self.idle, max(self.delay * 2, self.fast))
+
+
 def _client_error(exc: StoreError) -> bool:
     """Refusals caused by the request (missing, duplicate, stale): the store is fine."""
     return isinstance(exc, NotFoundError | ConflictError)
@@ -142,6 +170,12 @@ class RegistryCore:
         self._noted: tuple[str, int] = ("", -1)
         self._noted_at = 0.0
         self.ready = asyncio.Event()
+        #: the tier's shared liveness and drain acks (None for a store without the tables)
+        self.tier: TierPresence | None = None
+        table = getattr(store, "presence", None)
+        if table is not None:
+            self.tier = TierPresence(self, table, TierOptions(lease_ttl=self.options.lease_ttl))
+            self.add_listener(self.tier.on_events)
 
     def add_listener(self, fn: EventListener) -> None:
         """``fn(events)`` after each batch is applied (the cascade hub subscribes here)."""
@@ -460,8 +494,11 @@ class RegistryCore:
         self.liveness.heartbeat(node, self.options.clock())
 
     async def check_liveness(self) -> int:
+        """One round of the liveness rule, if this registry is the tier's judge."""
         if self.options.node_timeout <= 0:
-            return 0  # liveness off here (another registry on the same database judges)
+            return 0  # liveness off here
+        if self.tier is not None and not await self.tier.judge_round():
+            return 0  # another registry on the database judges (it holds the lease)
         nodes = self.catalog.records(Category.NODES)
         changes = self.liveness.transitions(
             nodes,  # type: ignore[arg-type]
@@ -486,7 +523,9 @@ class RegistryCore:
         """Background loops until cancelled: tail, anti-entropy, liveness, trim."""
         opts = self.options
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._every(opts.tail_interval, self.tail, "tail"))
+            tg.create_task(self._tail_loop())
+            if self.tier is not None:
+                tg.create_task(self.tier.run())
             if opts.reload_interval > 0:
                 tg.create_task(self._every(opts.reload_interval, self.reconcile, "reconcile"))
             if opts.node_timeout > 0:
@@ -502,8 +541,38 @@ class RegistryCore:
         await self._note_served()
         return applied
 
+    async def _tail_loop(self) -> None:
+        """``tail`` paced by what it finds (``TailPacer``), woken early by the store's
+        change notifications where it has them (PostgreSQL ``LISTEN``)."""
+        opts = self.options
+        pacer = TailPacer(opts.tail_fast, opts.tail_interval)
+        wake = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        listen = getattr(self.store, "listen_changes", None)
+        stop = listen(lambda: loop.call_soon_threadsafe(wake.set)) if listen else None
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):  # not wait_for: see TierPresence.run
+                    async with asyncio.timeout(pacer.delay):
+                        await wake.wait()
+                wake.clear()
+                try:
+                    pacer.found(await self.tail())
+                except StoreError as exc:
+                    pacer.found(0)
+                    self.stats.tail_errors += 1
+                    self._failed(exc)
+                    log.warning("tail: %s", exc)
+                except Exception:
+                    log.exception("tail failed")
+        finally:
+            if stop is not None:
+                stop()
+
     async def _trim(self) -> int:
         n: int = await asyncio.to_thread(self.store.trim_change_log, self.options.change_log_keep)
+        if self.tier is not None:
+            n += await self.tier.forget_old()
         return n
 
     async def _every(self, interval: float, fn: Callable[[], object], name: str) -> None:
@@ -522,6 +591,8 @@ class RegistryCore:
                 log.exception("%s failed", name)
 
     async def aclose(self) -> None:
+        if self.tier is not None:
+            await self.tier.aclose()
         if self.ready.is_set():
             with contextlib.suppress(Exception):
                 await self._note_served(force=True)  # the marker is current when stopped

@@ -1,7 +1,8 @@
 """Node liveness: a node that misses heartbeats for ``timeout`` seconds is dead.
 
-Pure: the caller feeds heartbeats with the time they arrived and asks which nodes
-changed state at ``now``. Dead nodes' endpoints turn inactive through the catalog's
+Pure: the caller feeds heartbeats with the time they arrived (its own, and through
+``merge`` the newest sightings every registry of a tier shared in the database) and asks
+which nodes changed state at ``now``. Dead nodes' endpoints turn inactive through the catalog's
 active rule (node alive is one of its three conditions). This replaces TARS's
 CheckNodeThread, which marked t_node_info and every t_server_conf row inactive.
 """
@@ -29,7 +30,8 @@ class Liveness:
             self.last_seen[node] = now
 
     def merge(self, seen: Mapping[str, float]) -> None:
-        """Adopt heartbeats another registry recorded (shared database)."""
+        """Adopt sightings other registries recorded (shared database), as times on
+        this registry's clock; a sighting older than the one held changes nothing."""
         for node, t in seen.items():
             self.heartbeat(node, t)
 
@@ -45,17 +47,18 @@ class Liveness:
     ) -> list[NodeRecord]:
         """Node records whose present state must change at ``now``.
 
-        A node never heard from since this registry started is given one full timeout
-        from ``started_at`` before being declared dead, so a registry restart does not
-        mark every node dead at once.
+        A node not heard from since this registry started (never, or only in sightings
+        older than the start) is given one full timeout from ``started_at`` and keeps
+        whatever state it has meanwhile: a registry (or a whole tier) restarting does
+        not mark every node dead at once, nor revive the dead ones.
         """
         out: list[NodeRecord] = []
         for n in nodes:
             last = self.last_seen.get(n.name)
-            if last is None:
-                alive = now - started_at <= self.timeout
-                if alive:
+            if last is None or last < started_at:
+                if now - started_at <= self.timeout:
                     continue  # unknown yet: keep whatever state it has
+                alive = last is not None and now - last <= self.timeout
             else:
                 alive = now - last <= self.timeout
             want = State.ACTIVE if alive else State.INACTIVE
