@@ -51,6 +51,7 @@ def drained(admin: RegistryAdmin, job_id: int, res: DrainResult) -> Json:
         "nodes": res.nodes,
         "acked": res.acked,
         "missing": res.missing,
+        "offline": res.offline,
         "complete": res.complete,
     }
 

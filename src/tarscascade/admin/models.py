@@ -175,10 +175,17 @@ class DrainAnswer(Model):
     changed: bool = Field(description="false when it was inactive already")
     endpoint: EndpointView
     elapsed_s: float
-    nodes: list[str] = Field(description="the nodes connected when the wait began")
+    nodes: list[str] = Field(
+        description="the nodes waited for: every registered node alive anywhere in the"
+        " registry tier, and every node connected to this registry"
+    )
     acked: list[str]
     missing: list[str] = Field(description="nodes that did not acknowledge in time")
-    complete: bool
+    offline: list[str] = Field(
+        description="registered nodes not waited for: judged dead or unseen for a node"
+        " timeout (they may still serve the old list to their host)"
+    )
+    complete: bool = Field(description="every node waited for acknowledged")
 
 
 class DrainStatus(Model):

@@ -428,10 +428,13 @@ def _object_routes(r: APIRouter, admin: RegistryAdmin, listing: ObjectListing) -
         ep_path + "/drain",
         tags=["objects"],
         dependencies=WRITE,
-        summary="set inactive, then wait until every connected node acknowledged it",
-        description="Answers once every node agent connected to the cascade (directly or"
-        " through a relay) acknowledged the objects version that has the endpoint inactive,"
-        " or when `timeout` seconds passed; `missing` names the nodes that did not."
+        summary="set inactive, then wait until every node acknowledged it",
+        description="Answers once every registered node alive anywhere in the registry tier"
+        " (connected to this registry, to another one on the database, or through a relay)"
+        " and every node connected here acknowledged the objects version that has the"
+        " endpoint inactive, or when `timeout` seconds passed; `missing` names the nodes"
+        " that did not, `offline` the registered nodes not waited for (dead or unseen)."
+        " The object's last active endpoint is refused (409) unless `force`."
         " An endpoint that is inactive already is not written again: the wait is then for"
         " the current objects version. With `Accept: application/x-ndjson` the answer is"
         " streamed as JSON lines: `started`, `progress` (acked_count, missing) whenever it"
@@ -448,8 +451,8 @@ def _object_routes(r: APIRouter, admin: RegistryAdmin, listing: ObjectListing) -
     async def drain(
         request: Request, object_id: str, host: str, port: Port, body: DrainBody | None = None
     ) -> Any:
-        timeout = body.timeout if body is not None else DrainBody().timeout
-        job = await admin.start_drain(_oid(object_id), host, port, timeout)
+        body = body if body is not None else DrainBody()
+        job = await admin.start_drain(_oid(object_id), host, port, body.timeout, force=body.force)
         if NDJSON in request.headers.get("accept", ""):
             return StreamingResponse(_drain_lines(admin, job), media_type=NDJSON)
         return drained(admin, job.id, await job.wait())
@@ -485,6 +488,7 @@ async def _drain_lines(admin: RegistryAdmin, job: DrainJob) -> AsyncIterator[byt
             "revision": job.version.revision,
             "changed": job.changed,
             "nodes": job.nodes,
+            "offline": job.offline,
             "timeout": job.timeout,
         }
     )

@@ -104,3 +104,10 @@ class DrainBody(Body):
         float,
         Field(ge=0, le=600, description="seconds to wait for the nodes' acknowledgements"),
     ] = 30.0
+    force: Annotated[
+        bool,
+        Field(
+            description="drain the object's last active endpoint too (refused with 409"
+            " otherwise: TARS clients keep their previous list on an empty answer)"
+        ),
+    ] = False

@@ -28,9 +28,17 @@ SHOWN_MISSING = 5
 
 
 def run_drain(
-    client: AdminClient, url: str, obj: str, endpoint: str, timeout: float, *, as_json: bool
+    client: AdminClient,
+    url: str,
+    obj: str,
+    endpoint: str,
+    timeout: float,
+    *,
+    as_json: bool,
+    force: bool = False,
+    allow_offline: bool = False,
 ) -> None:
-    body = {"timeout": timeout}
+    body: dict[str, Any] = {"timeout": timeout, "force": force}
     budget = timeout + HTTP_TIMEOUT
     if as_json:
         result = _stream_json(client, url, body, budget)
@@ -44,6 +52,14 @@ def run_drain(
         fail(
             f"{len(missing)} of {len(nodes)} nodes did not acknowledge revision"
             f" {result['revision']} within {timeout:g} s: {', '.join(missing)}",
+            EXIT_INCOMPLETE,
+        )
+    offline = result.get("offline", [])
+    if offline and not allow_offline:
+        fail(
+            f"{len(offline)} registered node(s) are offline and were not waited for; they"
+            f" may still serve the endpoint to their host: {', '.join(offline)}"
+            " (pass --allow-offline to accept that)",
             EXIT_INCOMPLETE,
         )
 
@@ -97,9 +113,12 @@ def _summary(result: dict[str, Any], obj: str, endpoint: str) -> None:
     how = "is now inactive" if result["changed"] else "was inactive already"
     say(f'"{endpoint}" of {obj} {how} (revision {revision})')
     took = f"{result['elapsed_s']:.3f} s"
-    if not nodes:
-        say("no node agent is connected: nothing to wait for")
+    offline = result.get("offline", [])
+    if not nodes and not offline:
+        say("no node agent is registered or connected: nothing to wait for")
+    elif not nodes:
+        say("every registered node is offline: nothing could be waited for")
     elif result["complete"]:
-        say(f"acknowledged by all {len(nodes)} connected nodes in {took}")
+        say(f"acknowledged by all {len(nodes)} nodes in {took}")
     else:
         say(f"acknowledged by {len(result['acked'])} of {len(nodes)} nodes; waited {took}")

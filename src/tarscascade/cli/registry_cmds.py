@@ -382,20 +382,48 @@ def drain(
             help="How long to wait for the node agents' acknowledgements.",
         ),
     ] = 30.0,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Drain the object's last active endpoint too (TARS clients keep their"
+            " previous list on an empty answer, so they would go on calling it).",
+        ),
+    ] = False,
+    allow_offline: Annotated[
+        bool,
+        typer.Option(
+            "--allow-offline",
+            help="Exit 0 even when registered nodes are offline (not waited for).",
+        ),
+    ] = False,
     registry: RegistryOpt = DEFAULT_REGISTRY,
     token: TokenOpt = None,
     token_file: TokenFileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Set an endpoint inactive and wait until every connected node agent applied it.
+    """Set an endpoint inactive and wait until every node agent applied it.
 
+    It waits for every registered node alive anywhere in the registry tier (whichever
+    registry or relay it is connected to) and every node connected to this registry.
     On a terminal it shows a live progress bar (nodes acknowledged / total); with --json
     it prints JSON lines: "started", "progress" while nodes acknowledge, "result" last.
-    Exits 0 once every node acknowledged, 4 when some did not within --timeout (they are
-    named); the endpoint stays inactive either way.
+    Exits 0 once every node acknowledged; 4 when some did not within --timeout, or when
+    registered nodes are offline (dead or unseen: they may still serve the old list)
+    unless --allow-offline; the endpoint stays inactive either way. The object's last
+    active endpoint is refused (exit 1) unless --force.
     """
     from tarscascade.cli.drain_view import run_drain
 
     url = _endpoint_url(obj, endpoint, "drain")
     client = AdminClient(registry, read_token(token, token_file))
-    run_drain(client, url, obj, user_endpoint(endpoint), timeout, as_json=as_json)
+    run_drain(
+        client,
+        url,
+        obj,
+        user_endpoint(endpoint),
+        timeout,
+        as_json=as_json,
+        force=force,
+        allow_offline=allow_offline,
+    )

@@ -168,7 +168,7 @@ class RegistryAdmin:
         self.core = core
         self.hub = hub  # the cascade hub: node versions, lag, drain
         self.owner = owner
-        self.drains = DrainBook(hub)
+        self.drains = DrainBook(hub, tier=core.tier)
 
     def _refuse_owned(self, what: str) -> None:
         if self.owner is not None:
@@ -390,20 +390,36 @@ class RegistryAdmin:
         )
 
     async def drain(
-        self, object_id: str, host: str, port: int, timeout: float = 30.0
+        self,
+        object_id: str,
+        host: str,
+        port: int,
+        timeout: float = 30.0,
+        *,
+        force: bool = False,
     ) -> DrainResult:
-        """Set the endpoint inactive, then wait until every node connected to the cascade
-        hub acknowledged the objects version that has it so (at most ``timeout`` s).
+        """Set the endpoint inactive, then wait until every node that may serve it
+        acknowledged the objects version that has it so (at most ``timeout`` s): every
+        registered node alive anywhere in the tier, and every node connected here
+        (``DrainBook``); registered nodes that are offline are named, not waited for.
 
         When it is inactive already nothing is written and the wait is for the current
         objects version. A node that disconnects during the wait stays missing: it may
-        still serve the old list. Without a hub there is no node to wait for.
+        still serve the old list. The object's last active endpoint is refused unless
+        ``force``: TARS clients keep their previous list when an answer has no active
+        endpoint, so they would go on calling it.
         """
-        job = await self.start_drain(object_id, host, port, timeout)
+        job = await self.start_drain(object_id, host, port, timeout, force=force)
         return await job.wait()
 
     async def start_drain(
-        self, object_id: str, host: str, port: int, timeout: float = 30.0
+        self,
+        object_id: str,
+        host: str,
+        port: int,
+        timeout: float = 30.0,
+        *,
+        force: bool = False,
     ) -> DrainJob:
         """:meth:`drain` without the wait: the job to watch (``job.progress()``) or await."""
         _object_id(object_id)
@@ -415,14 +431,36 @@ class RegistryAdmin:
             record = self.get_endpoint(object_id, host, port)
             record, left = await self._owner_drained(record, timeout)
             version = self.core.catalog.version(Category.OBJECTS)
-            return self.drains.start(version, False, record, left)
-        # A patch of setting_state as the database holds it: nothing else is touched
-        res = await self.set_endpoint_state(object_id, host, port, State.INACTIVE)
+            return await self.drains.start(version, False, record, left)
+        if not force:
+            self._refuse_last_active(object_id, host, port)
+        wait_id = await self.drains.announce(self.core.catalog.version(Category.OBJECTS), timeout)
+        try:
+            # A patch of setting_state as the database holds it: nothing else is touched
+            res = await self.set_endpoint_state(object_id, host, port, State.INACTIVE)
+        except BaseException:
+            await self.drains.close_wait(wait_id)
+            raise
         if res.changed:
             version = Version(self.core.epoch, res.revision)
         else:  # inactive already: the objects version the catalog serves has it so
             version = self.core.catalog.version(Category.OBJECTS)
-        return self.drains.start(version, res.changed, res.record, timeout)
+        return await self.drains.start(version, res.changed, res.record, timeout, wait_id)
+
+    def _refuse_last_active(self, object_id: str, host: str, port: int) -> None:
+        catalog = self.core.catalog
+        eps = catalog.get_object(object_id)
+        target = [e for e in eps if (e.host, e.port) == (host, port)]
+        if not target or not catalog.is_active(target[0]):
+            return  # missing (the write says so) or inactive already: nothing is taken away
+        if any(catalog.is_active(e) for e in eps if (e.host, e.port) != (host, port)):
+            return
+        raise ConflictError(
+            f"{record_name(target[0])} is the object's last active endpoint: TARS clients"
+            " keep their previous list when an answer has no active endpoint, so they would"
+            " go on calling it. Drain it anyway with force (tarscascade drain --force), or"
+            " add or activate another endpoint first"
+        )
 
     async def aclose(self) -> None:
         """Stop the drains still waiting (their watchers get no result)."""

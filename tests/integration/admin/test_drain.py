@@ -17,6 +17,7 @@ from tarscascade.cascade.states import held_states
 from tarscascade.cli.runtime import RegistryProcess
 from tarscascade.model import Category, State
 from tarscascade.node.app import NodeAgent
+from tarscascade.store import Patch
 from tarscascade.testing import eventually
 from tarscascade.transport import Channel
 from tarscascade.wire.idl.cascadef import CASCADE_SERVANT, OK, SUBSCRIBE, SubscribeReq
@@ -94,26 +95,40 @@ async def test_drain_waits_for_every_node_and_they_all_serve_it_inactive(
     assert rp.core.revision == before + 1
 
 
-async def test_a_stopped_node_is_not_waited_for(
+async def test_a_stopped_node_is_waited_for_until_judged_dead(
     setup: tuple[RegistryProcess, list[NodeAgent], httpx.AsyncClient],
 ) -> None:
+    """A registered node that went away may still serve its replica to its host: the
+    drain waits for it (review B1) until liveness judges it dead; then it is named
+    offline, not waited for."""
     rp, nodes, client = setup
     assert rp.hub is not None
-    hub = rp.hub
+    assert rp.core is not None
+    hub, core = rp.hub, rp.core
     await nodes[2].aclose()
     await eventually(
         lambda: not hub.node_states()["node-2"].connected, timeout=WAIT, what="node-2 gone"
     )
-    r = await client.post(DRAIN, json={"timeout": WAIT})
+    r = await client.post(DRAIN, json={"timeout": 0.5})
     body = r.json()
-    assert body["complete"] is True
-    assert body["nodes"] == body["acked"] == ["node-0", "node-1"]
+    assert body["complete"] is False
+    assert body["nodes"] == NAMES
+    assert body["missing"] == ["node-2"]
+    assert body["acked"] == ["node-0", "node-1"]
+    assert body["offline"] == []
 
     listed = {n["name"]: n for n in (await client.get("/v1/nodes")).json()["nodes"]}
     assert listed["node-2"]["connected"] is False
     assert listed["node-2"]["registered"] is True
     assert listed["node-2"]["lag"]["objects"] >= 1  # it missed the drain
     assert listed["node-0"]["connected"] is True
+
+    # judged dead (what the liveness judge writes): offline, not waited for
+    await core.write([Patch(Category.NODES, "node-2", {"present_state": State.INACTIVE})])
+    body = (await client.post(DRAIN, json={"timeout": WAIT})).json()
+    assert body["complete"] is True
+    assert body["nodes"] == body["acked"] == ["node-0", "node-1"]
+    assert body["offline"] == ["node-2"]
 
 
 async def test_a_node_that_does_not_acknowledge_is_named(
@@ -218,7 +233,7 @@ async def test_without_a_cascade_hub_there_is_nothing_to_wait_for(tmp_path: Path
         a = admin_of(core)
         await a.add_endpoint(a.build_endpoint(OBJ, "tcp -h 10.0.0.1 -p 1001"))
         async with asgi_client(create_registry_app(a, token=None)) as client:
-            body = (await client.post(DRAIN, json={"timeout": 5})).json()
+            body = (await client.post(DRAIN, json={"timeout": 5, "force": True})).json()
             assert body["complete"] is True
             assert body["nodes"] == body["missing"] == []
             nodes = (await client.get("/v1/nodes")).json()["nodes"]

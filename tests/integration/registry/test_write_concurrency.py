@@ -98,7 +98,8 @@ async def _one(core: RegistryCore, rng: random.Random, weight: int) -> Done:
         res = await admin.update_endpoint(OBJ, HOST, port, changes)
     elif kind == "drain":
         changes = {"setting_state": State.INACTIVE}
-        drained = await admin.drain(OBJ, HOST, port, timeout=0)
+        # force: whether it is the last active one depends on the interleaving
+        drained = await admin.drain(OBJ, HOST, port, timeout=0, force=True)
         if not drained.changed:  # its revision is not the write's: not compared below
             return Done(0, port, "inactive already")
         return Done(drained.version.revision, port, "patch", changes, drained.record)

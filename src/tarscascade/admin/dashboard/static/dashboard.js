@@ -100,7 +100,9 @@ async function drain(button) {
   if (token) headers.Authorization = `Bearer ${token}`;
   let rsp;
   try {
-    rsp = await fetch(button.dataset.drain, { method: "POST", headers, body: JSON.stringify({ timeout: 30 }) });
+    const forced = document.getElementById("drain-force");
+    const body = JSON.stringify({ timeout: 30, force: Boolean(forced && forced.checked) });
+    rsp = await fetch(button.dataset.drain, { method: "POST", headers, body });
   } catch (e) { state.textContent = `failed: ${e}`; panel.dataset.done = "error"; return; }
   if (!rsp.ok) {
     let msg = rsp.statusText;
@@ -135,7 +137,10 @@ async function drain(button) {
         count.textContent = `${ev.acked.length} / ${ev.nodes.length}`;
         bar.style.width = "100%";
         state.textContent = ev.complete ? `complete in ${ev.elapsed_s.toFixed(3)} s` : `incomplete after ${ev.elapsed_s.toFixed(1)} s`;
-        missing.textContent = ev.missing.length ? `did not acknowledge: ${ev.missing.join(", ")}` : "";
+        const notes = [];
+        if (ev.missing.length) notes.push(`did not acknowledge: ${ev.missing.join(", ")}`);
+        if (ev.offline && ev.offline.length) notes.push(`offline (not waited for, may still serve it): ${ev.offline.join(", ")}`);
+        missing.textContent = notes.join(" · ");
         panel.dataset.done = ev.complete ? "complete" : "incomplete";
         bar.className = ev.complete ? "ok" : "bad";
       }
