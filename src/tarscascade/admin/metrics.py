@@ -75,6 +75,16 @@ class _CoreCollector(Collector):
         for f in dataclasses.fields(core.stats):
             value = getattr(core.stats, f.name)
             yield _counter(f.name, f"RegistryCore.stats.{f.name}", value)
+        if (tier := core.tier) is not None:
+            yield _gauge(
+                "liveness_judge",
+                "1 while this registry judges node liveness for the tier",
+                tier.is_judge,
+            )
+            for f in dataclasses.fields(tier.stats):
+                yield _counter(
+                    f"tier_{f.name}", f"TierPresence.stats.{f.name}", getattr(tier.stats, f.name)
+                )
         if self.tars_requests is not None:
             yield _counter(
                 "tars_requests", "requests the TARS server handled", self.tars_requests()

@@ -98,6 +98,14 @@ class LineageModel(Model):
     base_revision: int
 
 
+class TierStatus(Model):
+    registry_id: str = Field(description="this registry's name in the tier's tables")
+    judge: bool = Field(description="this registry judges node liveness (holds the lease)")
+    judge_id: str = Field(description='the registry that judged at the last round ("": none)')
+    drain_waits: int = Field(description="drains waiting in the tier, as of the last look")
+    stats: dict[str, int]
+
+
 class Status(Model):
     epoch: str
     revision: int
@@ -107,6 +115,9 @@ class Status(Model):
     counts: dict[str, int]
     stats: dict[str, int | float]
     answer_cache: AnswerCache
+    tier: TierStatus | None = Field(
+        default=None, description="the registry tier (several registries on one database)"
+    )
 
 
 class ObjectSummary(Model):

@@ -206,6 +206,15 @@ class RegistryAdmin:
                 "hits": self.core.answerer.hits,
                 "misses": self.core.answerer.misses,
             },
+            "tier": None
+            if (tier := self.core.tier) is None
+            else {
+                "registry_id": tier.id,
+                "judge": tier.is_judge,
+                "judge_id": tier.judge,
+                "drain_waits": len(tier.waits),
+                "stats": dataclasses.asdict(tier.stats),
+            },
         }
 
     def endpoint_view(self, r: EndpointRecord) -> dict[str, Any]:
