@@ -241,6 +241,10 @@ class NodeView(NodeRecordModel):
     versions: dict[str, HeldVersion]
     lag: dict[str, int | None] = Field(description="revisions behind; null: another epoch")
     last_heartbeat_age_s: float | None
+    tier_seen_age_s: float | None = Field(
+        default=None,
+        description="seconds since any registry of the tier last shared a sighting of it",
+    )
     last_ack_age_s: float | None
 
 

@@ -584,9 +584,10 @@ def _node_routes(r: APIRouter, admin: RegistryAdmin) -> None:
     async def list_nodes() -> Json:
         states = hub_states()
         records = {n.name: n for n in admin.list_nodes()}
+        seen = await admin.tier_sightings()
         now = time.time()
         names = sorted(records.keys() | states.keys())
-        nodes = [_node_view(n, records.get(n), states.get(n), now) for n in names]
+        nodes = [_node_view(n, records.get(n), states.get(n), now, seen.get(n)) for n in names]
         return {"revision": admin.core.revision, "nodes": nodes}
 
     @r.get(
@@ -602,7 +603,8 @@ def _node_routes(r: APIRouter, admin: RegistryAdmin) -> None:
         if node is None and state is None:
             raise NotFoundError([name], f"node {name}")
         _etag(admin, response)
-        return _node_view(name, node, state, time.time())
+        seen = await admin.tier_sightings()
+        return _node_view(name, node, state, time.time(), seen.get(name))
 
     @r.put(
         "/v1/nodes/{name}",
@@ -634,9 +636,16 @@ def _node_routes(r: APIRouter, admin: RegistryAdmin) -> None:
         return _committed(await admin.remove_node(name, expect=expect))
 
 
-def _node_view(name: str, record: NodeRecord | None, state: NodeState | None, now: float) -> Json:
+def _node_view(
+    name: str,
+    record: NodeRecord | None,
+    state: NodeState | None,
+    now: float,
+    tier_age: float | None = None,
+) -> Json:
     """The registry's record (defaults when the node is known to the cascade only) and
-    the hub's view: connection, versions held, lag per category, heartbeat age."""
+    the hub's view: connection, versions held, lag per category, heartbeat age (the
+    newest over the registry tier's sightings when that is newer)."""
     view = dataclasses.asdict(record if record is not None else NodeRecord(name))
     view["registered"] = record is not None
     beat = record.last_heartbeat if record is not None else 0.0
@@ -659,7 +668,11 @@ def _node_view(name: str, record: NodeRecord | None, state: NodeState | None, no
             },
             lag={cat.value: state.lag[cat] for cat in Category if cat in state.lag},
         )
-    view["last_heartbeat_age_s"] = _age(beat, now)
+    age = _age(beat, now)
+    if tier_age is not None and (age is None or tier_age < age):
+        age = round(max(0.0, tier_age), 3)
+    view["last_heartbeat_age_s"] = age
+    view["tier_seen_age_s"] = None if tier_age is None else round(max(0.0, tier_age), 3)
     view["last_ack_age_s"] = _age(state.last_ack, now) if state is not None else None
     return view
 

@@ -168,6 +168,8 @@ def nodes(
     print_table(None, NODE_COLUMNS, [node_row(n) for n in data["nodes"]])
 
 
+#: a node another registry of the tier shared a sighting of this recently is "connected" there
+TIER_SEEN_RECENT_S = 60.0
 NODE_COLUMNS = ("node", "address", "setting", "present", "cascade", "revisions", "lag", "heartbeat")
 
 
@@ -193,6 +195,9 @@ def _address(n: dict[str, Any]) -> str:
 def _cascade(n: dict[str, Any]) -> str:
     if n.get("connected"):
         return f"via {n['via']}" if n.get("via") else "connected"
+    seen = n.get("tier_seen_age_s")
+    if seen is not None and n.get("present_state") == "active" and seen < TIER_SEEN_RECENT_S:
+        return "other registry"  # heard by another registry of the tier, recently
     return "disconnected" if n.get("versions") else "-"
 
 

@@ -119,7 +119,12 @@ def _run(command: str, main: Coroutine[Any, Any, None]) -> None:
 
 @app.command()
 def registry(
-    db: str = typer.Option("sqlite:///.tarscascade/registry.db", help="Database URL."),
+    db: str = typer.Option(
+        "sqlite:///.tarscascade/registry.db",
+        envvar="TARSCASCADE_DB",
+        help="Database URL (a password in it is better given through TARSCASCADE_DB: `ps`"
+        " shows command lines).",
+    ),
     listen: str = typer.Option(DEFAULT_REGISTRY_TARS, help="TARS port (QueryObj, CascadeObj)."),
     http: str = typer.Option(
         DEFAULT_REGISTRY_HTTP, help="Admin HTTP port and dashboard, or 'off'."

@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from tarscascade.cascade import CascadeHub
-from tarscascade.errors import ConflictError, EndpointSyntaxError, NotFoundError, TarsCascadeError
+from tarscascade.errors import (
+    ConflictError,
+    EndpointSyntaxError,
+    NotFoundError,
+    StoreError,
+    TarsCascadeError,
+)
 from tarscascade.model import (
     Category,
     EndpointRecord,
@@ -216,6 +222,18 @@ class RegistryAdmin:
                 "stats": dataclasses.asdict(tier.stats),
             },
         }
+
+    async def tier_sightings(self) -> dict[str, float]:
+        """Per node, the age of the newest sighting any registry of the tier shared ({}
+        without the tier's tables or when the database cannot say)."""
+        tier = self.core.tier
+        if tier is None:
+            return {}
+        try:
+            ages: dict[str, float] = await asyncio.to_thread(tier.table.newest)
+        except StoreError:
+            return {}
+        return ages
 
     def endpoint_view(self, r: EndpointRecord) -> dict[str, Any]:
         d = dataclasses.asdict(r)
