@@ -147,8 +147,11 @@ class DbTarsImporter:
         while True:
             await self.tick()
             self._wake.clear()
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation
+            # that lands as the event is set, and the loop would never end
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.options.poll_interval)
+                async with asyncio.timeout(self.options.poll_interval):
+                    await self._wake.wait()
 
     async def tick(self) -> None:
         """One step: lease, then a full load when one is due, else the fast path."""

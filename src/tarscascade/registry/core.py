@@ -491,7 +491,10 @@ class RegistryCore:
     # ------------------------------------------------------------------ liveness
 
     def heartbeat(self, node: str) -> None:
-        self.liveness.heartbeat(node, self.options.clock())
+        now = self.options.clock()
+        self.liveness.heartbeat(node, now)
+        if self.tier is not None:
+            self.tier.heard[node] = now  # shared with the tier at its next round
 
     async def check_liveness(self) -> int:
         """One round of the liveness rule, if this registry is the tier's judge."""

@@ -29,6 +29,7 @@ import logging
 import math
 import os
 import socket
+import time
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -118,12 +119,15 @@ class TierPresence:
     id: str = field(default_factory=registry_id)
     hub: CascadeHub | None = None
     stats: TierStats = field(default_factory=TierStats)
-    #: holds the liveness lease (as of the last round)
-    is_judge: bool = False
     judge: str = ""  # who judges, as of the last round ("" = unknown or nobody)
     #: drain waits in the tier as of the last look (objects versions)
     waits: list[Version] = field(default_factory=list)
+    #: nodes this registry heard from itself (its sessions, its relays' lists) -> when;
+    #: the core's liveness also holds what the judge merged from the others: not ours
+    heard: dict[str, float] = field(default_factory=dict)
     _written: dict[str, float] = field(default_factory=dict)  # node -> local time written
+    #: when the lease this registry holds runs out (monotonic; 0 = it holds none)
+    _judge_until: float = 0.0
     _acks_written: dict[str, Version | None] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -150,27 +154,40 @@ class TierPresence:
 
     # ------------------------------------------------------------------ judging
 
+    @property
+    def is_judge(self) -> bool:
+        """Holds the liveness lease now: taken or renewed at the last round, and not run
+        out since (a registry whose loop stalled past its lease stops calling itself the
+        judge at once, not at its next round, as another may have taken over)."""
+        return time.monotonic() < self._judge_until
+
+    def give_up(self) -> None:
+        """Stop judging without telling the database (as a process that dies does)."""
+        self._judge_until = 0.0
+
     async def judge_round(self) -> bool:
         """Take or renew the liveness lease; as the judge, merge every registry's
         sightings into the core's liveness. Returns whether this registry judges."""
         opts = self.options
+        asked = time.monotonic()  # the lease runs from no later than this
+        was_judge = self.is_judge
         try:
             lease = await asyncio.to_thread(
                 self.table.acquire, LIVENESS_LEASE, self.id, opts.lease_ttl
             )
         except StoreError as exc:
             self._failed("the liveness lease", exc)
-            self.is_judge = False
             return False
-        if lease.held and not self.is_judge:
+        self.judge = lease.holder
+        self._judge_until = asked + opts.lease_ttl if lease.held else 0.0
+        if lease.held and not was_judge:
             self.stats.judge_terms += 1
             log.warning(
                 "this registry (%s) judges node liveness for the tier",
                 self.id,
                 extra={"event": "judge_elected", "registry": self.id},
             )
-        self.is_judge, self.judge = lease.held, lease.holder
-        if not lease.held:
+        if not self.is_judge:
             return False
         try:
             ages = await asyncio.to_thread(self.table.newest)
@@ -187,7 +204,7 @@ class TierPresence:
         """Write the sightings that are due, and while drains wait, moved held versions."""
         core = self.core
         now = core.options.clock()
-        heard = core.liveness.last_seen
+        heard = self.heard
         names = due_sightings(heard, self._written, now, self.sighting_interval)
         acks = self._moved_acks() if self.waits else {}
         todo = set(names) | set(acks)
@@ -315,7 +332,7 @@ class TierPresence:
     async def aclose(self) -> None:
         """Give the judge's lease up, so another registry judges at once."""
         if self.is_judge:
-            self.is_judge = False
+            self._judge_until = 0.0
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.table.release, LIVENESS_LEASE, self.id)
 

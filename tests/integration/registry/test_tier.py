@@ -82,9 +82,15 @@ async def test_one_judge_no_flap_and_a_dead_node_is_judged_once(db_url: str) -> 
         # heartbeat interval); the upper bound is the claim plus a loaded machine's slack
         assert took >= timeout - 1.0, took
         assert took <= timeout + TIER.lease_ttl + 2.0, took
-        await t.core(0).catch_up()
-        events = sum(t.core(i).stats.liveness_events for i in range(3))
-        assert events == 1, events  # one judge wrote it, once
+
+        def events() -> int:
+            return sum(t.core(i).stats.liveness_events for i in range(3))
+
+        # the writer counts the event once its own catalog applied the write, which may
+        # be after another registry showed it
+        await eventually(lambda: events() >= 1, timeout=WAIT, what="the event counted")
+        await asyncio.sleep(2 * TIER.liveness_interval)  # more rounds judge nothing more
+        assert events() == 1, events()  # one judge wrote it, once
         for name in names:
             if name != victim:
                 rec = t.record(name, 0)
@@ -128,7 +134,7 @@ async def test_a_judge_that_dies_without_releasing_is_replaced_after_its_lease(
         tier_state = t.core(judge).tier
         assert tier_state is not None
         died = time.monotonic()
-        tier_state.is_judge = False  # a process that dies never releases its lease
+        tier_state.give_up()  # a process that dies never releases its lease
         await t.registries[judge].aclose()
         other = 1 - judge
         await eventually(lambda: t.judges() == [other], timeout=WAIT, what="a new judge")
