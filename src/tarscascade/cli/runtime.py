@@ -34,11 +34,12 @@ from tarscascade.registry.servants import QueryServant, ReportServant, ServerObj
 from tarscascade.store import CreatePolicy, SqlStore
 from tarscascade.transport import ServerOptions, TarsServer, TlsConfig
 from tarscascade.wire.hosts import is_loopback
-from tarscascade.wire.idl.serverf import NODE_SERVANT
+from tarscascade.wire.idl.queryf import DEFAULT_REGISTRY_PORT, QUERY_SERVANT
+from tarscascade.wire.idl.serverf import DEFAULT_NODE_PORT, NODE_SERVANT
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TARS = ("127.0.0.1", 17890)
+DEFAULT_TARS = ("127.0.0.1", DEFAULT_REGISTRY_PORT)
 DEFAULT_HTTP = ("127.0.0.1", 17880)
 
 
@@ -259,10 +260,10 @@ class RegistryProcess:
 
     def locator(self) -> str:
         host = self.config.listen[0]
-        return f"tars.tarsregistry.QueryObj@tcp -h {host} -p {self.tars_port}"
+        return f"{QUERY_SERVANT}@tcp -h {host} -p {self.tars_port}"
 
 
-DEFAULT_NODE_TARS = ("127.0.0.1", 19386)
+DEFAULT_NODE_TARS = ("127.0.0.1", DEFAULT_NODE_PORT)
 DEFAULT_NODE_HTTP = ("127.0.0.1", 19380)
 
 

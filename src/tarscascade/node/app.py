@@ -49,7 +49,7 @@ from tarscascade.errors import TarsCascadeError
 from tarscascade.model import Category, ChangeEvent, EndpointRecord, Version
 from tarscascade.node.disk import DiskCopy, DiskOptions
 from tarscascade.node.keepalive import DEFAULT_KEEPALIVE_TIMEOUT, KeepAliveTracker
-from tarscascade.node.servants import NODE_SERVANT, NodeQueryServant
+from tarscascade.node.servants import NodeQueryServant
 from tarscascade.node.watch import ObjectWatch
 from tarscascade.transport import (
     Channel,
@@ -70,6 +70,7 @@ from tarscascade.wire.idl.reportf import (
     EndpointStateF,
     ReportStatesReq,
 )
+from tarscascade.wire.idl.serverf import DEFAULT_NODE_PORT, NODE_SERVANT
 from tarscascade.wire.packets import Ret
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ log = logging.getLogger(__name__)
 class NodeConfig:
     name: str
     upstreams: list[tuple[str, int]]
-    listen: tuple[str, int] = ("127.0.0.1", 19386)
+    listen: tuple[str, int] = ("127.0.0.1", DEFAULT_NODE_PORT)
     data_dir: Path | None = None
     #: this node's credential: its own secret (``tcn1_...``, from ``tarscascade node
     #: add``), the shared bootstrap token, or "" (none)

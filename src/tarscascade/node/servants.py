@@ -22,11 +22,11 @@ from tarscascade.transport import Current
 from tarscascade.wire.endpoint import format_endpoint, parse_endpoint
 from tarscascade.wire.hosts import is_loopback
 from tarscascade.wire.idl.queryf import QUERY_F
-from tarscascade.wire.idl.serverf import ENDPOINT_CONTEXT_KEY, NODE_SERVANT, SERVER_F, ServerInfo
+from tarscascade.wire.idl.serverf import ENDPOINT_CONTEXT_KEY, SERVER_F, ServerInfo
 from tarscascade.wire.interface import Method
 from tarscascade.wire.packets import Ret
 
-__all__ = ["ENDPOINT_CONTEXT_KEY", "NODE_SERVANT", "NOT_SYNCED", "NodeQueryServant"]
+__all__ = ["NOT_SYNCED", "NodeQueryServant"]
 
 NOT_SYNCED = "node has no data yet (not synced with any upstream): keep your old list"
 LOCAL_ONLY = "ServerF is served to processes on this node's own host only (loopback)"

@@ -21,9 +21,8 @@ import asyncio
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from tarscascade.wire.codec import STRING, encode_value
+from tarscascade.wire.idl.queryf import OBJECT_CHANGED, encode_object_changed
 
-PUSH_OBJECT_CHANGED = "tarscascade.objectChanged"
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 10_000
 MAX_SUBSCRIPTIONS_PER_PEER = 100_000
 MAX_SUBSCRIPTIONS = 1_000_000
@@ -79,9 +78,9 @@ class ObjectWatch:
                     fut.set_result(None)
             subs = self._subs.get(oid)
             if subs:
-                body = encode_value(STRING, oid, 0)
+                body = encode_object_changed(oid)
                 for p in list(subs):
-                    if p.push(PUSH_OBJECT_CHANGED, body):
+                    if p.push(OBJECT_CHANGED, body):
                         self.pushes += 1
                     else:
                         self._drop(oid, p)
