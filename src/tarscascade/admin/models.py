@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-StateName = Literal["active", "inactive"]
+from tarscascade.admin.schemas import StateName
 
 
 class Model(BaseModel):

@@ -88,6 +88,7 @@ from tarscascade.registry.admin_ops import (
     ValidationError,
     WriteResult,
     validate_name,
+    validate_node_name,
 )
 from tarscascade.registry.drains import DrainJob
 from tarscascade.registry.listing import MAX_LIMIT, ObjectListing, ObjectPage
@@ -565,7 +566,7 @@ def listing_json(page: ObjectPage) -> bytes:
 
 def _node_routes(r: APIRouter, admin: RegistryAdmin) -> None:
     def find(name: str) -> NodeRecord | None:
-        validate_name("node name", name)
+        validate_node_name(name)
         return next((n for n in admin.list_nodes() if n.name == name), None)
 
     def hub_states() -> dict[str, NodeState]:
@@ -626,7 +627,7 @@ def _node_routes(r: APIRouter, admin: RegistryAdmin) -> None:
         responses=WRITE_ERRORS,
     )
     async def remove_node(name: str, expect: Precondition = None) -> Json:
-        name = validate_name("node name", name)
+        name = validate_node_name(name)
         return _committed(await admin.remove_node(name, expect=expect))
 
 

@@ -46,7 +46,14 @@ from tarscascade.cascade import (
 from tarscascade.catalog import NO_VERSION, Catalog, QueryAnswerer
 from tarscascade.catalog.announce import announce_refusal
 from tarscascade.errors import TarsCascadeError
-from tarscascade.model import Category, ChangeEvent, EndpointRecord, Version
+from tarscascade.model import (
+    Category,
+    ChangeEvent,
+    EndpointRecord,
+    State,
+    Version,
+    node_name_error,
+)
 from tarscascade.node.disk import DiskCopy, DiskOptions
 from tarscascade.node.keepalive import DEFAULT_KEEPALIVE_TIMEOUT, KeepAliveTracker
 from tarscascade.node.servants import NodeQueryServant
@@ -116,6 +123,13 @@ class NodeConfig:
     hub_options: HubOptions = field(default_factory=HubOptions)
     server_options: ServerOptions = field(default_factory=ServerOptions)
     clock: Callable[[], float] = field(default=time.time)
+
+    def __post_init__(self) -> None:
+        # the registry refuses other names (model.is_node_name): fail here, at start
+        for name in (self.name, *self.relays.values()):
+            error = node_name_error(name)
+            if error is not None:
+                raise ValueError(error)
 
 
 def advertised(advertise: str, listen_host: str, port: int) -> str:
@@ -536,7 +550,7 @@ class NodeAgent:
                 seen = ka.last_endpoint.get((oid, host, port))
                 if seen is not None and now - seen <= ka.timeout:
                     version = ka.version_of(EndpointRecord(oid, host, port, node_name=ka.node_name))
-                    out.append(EndpointStateF(oid, host, port, "active", text, version))
+                    out.append(EndpointStateF(oid, host, port, State.ACTIVE.value, text, version))
         # the same report is not repeated while the cascade brings its effect back
         fresh = []
         for s in out:

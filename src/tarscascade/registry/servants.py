@@ -10,7 +10,7 @@ from tarscascade.catalog import QueryAnswerer
 from tarscascade.catalog.announce import announce_refusal
 from tarscascade.catalog.queryf import Result, handle_query
 from tarscascade.errors import DecodeError, EndpointSyntaxError, InvalidRecordError, NotFoundError
-from tarscascade.model import Category, EndpointRecord, Record, State, endpoint_key
+from tarscascade.model import Category, EndpointRecord, Record, State, endpoint_key, is_node_name
 from tarscascade.registry.admin_ops import MAX_VERSION_LEN, record_from_endpoint
 from tarscascade.registry.core import RegistryCore
 from tarscascade.registry.node_auth import NodeAuthority, OncePer
@@ -150,6 +150,8 @@ class ReportServant:
             desc = f"{self.owner} owns endpoints: present states come from it, not from reports"
             return (Ret.SUCCESS, REPORT_STATES.encode_result(NOT_YOURS), desc)
         not_yours = REPORT_STATES.encode_result(NOT_YOURS)
+        if not is_node_name(report.nodeName):  # the admin API could not manage its records
+            return (Ret.SUCCESS, not_yours, "bad node name")
         owned = _owned_by(report.nodeName)
         ops: list[WriteOp] = []
         refusal = ""
