@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 
 class Category(StrEnum):
@@ -92,6 +92,54 @@ class EndpointRecord:
     def adapter(self) -> str:
         """The adapter name keepAlive uses for it: explicit, else ``<object id>Adapter``."""
         return self.adapter_name or default_adapter_name(self.object_id)
+
+
+#: t_server_conf.tars_version is a varchar(128), as is tc_endpoints.tars_version
+MAX_VERSION_LEN = 128
+
+
+class EndpointFields(Protocol):
+    """What an endpoint string gives a record (``wire.endpoint.Endpoint`` has it all)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def istcp(self) -> int: ...
+    @property
+    def timeout(self) -> int: ...
+    @property
+    def set_id(self) -> str: ...
+    @property
+    def grid(self) -> int: ...
+    @property
+    def qos(self) -> int: ...
+    @property
+    def weight(self) -> int: ...
+    @property
+    def weight_type(self) -> int: ...
+    @property
+    def auth_type(self) -> int: ...
+
+
+def record_from_endpoint(object_id: str, ep: EndpointFields, **fields: Any) -> EndpointRecord:
+    """An endpoint record from a parsed TARS endpoint string plus the record-only fields
+    (``set_id`` given here overrides the string's)."""
+    return EndpointRecord(
+        object_id=object_id,
+        host=ep.host,
+        port=ep.port,
+        istcp=ep.istcp,
+        timeout=ep.timeout,
+        set_id=fields.pop("set_id", ep.set_id),
+        grid=ep.grid,
+        qos=ep.qos,
+        weight=ep.weight,
+        weight_type=ep.weight_type,
+        auth_type=ep.auth_type,
+        **fields,
+    )
 
 
 def default_adapter_name(object_id: str) -> str:

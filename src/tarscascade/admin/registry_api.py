@@ -74,7 +74,7 @@ from tarscascade.admin.schemas import (
     StateBody,
 )
 from tarscascade.cascade import NodeState
-from tarscascade.errors import ConflictError, NotFoundError
+from tarscascade.errors import ConflictError, NotFoundError, ValidationError
 from tarscascade.model import (
     Category,
     EndpointRecord,
@@ -85,7 +85,6 @@ from tarscascade.model import (
 )
 from tarscascade.registry.admin_ops import (
     RegistryAdmin,
-    ValidationError,
     WriteResult,
     validate_name,
     validate_node_name,

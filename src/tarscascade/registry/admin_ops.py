@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from tarscascade.cascade import CascadeHub
-from tarscascade.errors import ConflictError, EndpointSyntaxError, NotFoundError, TarsCascadeError
+from tarscascade.errors import ConflictError, EndpointSyntaxError, NotFoundError, ValidationError
 from tarscascade.model import (
+    MAX_VERSION_LEN,
     Category,
     EndpointRecord,
     GroupPriority,
@@ -33,11 +34,12 @@ from tarscascade.model import (
     Version,
     endpoint_key,
     node_name_error,
+    record_from_endpoint,
 )
 from tarscascade.registry.core import Committed, RegistryCore
 from tarscascade.registry.drains import DrainBook, DrainJob, DrainResult
 from tarscascade.store import Delete, Expect, Insert, Patch, Put, WriteOp
-from tarscascade.wire.endpoint import Endpoint, parse_endpoint, validate_object_id
+from tarscascade.wire.endpoint import parse_endpoint, validate_object_id
 
 _SET_PART = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
@@ -47,10 +49,6 @@ _IP_PATTERN = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}|\*)$")
 MAX_DRAIN_TIMEOUT = 600.0
 _OWNED_POLL_S = 0.05  # drain in an owned mode: how often it looks for the owner's change
 TYPED_WEIGHT_MAX = 100  # TARS caps weights at 100 when a weight type is set
-
-
-class ValidationError(TarsCascadeError, ValueError):
-    """A request that cannot be applied as given."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +89,6 @@ def validate_name(what: str, name: str) -> str:
     if not _NAME.fullmatch(name):  # match() + $ would take a trailing newline
         raise ValidationError(f"{what} must be 1-128 of [A-Za-z0-9_.:-], got {name!r}")
     return name
-
-
-#: t_server_conf.tars_version is a varchar(128), as is tc_endpoints.tars_version
-MAX_VERSION_LEN = 128
 
 
 def validate_adapter_name(name: str) -> str:
@@ -143,24 +137,6 @@ TRANSPORTS = {0: "udp", 1: "tcp", 2: "ssl"}
 
 def record_name(r: EndpointRecord) -> str:
     return endpoint_name(r.object_id, r.host, r.port, TRANSPORTS.get(r.istcp, "tcp"))
-
-
-def record_from_endpoint(object_id: str, ep: Endpoint, **fields: Any) -> EndpointRecord:
-    """An endpoint record from a parsed TARS endpoint string plus the record-only fields."""
-    return EndpointRecord(
-        object_id=object_id,
-        host=ep.host,
-        port=ep.port,
-        istcp=ep.istcp,
-        timeout=ep.timeout,
-        set_id=fields.pop("set_id", ep.set_id),
-        grid=ep.grid,
-        qos=ep.qos,
-        weight=ep.weight,
-        weight_type=ep.weight_type,
-        auth_type=ep.auth_type,
-        **fields,
-    )
 
 
 class RegistryAdmin:

@@ -10,8 +10,16 @@ from tarscascade.catalog import QueryAnswerer
 from tarscascade.catalog.announce import announce_refusal
 from tarscascade.catalog.queryf import Result, handle_query
 from tarscascade.errors import DecodeError, EndpointSyntaxError, InvalidRecordError, NotFoundError
-from tarscascade.model import Category, EndpointRecord, Record, State, endpoint_key, is_node_name
-from tarscascade.registry.admin_ops import MAX_VERSION_LEN, record_from_endpoint
+from tarscascade.model import (
+    MAX_VERSION_LEN,
+    Category,
+    EndpointRecord,
+    Record,
+    State,
+    endpoint_key,
+    is_node_name,
+    record_from_endpoint,
+)
 from tarscascade.registry.core import RegistryCore
 from tarscascade.registry.node_auth import NodeAuthority, OncePer
 from tarscascade.store import Patch, PatchCheck, WriteOp
