@@ -24,7 +24,8 @@ from tarscascade.admin.registry_api import check_listen_safety, create_registry_
 from tarscascade.auth.listen import check_tars_listen_safety
 from tarscascade.cascade import CascadeHub, HubOptions
 from tarscascade.dbtars import OWNER, DbTarsImporter, DbTarsSource, ImportOptions, Lease
-from tarscascade.node.app import NodeAgent, NodeConfig
+from tarscascade.node.app import NodeAgent
+from tarscascade.node.config import NodeConfig
 from tarscascade.registry.admin_ops import RegistryAdmin
 from tarscascade.registry.cascade import attach_cascade
 from tarscascade.registry.core import RegistryCore, RegistryOptions

@@ -27,7 +27,7 @@ from tarscascade.cli.registry_config_cmds import node_app
 
 if TYPE_CHECKING:
     from tarscascade.cli.runtime import NodeProcess, RegistryConfig
-    from tarscascade.node.app import NodeConfig
+    from tarscascade.node.config import NodeConfig
 
 app = typer.Typer(add_completion=False)
 
@@ -336,7 +336,7 @@ def agent(
     tls_ca: TlsCaOpt = None,
 ) -> None:
     """Run a node agent in the foreground: a full replica, QueryF for the host, a relay."""
-    from tarscascade.node.app import NodeConfig
+    from tarscascade.node.config import NodeConfig
 
     check_node_name(name)
     setup_logging(log_level, log_format)
@@ -471,7 +471,7 @@ async def _run_up(reg: RegistryConfig, directory: Path, node_name: str, token: s
     from tarscascade.cli.runtime import DEFAULT_NODE_HTTP as NODE_HTTP
     from tarscascade.cli.runtime import DEFAULT_NODE_TARS as NODE_TARS
     from tarscascade.cli.runtime import NodeProcess, RegistryProcess, client_locator
-    from tarscascade.node.app import NodeConfig
+    from tarscascade.node.config import NodeConfig
 
     stop = stop_on_signal()
     async with RegistryProcess(reg) as rp:
