@@ -205,7 +205,11 @@ class NodeRecord:
     port: int = 0
     setting_state: State = State.ACTIVE
     present_state: State = State.ACTIVE  # alive/dead, from heartbeats
-    last_heartbeat: float = 0.0  # unix seconds; 0 = never
+    #: unix seconds the registry last registered the node alive (a subscription of a new,
+    #: moved or dead node); 0 = never. Heartbeats do not move it: they are kept in memory
+    #: (the hub's NodeState, liveness), not written per beat to every node's replica.
+    #: (The stored column keeps this name until the store's schema changes.)
+    last_heartbeat: float = 0.0
 
     @property
     def key(self) -> str:

@@ -206,7 +206,10 @@ class NodeRecordModel(Model):
     port: int
     setting_state: StateName
     present_state: StateName
-    last_heartbeat: float
+    last_heartbeat: float = Field(
+        description="unix seconds the registry last registered the node alive (not moved"
+        " by heartbeats: see last_heartbeat_age_s); 0 = never"
+    )
 
 
 class HeldVersion(Model):
@@ -222,7 +225,10 @@ class NodeView(NodeRecordModel):
     via: str = Field(description="the relay that reports it; empty for a direct session")
     versions: dict[str, HeldVersion]
     lag: dict[str, int | None] = Field(description="revisions behind; null: another epoch")
-    last_heartbeat_age_s: float | None
+    last_heartbeat_age_s: float | None = Field(
+        description="seconds since this registry last heard the node;"
+        " null: its cascade does not know it"
+    )
     last_ack_age_s: float | None
 
 

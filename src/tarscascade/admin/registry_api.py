@@ -635,11 +635,13 @@ def _node_view(name: str, record: NodeRecord | None, state: NodeState | None, no
     the hub's view: connection, versions held, lag per category, heartbeat age."""
     view = dataclasses.asdict(record if record is not None else NodeRecord(name))
     view["registered"] = record is not None
-    beat = record.last_heartbeat if record is not None else 0.0
+    # the age of the last heartbeat this registry heard; the record's ``last_heartbeat``
+    # is the last registration, not a heartbeat (model.NodeRecord)
+    beat = 0.0
     if state is None:
         view.update(connected=False, address="", via="", versions={}, lag={})
     else:
-        beat = state.last_heartbeat or beat
+        beat = state.last_heartbeat
         view.update(
             connected=state.connected,
             address=state.address,

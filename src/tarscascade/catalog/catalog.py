@@ -297,7 +297,7 @@ class Catalog:
             record = ev.record
             assert isinstance(record, NodeRecord)
             changed, old = self._nodes.put(record)
-            # A heartbeat that only moves last_heartbeat changes no answer.
+            # A re-registration that only moves last_heartbeat changes no answer.
             if changed and is_node_alive(old) != is_node_alive(record):
                 affected.update(self._objects.objects_on_node(record.name))
         else:
