@@ -27,8 +27,8 @@ from tarscascade.dbtars import OWNER, DbTarsImporter, DbTarsSource, ImportOption
 from tarscascade.node.app import NodeAgent
 from tarscascade.node.config import NodeConfig
 from tarscascade.registry.admin_ops import RegistryAdmin
-from tarscascade.registry.cascade import attach_cascade
 from tarscascade.registry.core import RegistryCore, RegistryOptions
+from tarscascade.registry.feed import attach_cascade
 from tarscascade.registry.fleet_log import FleetWatcher
 from tarscascade.registry.node_auth import NodeAuthority
 from tarscascade.registry.servants import QueryServant, ReportServant, ServerObjAlias
