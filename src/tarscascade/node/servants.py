@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from tarscascade.catalog import QueryAnswerer
-from tarscascade.catalog.queryf import Result, handle_query
+from tarscascade.catalog.queryf import handle_query
 from tarscascade.errors import DecodeError, EndpointSyntaxError, TarsCascadeError
 from tarscascade.node.keepalive import KeepAliveTracker
 from tarscascade.node.watch import ObjectWatch
@@ -27,7 +27,7 @@ from tarscascade.wire.idl.queryf import QUERY_F
 from tarscascade.wire.idl.reportf import REPORT_F, REPORT_SERVANT, REPORT_STATES, ReportStatesReq
 from tarscascade.wire.idl.serverf import ENDPOINT_CONTEXT_KEY, SERVER_F, ServerInfo
 from tarscascade.wire.interface import Method
-from tarscascade.wire.packets import Ret
+from tarscascade.wire.packets import Result, Ret
 
 __all__ = ["NOT_SYNCED", "NodeQueryServant", "ReportRelay"]
 

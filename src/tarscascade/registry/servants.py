@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Mapping
 from tarscascade.auth import credential_equal
 from tarscascade.catalog import QueryAnswerer
 from tarscascade.catalog.announce import announce_refusal
-from tarscascade.catalog.queryf import Result, handle_query
+from tarscascade.catalog.queryf import handle_query
 from tarscascade.errors import DecodeError, EndpointSyntaxError, InvalidRecordError, NotFoundError
 from tarscascade.model import (
     MAX_VERSION_LEN,
@@ -37,7 +37,7 @@ from tarscascade.wire.idl.reportf import (
 )
 from tarscascade.wire.idl.serverf import NODE_SERVANT, SERVER_F
 from tarscascade.wire.interface import Method
-from tarscascade.wire.packets import Ret
+from tarscascade.wire.packets import Result, Ret
 
 log = logging.getLogger(__name__)
 
