@@ -34,7 +34,7 @@ from tarscascade.registry.node_auth import NodeAuthority
 from tarscascade.registry.servants import QueryServant, ReportServant, ServerObjAlias
 from tarscascade.store import CreatePolicy, SqlStore
 from tarscascade.transport import ServerOptions, TarsServer, TlsConfig
-from tarscascade.wire.hosts import is_loopback
+from tarscascade.wire.hosts import is_loopback, split_host_port
 from tarscascade.wire.idl.queryf import DEFAULT_REGISTRY_PORT, QUERY_SERVANT
 from tarscascade.wire.idl.serverf import DEFAULT_NODE_PORT, NODE_SERVANT
 
@@ -46,14 +46,7 @@ DEFAULT_HTTP = ("127.0.0.1", 17880)
 
 def parse_hostport(value: str, default_port: int) -> tuple[str, int]:
     """``HOST:PORT``, ``:PORT``, ``HOST`` or ``[v6]:PORT``."""
-    v = value.strip()
-    if v.startswith("["):
-        host, _, rest = v[1:].partition("]")
-        port = rest.lstrip(":")
-    elif v.count(":") == 1:
-        host, port = v.split(":")
-    else:
-        host, port = v, ""
+    host, port = split_host_port(value)
     if not port:
         return host or "127.0.0.1", default_port
     if not port.isdigit() or not 0 <= int(port) < 65536:

@@ -12,6 +12,7 @@ from tarscascade.model import node_name_error
 from tarscascade.node.disk import DiskOptions
 from tarscascade.node.keepalive import DEFAULT_KEEPALIVE_TIMEOUT
 from tarscascade.transport import ServerOptions, TlsConfig
+from tarscascade.wire.hosts import split_host_port
 from tarscascade.wire.idl.serverf import DEFAULT_NODE_PORT
 
 
@@ -76,12 +77,5 @@ def advertised(advertise: str, listen_host: str, port: int) -> str:
 
 def split_advertise(text: str) -> tuple[str, int | None]:
     """``HOST:PORT``, ``[v6]:PORT``, ``HOST`` or ``[v6]`` -> (host, port or None)."""
-    t = text.strip()
-    if t.startswith("["):
-        host, _, rest = t[1:].partition("]")
-        port = rest.lstrip(":")
-    elif t.count(":") == 1:
-        host, port = t.split(":")
-    else:
-        host, port = t, ""
+    host, port = split_host_port(text)
     return host, int(port) if port.isdigit() else None
