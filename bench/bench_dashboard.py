@@ -27,8 +27,8 @@ from tarscascade.admin.dashboard import views
 from tarscascade.cascade.states import Held
 from tarscascade.model import Category, Version
 from tarscascade.registry.admin_ops import RegistryAdmin
-from tarscascade.registry.cascade import attach_cascade
 from tarscascade.registry.core import RegistryCore
+from tarscascade.registry.feed import attach_cascade
 from tarscascade.store import SqlStore
 
 TARGET_MS = 100.0  # a page or an update, server side

@@ -67,7 +67,7 @@ from bench.bench_cascade import Proc, Watchdog, base_records
 from bench.common import cli, median, verdict
 from bench.serve_cascade import BENCH_OBJ
 from tarscascade.cascade import ClientOptions
-from tarscascade.cascade.client import HEALTHY_AFTER_S
+from tarscascade.cascade.downstream import HEALTHY_AFTER_S
 from tarscascade.model import EndpointRecord
 from tarscascade.store import Put, SqlStore
 from tarscascade.transport import Backoff

@@ -32,8 +32,8 @@ import psutil
 
 from tarscascade.cascade import CascadeHub, HubOptions
 from tarscascade.model import Category, ChangeEvent, EndpointRecord
-from tarscascade.registry.cascade import attach_cascade
 from tarscascade.registry.core import RegistryCore, RegistryOptions
+from tarscascade.registry.feed import attach_cascade
 from tarscascade.store import Put, SqlStore
 from tarscascade.transport import TarsServer
 

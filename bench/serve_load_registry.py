@@ -31,8 +31,8 @@ import psutil
 from bench.serve_cascade import command_loop, open_core, wait_nodes
 from tarscascade.cascade import CascadeHub, HubOptions
 from tarscascade.model import EndpointRecord
-from tarscascade.registry.cascade import attach_cascade
 from tarscascade.registry.core import RegistryCore
+from tarscascade.registry.feed import attach_cascade
 from tarscascade.registry.servants import QueryServant
 from tarscascade.store import Put
 from tarscascade.transport import Current, TarsServer

@@ -27,6 +27,10 @@ class EndpointSyntaxError(TarsCascadeError, ValueError):
     """A TARS endpoint or object string that does not parse."""
 
 
+class ValidationError(TarsCascadeError, ValueError):
+    """A request that cannot be applied as given (an admin API answers 400); nothing changes."""
+
+
 class TransportError(TarsCascadeError):
     """Socket-level failure."""
 

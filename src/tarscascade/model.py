@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 
 class Category(StrEnum):
@@ -28,6 +29,16 @@ INCREMENTAL = frozenset({Category.OBJECTS, Category.NODES})
 class State(StrEnum):
     ACTIVE = "active"
     INACTIVE = "inactive"
+
+
+#: state names as stored, synced and shown -> State: the one mapping (exact names)
+STATE_BY_NAME: Mapping[object, State] = {s.value: s for s in State}
+
+
+def state_of_tars(text: str | None) -> State:
+    """A state as TARS writes it: TARS's other present states (activating, destroyed,
+    ...) and anything unknown are inactive, like TARS's own load query."""
+    return State.ACTIVE if (text or "").strip().lower() == State.ACTIVE else State.INACTIVE
 
 
 class Op(StrEnum):
@@ -83,6 +94,54 @@ class EndpointRecord:
         return self.adapter_name or default_adapter_name(self.object_id)
 
 
+#: t_server_conf.tars_version is a varchar(128), as is tc_endpoints.tars_version
+MAX_VERSION_LEN = 128
+
+
+class EndpointFields(Protocol):
+    """What an endpoint string gives a record (``wire.endpoint.Endpoint`` has it all)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def istcp(self) -> int: ...
+    @property
+    def timeout(self) -> int: ...
+    @property
+    def set_id(self) -> str: ...
+    @property
+    def grid(self) -> int: ...
+    @property
+    def qos(self) -> int: ...
+    @property
+    def weight(self) -> int: ...
+    @property
+    def weight_type(self) -> int: ...
+    @property
+    def auth_type(self) -> int: ...
+
+
+def record_from_endpoint(object_id: str, ep: EndpointFields, **fields: Any) -> EndpointRecord:
+    """An endpoint record from a parsed TARS endpoint string plus the record-only fields
+    (``set_id`` given here overrides the string's)."""
+    return EndpointRecord(
+        object_id=object_id,
+        host=ep.host,
+        port=ep.port,
+        istcp=ep.istcp,
+        timeout=ep.timeout,
+        set_id=fields.pop("set_id", ep.set_id),
+        grid=ep.grid,
+        qos=ep.qos,
+        weight=ep.weight,
+        weight_type=ep.weight_type,
+        auth_type=ep.auth_type,
+        **fields,
+    )
+
+
 def default_adapter_name(object_id: str) -> str:
     """TARS's convention (TarsWeb, TarsGo/TarsCpp templates): ``App.Server.ObjAdapter``."""
     return object_id + ADAPTER_SUFFIX
@@ -109,6 +168,36 @@ def split_endpoint_key(key: str) -> tuple[str, str, int] | None:
     return object_id, host, int(port)
 
 
+# Node names: ONE rule, checked by every interface that takes one (the cascade's subscribe
+# and reports, the admin API, the CLI, the node agent's own configuration), so a node that
+# can register can also be drained, updated and removed (review finding 15).
+#
+# Allowed: what TARS uses as node names (host names, IPv4 and IPv6 addresses), i.e. 1 to
+# 128 of ``[A-Za-z0-9_.:-]``, not starting with ``.`` or ``-``. Refused, and why:
+# * ``@``: it separates the servant from its endpoints in TARS object strings
+#   (``Obj@tcp -h ...``) and the user from the host in a URL authority;
+# * ``/ ? # % &``, spaces, control characters, non-ASCII: they change what an admin API
+#   path (``/v1/nodes/{name}``) means, or need encoding that proxies and logs undo;
+# * ``|`` and ``\x1e``: separators of the catalog's record keys and canonical forms;
+# * a leading ``.`` (``.`` and ``..`` are dot-segments that URL clients remove from a
+#   path) and a leading ``-`` (read as an option by the CLI and in endpoint strings).
+# A leading ``:`` stays allowed for IPv6 addresses such as ``::1``.
+NODE_NAME_RULE = "1-128 of [A-Za-z0-9_.:-], not starting with '.' or '-'"
+_NODE_NAME = re.compile(r"[A-Za-z0-9_:][A-Za-z0-9_.:-]{0,127}")
+
+
+def is_node_name(name: object) -> bool:
+    """Whether ``name`` is a valid node name (see :data:`NODE_NAME_RULE`)."""
+    return isinstance(name, str) and _NODE_NAME.fullmatch(name) is not None
+
+
+def node_name_error(name: object) -> str | None:
+    """Why ``name`` is not a valid node name (one message for every interface), or None."""
+    if is_node_name(name):
+        return None
+    return f"node name must be {NODE_NAME_RULE}, got {name!r:.140}"
+
+
 @dataclass(frozen=True, slots=True)
 class NodeRecord:
     name: str
@@ -116,7 +205,11 @@ class NodeRecord:
     port: int = 0
     setting_state: State = State.ACTIVE
     present_state: State = State.ACTIVE  # alive/dead, from heartbeats
-    last_heartbeat: float = 0.0  # unix seconds; 0 = never
+    #: unix seconds the registry last registered the node alive (a subscription of a new,
+    #: moved or dead node); 0 = never. Heartbeats do not move it: they are kept in memory
+    #: (the hub's NodeState, liveness), not written per beat to every node's replica.
+    #: (The stored column keeps this name until the store's schema changes.)
+    last_heartbeat: float = 0.0
 
     @property
     def key(self) -> str:

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from tarscascade.node.servants import NODE_SERVANT
 from tarscascade.wire.idl.queryf import FIND_4ANY, QUERY_SERVANT
+from tarscascade.wire.idl.serverf import NODE_SERVANT
 from tarscascade.wire.packets import RequestPacket
 from tarscascade.wire.struct import decode_struct
 from tests.data import vector_bytes

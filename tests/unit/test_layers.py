@@ -98,6 +98,35 @@ def test_imports_point_down_only(path: Path) -> None:
     assert not bad, "upward or sideways imports:\n" + "\n".join(bad)
 
 
+# Inside the layers: the registry's admin surface (registry/admin_ops.py: validation,
+# write results, drains for the admin API) sits on top of the registry, and the node's
+# HTTP API sits on the node only. Errors live in errors.py, record builders in model.py.
+ADMIN_SURFACE = "tarscascade.registry.admin_ops"
+NODE_SIDE_ADMIN = ("admin/node_api.py", "admin/node_metrics.py", "admin/http.py")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [m for m in MODULES if _layer(m) == "registry" and m.name != "admin_ops.py"],
+    ids=lambda p: str(p.relative_to(SRC)),
+)
+def test_the_registry_does_not_import_its_admin_surface(path: Path) -> None:
+    bad = [f"line {line}: {name}" for line, name in _imports(path) if name == ADMIN_SURFACE]
+    assert not bad, "registry -> admin surface (move it to model or errors):\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("rel", NODE_SIDE_ADMIN)
+def test_the_node_http_api_does_not_import_the_registry(rel: str) -> None:
+    path = SRC / rel
+    assert path.exists(), rel
+    bad = [
+        f"line {line}: {name}"
+        for line, name in _imports(path)
+        if name == "tarscascade.registry" or name.startswith("tarscascade.registry.")
+    ]
+    assert not bad, "node HTTP API -> registry:\n" + "\n".join(bad)
+
+
 @pytest.mark.parametrize(
     "path",
     [m for m in MODULES if _layer(m) == "wire"],
@@ -127,3 +156,11 @@ def test_auth_uses_only_the_standard_library(path: Path) -> None:
             assert name.split(".")[1] in ("auth", "errors", "wire"), f"line {line}: {name}"
         elif top != "__future__":
             assert top in sys.stdlib_module_names, f"line {line}: third-party import {name}"
+
+
+def test_the_codec_is_the_bottom_of_wire() -> None:
+    # wire/struct.py generates code on top of wire/codec.py: the codec imports no other
+    # wire module, so the two can never import each other
+    path = SRC / "wire" / "codec.py"
+    ours = [name for _, name in _imports(path) if name.startswith("tarscascade.")]
+    assert ours == ["tarscascade.errors"], ours

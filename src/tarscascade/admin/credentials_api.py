@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tarscascade.admin.http import error_response
 from tarscascade.admin.models import Model, errors
-from tarscascade.registry.admin_ops import validate_name
+from tarscascade.registry.admin_ops import validate_node_name
 from tarscascade.registry.node_auth import NodeAuthority
 from tarscascade.wire.endpoint import parse_endpoint
 
@@ -81,7 +81,7 @@ def add_credential_routes(r: APIRouter, authority: NodeAuthority) -> None:
         responses=errors(400, 401, 403, 409, 413, 503),
     )
     async def issue(name: str, body: Annotated[CredentialBody | None, Body()] = None) -> Response:
-        validate_name("node name", name)
+        validate_node_name(name)
         refused = not_node_mode()
         if refused is not None:
             return refused
@@ -103,7 +103,7 @@ def add_credential_routes(r: APIRouter, authority: NodeAuthority) -> None:
         responses=errors(400, 404, 409),
     )
     async def show(name: str) -> Response:
-        validate_name("node name", name)
+        validate_node_name(name)
         refused = not_node_mode()
         if refused is not None:
             return refused
@@ -123,7 +123,7 @@ def add_credential_routes(r: APIRouter, authority: NodeAuthority) -> None:
         responses=errors(400, 401, 403, 404, 409, 413, 503),
     )
     async def revoke(name: str) -> Response:
-        validate_name("node name", name)
+        validate_node_name(name)
         refused = not_node_mode()
         if refused is not None:
             return refused

@@ -27,8 +27,8 @@ from tarscascade.errors import (
     InvalidRecordError,
     NotFoundError,
     StoreError,
+    ValidationError,
 )
-from tarscascade.registry.admin_ops import ValidationError
 
 # Looked up along the exception's MRO, so NotFoundError wins over its base StoreError.
 ERROR_STATUS: dict[type[Exception], int] = {

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-StateName = Literal["active", "inactive"]
+from tarscascade.admin.schemas import StateName
 
 
 class Model(BaseModel):
@@ -224,7 +224,10 @@ class NodeRecordModel(Model):
     port: int
     setting_state: StateName
     present_state: StateName
-    last_heartbeat: float
+    last_heartbeat: float = Field(
+        description="unix seconds the registry last registered the node alive (not moved"
+        " by heartbeats: see last_heartbeat_age_s); 0 = never"
+    )
 
 
 class HeldVersion(Model):
@@ -240,7 +243,10 @@ class NodeView(NodeRecordModel):
     via: str = Field(description="the relay that reports it; empty for a direct session")
     versions: dict[str, HeldVersion]
     lag: dict[str, int | None] = Field(description="revisions behind; null: another epoch")
-    last_heartbeat_age_s: float | None
+    last_heartbeat_age_s: float | None = Field(
+        description="seconds since the node was last heard, by this registry or (newer) by"
+        " any registry of the tier; null: never"
+    )
     tier_seen_age_s: float | None = Field(
         default=None,
         description="seconds since any registry of the tier last shared a sighting of it",

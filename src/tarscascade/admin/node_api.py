@@ -24,9 +24,8 @@ from tarscascade.admin.dashboard import STATIC_DIR, render, sse
 from tarscascade.admin.http import RequestMetricsMiddleware, error_response, install_error_handlers
 from tarscascade.admin.node_metrics import NodeMetrics
 from tarscascade.catalog.encoded import QueryMethod
-from tarscascade.errors import EndpointSyntaxError
+from tarscascade.errors import EndpointSyntaxError, ValidationError
 from tarscascade.node.app import NodeAgent
-from tarscascade.registry.admin_ops import ValidationError
 from tarscascade.wire.endpoint import Endpoint, format_endpoint, validate_object_id
 from tarscascade.wire.idl.endpointf import EndpointF
 from tarscascade.wire.idl.queryf import FIND_4ANY, FIND_IN_SAME_GROUP

@@ -74,7 +74,7 @@ from tarscascade.admin.schemas import (
     StateBody,
 )
 from tarscascade.cascade import NodeState
-from tarscascade.errors import ConflictError, NotFoundError
+from tarscascade.errors import ConflictError, NotFoundError, ValidationError
 from tarscascade.model import (
     Category,
     EndpointRecord,
@@ -85,9 +85,9 @@ from tarscascade.model import (
 )
 from tarscascade.registry.admin_ops import (
     RegistryAdmin,
-    ValidationError,
     WriteResult,
     validate_name,
+    validate_node_name,
 )
 from tarscascade.registry.drains import DrainJob
 from tarscascade.registry.listing import MAX_LIMIT, ObjectListing, ObjectPage
@@ -569,7 +569,7 @@ def listing_json(page: ObjectPage) -> bytes:
 
 def _node_routes(r: APIRouter, admin: RegistryAdmin) -> None:
     def find(name: str) -> NodeRecord | None:
-        validate_name("node name", name)
+        validate_node_name(name)
         return next((n for n in admin.list_nodes() if n.name == name), None)
 
     def hub_states() -> dict[str, NodeState]:
@@ -632,7 +632,7 @@ def _node_routes(r: APIRouter, admin: RegistryAdmin) -> None:
         responses=WRITE_ERRORS,
     )
     async def remove_node(name: str, expect: Precondition = None) -> Json:
-        name = validate_name("node name", name)
+        name = validate_node_name(name)
         return _committed(await admin.remove_node(name, expect=expect))
 
 
@@ -648,11 +648,13 @@ def _node_view(
     newest over the registry tier's sightings when that is newer)."""
     view = dataclasses.asdict(record if record is not None else NodeRecord(name))
     view["registered"] = record is not None
-    beat = record.last_heartbeat if record is not None else 0.0
+    # the age of the last heartbeat this registry heard; the record's ``last_heartbeat``
+    # is the last registration, not a heartbeat (model.NodeRecord)
+    beat = 0.0
     if state is None:
         view.update(connected=False, address="", via="", versions={}, lag={})
     else:
-        beat = state.last_heartbeat or beat
+        beat = state.last_heartbeat
         view.update(
             connected=state.connected,
             address=state.address,

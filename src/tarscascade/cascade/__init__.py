@@ -5,7 +5,7 @@ Layer ``cascade``: imports ``catalog``, ``transport``, ``wire`` (and ``model``,
 runs a :class:`CascadeClient` into its replica and, as a relay, a hub over that replica.
 """
 
-from tarscascade.cascade.client import CascadeClient, ClientOptions, ClientStats
+from tarscascade.cascade.downstream import CascadeClient, ClientOptions, ClientStats
 from tarscascade.cascade.freshness import FRESH, Freshness
 from tarscascade.cascade.hub import CascadeHub, NodeInfo
 from tarscascade.cascade.payload import (

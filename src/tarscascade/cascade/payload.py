@@ -28,6 +28,7 @@ import orjson
 
 from tarscascade.errors import DecodeError
 from tarscascade.model import (
+    STATE_BY_NAME,
     Category,
     ChangeEvent,
     EndpointRecord,
@@ -37,7 +38,6 @@ from tarscascade.model import (
     Op,
     Record,
     Setting,
-    State,
 )
 
 __all__ = [
@@ -72,7 +72,7 @@ _FIELDS: dict[type[Any], tuple[str, ...]] = {
     cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in _TYPES
 }
 _GETTERS = {cls: attrgetter(*names) for cls, names in _FIELDS.items()}
-_STATES: dict[object, State] = {s.value: s for s in State}
+_STATES = STATE_BY_NAME
 _OPS: dict[object, Op] = {o.value: o for o in Op}
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1

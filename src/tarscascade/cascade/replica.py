@@ -55,7 +55,9 @@ class Outcome(Enum):
 
 
 @dataclass(slots=True)
-class Result:
+class PushResult:
+    """What handling one push from the upstream did to the replica."""
+
     outcome: Outcome
     category: Category | None = None
     snapshot: bool = False
@@ -159,7 +161,7 @@ class Replica:
             asm.pause.release()
         return asm
 
-    def handle(self, func: str, body: bytes) -> Result:
+    def handle(self, func: str, body: bytes) -> PushResult:
         try:
             if func == PUSH_SNAPSHOT:
                 return self._chunk(decode_struct(SnapshotChunkF, body))
@@ -167,28 +169,30 @@ class Replica:
                 return self._delta(decode_struct(DeltaF, body))
             if func == PUSH_RESYNC:
                 resync = decode_struct(ResyncF, body)
-                return Result(Outcome.RESYNC, reason=f"upstream asked: {resync.reason}")
+                return PushResult(Outcome.RESYNC, reason=f"upstream asked: {resync.reason}")
         except DecodeError as exc:
-            return Result(Outcome.RESYNC, reason=f"undecodable {func}: {exc}")
-        return Result(Outcome.IGNORED, reason=f"unknown push {func!r}")
+            return PushResult(Outcome.RESYNC, reason=f"undecodable {func}: {exc}")
+        return PushResult(Outcome.IGNORED, reason=f"unknown push {func!r}")
 
     # ------------------------------------------------------------------ snapshots
 
-    def _chunk(self, chunk: SnapshotChunkF) -> Result:
+    def _chunk(self, chunk: SnapshotChunkF) -> PushResult:
         try:
             cat = Category(chunk.category)
         except ValueError:
-            return Result(Outcome.RESYNC, reason=f"snapshot of unknown category {chunk.category!r}")
+            return PushResult(
+                Outcome.RESYNC, reason=f"snapshot of unknown category {chunk.category!r}"
+            )
         version = _version(chunk.version)
         if not 0 < chunk.total <= MAX_CHUNKS or not 0 <= chunk.seq < chunk.total:
             self._drop(cat)
-            return Result(Outcome.RESYNC, cat, reason=f"bad chunk {chunk.seq}/{chunk.total}")
+            return PushResult(Outcome.RESYNC, cat, reason=f"bad chunk {chunk.seq}/{chunk.total}")
         asm = self._assembly.get(cat)
         if chunk.seq == 0:
             self._drop(cat)
             held = self.catalog.version(cat)
             if held.epoch and held.epoch == version.epoch and version.revision < held.revision:
-                return Result(
+                return PushResult(
                     Outcome.OLDER, cat, reason=f"snapshot at {version} is older than {held}"
                 )
             asm = self._assembly[cat] = _Assembly(
@@ -203,10 +207,10 @@ class Replica:
                 GcPause() if chunk.total >= PAUSE_GC_FROM_CHUNKS else None,
             )
         elif asm is None:
-            return Result(Outcome.IGNORED, cat, reason="chunk of a snapshot we are not taking")
+            return PushResult(Outcome.IGNORED, cat, reason="chunk of a snapshot we are not taking")
         elif (asm.version, asm.total, asm.next_seq) != (version, chunk.total, chunk.seq):
             self._drop(cat)
-            return Result(Outcome.RESYNC, cat, reason="snapshot chunks out of order")
+            return PushResult(Outcome.RESYNC, cat, reason="snapshot chunks out of order")
         try:
             records = decode_records(chunk.payload, cat)
             if asm.objects is not None:
@@ -215,11 +219,11 @@ class Replica:
                 asm.records.extend(records)
         except DecodeError as exc:
             self._drop(cat)
-            return Result(Outcome.RESYNC, cat, reason=f"bad snapshot payload: {exc}")
+            return PushResult(Outcome.RESYNC, cat, reason=f"bad snapshot payload: {exc}")
         asm.next_seq += 1
         asm.last_chunk = self.clock()
         if asm.next_seq < asm.total:
-            return Result(Outcome.PENDING, cat, snapshot=True)
+            return PushResult(Outcome.PENDING, cat, snapshot=True)
         del self._assembly[cat]
         try:
             return self._replace(cat, asm)
@@ -233,7 +237,7 @@ class Replica:
                     gc.freeze()
                 asm.pause.release()
 
-    def _replace(self, cat: Category, asm: _Assembly) -> Result:
+    def _replace(self, cat: Category, asm: _Assembly) -> PushResult:
         if asm.objects is not None:
             count, digest = asm.objects.endpoint_count, asm.objects.digest
         else:
@@ -242,7 +246,7 @@ class Replica:
             if len(keys) != len(asm.records):
                 count = -1  # duplicate keys: not the snapshot the upstream described
         if count != asm.count or digest != asm.digest:
-            return Result(
+            return PushResult(
                 Outcome.RESYNC,
                 cat,
                 reason=f"snapshot {asm.version} has {count} records / digest {digest:x},"
@@ -253,29 +257,31 @@ class Replica:
             records = asm.objects if asm.objects is not None else asm.records
             self.catalog.replace_category(cat, records, asm.version)
         except CatalogError as exc:
-            return Result(Outcome.RESYNC, cat, reason=f"snapshot refused: {exc}")
+            return PushResult(Outcome.RESYNC, cat, reason=f"snapshot refused: {exc}")
         self._applied(cat, before if before.epoch else None, asm.version, None)
-        return Result(Outcome.APPLIED, cat, snapshot=True)
+        return PushResult(Outcome.APPLIED, cat, snapshot=True)
 
     # ------------------------------------------------------------------ deltas
 
-    def _delta(self, delta: DeltaF) -> Result:
+    def _delta(self, delta: DeltaF) -> PushResult:
         try:
             cat = Category(delta.category)
         except ValueError:
-            return Result(Outcome.RESYNC, reason=f"delta of unknown category {delta.category!r}")
+            return PushResult(
+                Outcome.RESYNC, reason=f"delta of unknown category {delta.category!r}"
+            )
         from_, to = _version(delta.from_), _version(delta.to)
         held = self.catalog.version(cat)
         if to.epoch == held.epoch and held.epoch and to.revision <= held.revision:
-            return Result(Outcome.IGNORED, cat, reason=f"already at {held}, delta to {to}")
+            return PushResult(Outcome.IGNORED, cat, reason=f"already at {held}, delta to {to}")
         if from_ != held or to.epoch != from_.epoch:
-            return Result(Outcome.RESYNC, cat, reason=f"delta {from_}->{to} but holding {held}")
+            return PushResult(Outcome.RESYNC, cat, reason=f"delta {from_}->{to} but holding {held}")
         try:
             events = decode_events(delta.payload, cat)
         except DecodeError as exc:
-            return Result(Outcome.RESYNC, cat, reason=f"bad delta payload: {exc}")
+            return PushResult(Outcome.RESYNC, cat, reason=f"bad delta payload: {exc}")
         if events and (events[0].revision <= from_.revision or events[-1].revision > to.revision):
-            return Result(Outcome.RESYNC, cat, reason=f"delta {from_}->{to}: revisions outside")
+            return PushResult(Outcome.RESYNC, cat, reason=f"delta {from_}->{to}: revisions outside")
         try:
             if events:
                 self.catalog.apply(events, to.epoch)
@@ -285,9 +291,9 @@ class Replica:
             if self.catalog.version(cat) != to:
                 self.catalog.advance(cat, to)
         except CatalogError as exc:
-            return Result(Outcome.RESYNC, cat, reason=f"delta refused: {exc}")
+            return PushResult(Outcome.RESYNC, cat, reason=f"delta refused: {exc}")
         self._applied(cat, from_, to, events)
-        return Result(Outcome.APPLIED, cat, bookmark=not events)
+        return PushResult(Outcome.APPLIED, cat, bookmark=not events)
 
     def _applied(
         self,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from tarscascade.catalog import Catalog
 from tarscascade.errors import TarsCascadeError
-from tarscascade.model import Category, Version
+from tarscascade.model import Category, Version, is_node_name
 from tarscascade.wire.idl.cascadef import (
     CategoryStateF,
     NodeAckF,
@@ -22,8 +22,6 @@ from tarscascade.wire.idl.cascadef import (
     to_wire_digest,
 )
 
-#: Node names: what TARS uses (host names, IPs), bounded; no spaces or control chars.
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@\-]{0,127}")
 _EPOCH = re.compile(r"[\x21-\x7e]{0,64}")
 _HOST = re.compile(r"[A-Za-z0-9_.:\-\[\]%]{1,255}")
 MAX_REVISION = 2**63 - 1
@@ -42,7 +40,8 @@ class Held:
 
 
 def check_name(name: object) -> str:
-    if not isinstance(name, str) or _NAME.fullmatch(name) is None:
+    """The node name of a request (the one rule of ``model.is_node_name``)."""
+    if not isinstance(name, str) or not is_node_name(name):
         raise BadRequestError(f"bad node name {name!r:.80}")
     return name
 

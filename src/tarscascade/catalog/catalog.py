@@ -19,9 +19,9 @@ from typing import Any
 from tarscascade.catalog.groups import EMPTY_GROUPS, GroupIndex
 from tarscascade.catalog.tables import (
     Change,
+    KeyedTable,
     ObjectSnapshot,
     ObjectTable,
-    RecordTable,
     group_by_object,
 )
 from tarscascade.errors import TarsCascadeError
@@ -80,9 +80,9 @@ class Catalog:
 
     def __init__(self) -> None:
         self._objects = ObjectTable()
-        self._nodes: RecordTable[NodeRecord] = RecordTable()
-        self._groups: RecordTable[GroupRule | GroupPriority] = RecordTable()
-        self._settings: RecordTable[Setting] = RecordTable()
+        self._nodes: KeyedTable[NodeRecord] = KeyedTable()
+        self._groups: KeyedTable[GroupRule | GroupPriority] = KeyedTable()
+        self._settings: KeyedTable[Setting] = KeyedTable()
         self._versions: dict[Category, Version] = dict.fromkeys(Category, NO_VERSION)
         self._group_index: GroupIndex | None = EMPTY_GROUPS
         self._listeners: list[Listener] = []
@@ -232,7 +232,7 @@ class Catalog:
             affected = self._objects.changed_ids(table)
             self._objects = table
         elif cat is Category.NODES:
-            nodes = RecordTable(_checked(records, cat))
+            nodes = KeyedTable(_checked(records, cat))
             affected = set()
             old = self._nodes
             for name in old.keys() | nodes.keys():
@@ -240,14 +240,14 @@ class Catalog:
                     affected.update(self._objects.objects_on_node(name))
             self._nodes = nodes
         elif cat is Category.GROUPS:
-            groups: RecordTable[GroupRule | GroupPriority] = RecordTable(_checked(records, cat))
+            groups: KeyedTable[GroupRule | GroupPriority] = KeyedTable(_checked(records, cat))
             everything = not groups.same_content(self._groups)
             self._groups = groups
             affected = set(self._objects.ids()) if everything else set()
             if everything:
                 self._group_index = None
         else:
-            self._settings = RecordTable(_checked(records, cat))
+            self._settings = KeyedTable(_checked(records, cat))
             affected = set()
         self._versions[cat] = version
         self._notify(None if everything else affected)
@@ -276,10 +276,10 @@ class Catalog:
                 raise CatalogError(f"objects diff: {exc}") from exc
             return self._objects.diff(target)
         if cat is Category.NODES:
-            return self._nodes.diff(RecordTable(_checked(records, cat)))
+            return self._nodes.diff(KeyedTable(_checked(records, cat)))
         if cat is Category.GROUPS:
-            return self._groups.diff(RecordTable(_checked(records, cat)))
-        return self._settings.diff(RecordTable(_checked(records, cat)))
+            return self._groups.diff(KeyedTable(_checked(records, cat)))
+        return self._settings.diff(KeyedTable(_checked(records, cat)))
 
     def _apply_endpoint(self, ev: ChangeEvent, affected: set[str]) -> None:
         if ev.op == Op.PUT:
@@ -297,7 +297,7 @@ class Catalog:
             record = ev.record
             assert isinstance(record, NodeRecord)
             changed, old = self._nodes.put(record)
-            # A heartbeat that only moves last_heartbeat changes no answer.
+            # A re-registration that only moves last_heartbeat changes no answer.
             if changed and is_node_alive(old) != is_node_alive(record):
                 affected.update(self._objects.objects_on_node(record.name))
         else:
@@ -345,7 +345,7 @@ def _check_event(ev: ChangeEvent) -> None:
         raise CatalogError(f"unknown op {ev.op!r} at revision {ev.revision}")
 
 
-def _apply_small(table: RecordTable[Any], ev: ChangeEvent) -> bool:
+def _apply_small(table: KeyedTable[Any], ev: ChangeEvent) -> bool:
     """Apply an event to a small category; True when its content changed."""
     if ev.op == Op.PUT:
         changed, _ = table.put(ev.record)

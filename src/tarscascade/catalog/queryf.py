@@ -16,9 +16,8 @@ from tarscascade.catalog.encoded import QUERY_METHODS, QueryAnswerer
 from tarscascade.errors import DecodeError, EncodeError
 from tarscascade.wire.idl.queryf import QUERY_F
 from tarscascade.wire.interface import Method
-from tarscascade.wire.packets import Ret
+from tarscascade.wire.packets import Result, Ret
 
-Result = tuple[int, bytes, str]
 #: extra functions a host can answer (e.g. the node's registerQuery); same signature
 Extra = Callable[[Method, list[object], str], Result]
 

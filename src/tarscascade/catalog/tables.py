@@ -1,6 +1,6 @@
 """The record tables behind the catalog: keyed records plus an incremental content digest.
 
-Two shapes. :class:`RecordTable` is a plain ``key -> record`` dict for the small
+Two shapes. :class:`KeyedTable` is a plain ``key -> record`` dict for the small
 categories (nodes, groups, settings). :class:`ObjectTable` holds the endpoints nested
 by object id, because every query and every invalidation works per object, and keeps
 an index ``node name -> object ids`` so a node going down invalidates exactly the
@@ -42,7 +42,7 @@ Endpoints = dict[HostPort, EndpointRecord]
 _NO_IDS: frozenset[str] = frozenset()
 
 
-class RecordTable(Generic[R]):
+class KeyedTable(Generic[R]):
     """Records of one small category by key, with the category digest."""
 
     __slots__ = ("_by_key", "_sum")
@@ -77,10 +77,10 @@ class RecordTable(Generic[R]):
     def values(self) -> Iterable[R]:
         return self._by_key.values()
 
-    def same_content(self, other: RecordTable[R]) -> bool:
+    def same_content(self, other: KeyedTable[R]) -> bool:
         return self._by_key == other._by_key
 
-    def diff(self, target: RecordTable[R]) -> list[Change]:
+    def diff(self, target: KeyedTable[R]) -> list[Change]:
         """The changes that turn this table's content into ``target``'s, sorted by key."""
         mine, theirs = self._by_key, target._by_key
         out: list[Change] = [(Op.DELETE, k, None) for k in mine.keys() - theirs.keys()]

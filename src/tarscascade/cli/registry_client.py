@@ -123,6 +123,16 @@ def check_object_id(text: str) -> str:
         fail(str(exc), EXIT_USAGE)
 
 
+def check_node_name(text: str) -> str:
+    """A node name, by the rule the registry and the cascade apply; else exit 2 here."""
+    from tarscascade.model import node_name_error
+
+    error = node_name_error(text)
+    if error is not None:
+        fail(error, EXIT_USAGE)
+    return text
+
+
 def user_endpoint(text: str) -> str:
     """How a message names an endpoint the user typed: ``tcp -h 10.0.0.1 -p 80``."""
     ep = parse_endpoint_arg(text)

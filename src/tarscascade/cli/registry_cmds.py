@@ -25,6 +25,7 @@ from tarscascade.cli.registry_client import (
     RegistryOpt,
     TokenFileOpt,
     TokenOpt,
+    check_node_name,
     check_object_id,
     fail,
     parse_endpoint_arg,
@@ -272,6 +273,8 @@ def endpoint_add(
 ) -> None:
     """Add an endpoint to an object."""
     shown = user_endpoint(endpoint)
+    if node:
+        check_node_name(node)
     body = {
         "endpoint": endpoint,
         "node": node,
@@ -365,6 +368,8 @@ def endpoint_update(
         "bak_flag": None if bak is None else int(bak),
         "adapter_name": adapter,
     }
+    if node:  # "" clears it
+        check_node_name(node)
     body = {k: v for k, v in changes.items() if v is not None}
     if not body:
         fail("nothing to update: give at least one option (see --help)", EXIT_USAGE)

@@ -24,6 +24,7 @@ from tarscascade.cli.registry_client import (
     RegistryOpt,
     TokenFileOpt,
     TokenOpt,
+    check_node_name,
     fail,
     path,
     print_json,
@@ -132,6 +133,7 @@ def node_show(
     """One node agent: its record and what the cascade knows of it."""
     from tarscascade.cli.registry_cmds import NODE_COLUMNS, node_row
 
+    check_node_name(name)
     data = AdminClient(registry, read_token(token, token_file)).get(path("nodes", name))
     if as_json:
         print_json(data)
@@ -169,6 +171,7 @@ def node_add(
     A registry with --node-auth answers with a new secret for the node, shown once
     (or written to --secret-file); it replaces any older one.
     """
+    check_node_name(name)
     body: dict[str, Any] = {"state": "inactive" if inactive else "active"}
     if host is not None:
         body["host"] = host
@@ -241,6 +244,7 @@ def node_rm(
     """Remove a node agent (and revoke its secret: its session ends)."""
     import httpx
 
+    check_node_name(name)
     url = path("nodes", name)
     tok = read_token(token, token_file)
     client = AdminClient(registry, tok)

@@ -33,7 +33,9 @@ DEFAULT_VIA = "127.0.0.1:17890"
 CALL_TIMEOUT = 5.0
 
 
-class QueryMethod(StrEnum):
+class MethodChoice(StrEnum):
+    """`resolve --method`: a QueryF function by a short name (catalog.QueryMethod: by its own)."""
+
     ID = "id"
     ANY = "any"
     ALL = "all"
@@ -42,17 +44,17 @@ class QueryMethod(StrEnum):
     SET = "set"
 
 
-def method_of(choice: QueryMethod) -> Method:
+def method_of(choice: MethodChoice) -> Method:
     """The QueryF function (imported here: the wire layer is not needed for --help)."""
     from tarscascade.wire.idl import queryf
 
     return {
-        QueryMethod.ID: queryf.FIND_OBJECT_BY_ID,
-        QueryMethod.ANY: queryf.FIND_4ANY,
-        QueryMethod.ALL: queryf.FIND_4ALL,
-        QueryMethod.GROUP: queryf.FIND_IN_SAME_GROUP,
-        QueryMethod.STATION: queryf.FIND_IN_SAME_STATION,
-        QueryMethod.SET: queryf.FIND_IN_SAME_SET,
+        MethodChoice.ID: queryf.FIND_OBJECT_BY_ID,
+        MethodChoice.ANY: queryf.FIND_4ANY,
+        MethodChoice.ALL: queryf.FIND_4ALL,
+        MethodChoice.GROUP: queryf.FIND_IN_SAME_GROUP,
+        MethodChoice.STATION: queryf.FIND_IN_SAME_STATION,
+        MethodChoice.SET: queryf.FIND_IN_SAME_SET,
     }[choice]
 
 
@@ -95,7 +97,7 @@ def resolve(
         str, typer.Option("--via", metavar="HOST:PORT", help="QueryObj of a registry or node.")
     ] = DEFAULT_VIA,
     method: Annotated[
-        QueryMethod | None,
+        MethodChoice | None,
         typer.Option(
             "--method",
             help="QueryF function: findObjectById / 4Any / 4All / InSameGroup / InSameStation"
@@ -116,13 +118,15 @@ def resolve(
     check_object_id(object_id)
     host, port = parse_via(via)
     if method is None:
-        method = QueryMethod.SET if set_id else QueryMethod.STATION if station else QueryMethod.ANY
+        method = (
+            MethodChoice.SET if set_id else MethodChoice.STATION if station else MethodChoice.ANY
+        )
     args = [object_id]
-    if method is QueryMethod.SET:
+    if method is MethodChoice.SET:
         if not set_id:
             fail("--method set needs --set NAME.AREA.GROUP", EXIT_USAGE)
         args.append(set_id)
-    elif method is QueryMethod.STATION:
+    elif method is MethodChoice.STATION:
         if not station:
             fail("--method station needs --station NAME", EXIT_USAGE)
         args.append(station)

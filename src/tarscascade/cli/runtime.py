@@ -24,34 +24,29 @@ from tarscascade.admin.registry_api import check_listen_safety, create_registry_
 from tarscascade.auth.listen import check_tars_listen_safety
 from tarscascade.cascade import CascadeHub, HubOptions
 from tarscascade.dbtars import OWNER, DbTarsImporter, DbTarsSource, ImportOptions, Lease
-from tarscascade.node.app import NodeAgent, NodeConfig
+from tarscascade.node.app import NodeAgent
+from tarscascade.node.config import NodeConfig
 from tarscascade.registry.admin_ops import RegistryAdmin
-from tarscascade.registry.cascade import attach_cascade
 from tarscascade.registry.core import RegistryCore, RegistryOptions
+from tarscascade.registry.feed import attach_cascade
 from tarscascade.registry.fleet_log import FleetWatcher
 from tarscascade.registry.node_auth import NodeAuthority
 from tarscascade.registry.servants import QueryServant, ReportServant, ServerObjAlias
 from tarscascade.store import CreatePolicy, SqlStore
 from tarscascade.transport import ServerOptions, TarsServer, TlsConfig
-from tarscascade.wire.hosts import is_loopback
-from tarscascade.wire.idl.serverf import NODE_SERVANT
+from tarscascade.wire.hosts import is_loopback, split_host_port
+from tarscascade.wire.idl.queryf import DEFAULT_REGISTRY_PORT, QUERY_SERVANT
+from tarscascade.wire.idl.serverf import DEFAULT_NODE_PORT, NODE_SERVANT
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TARS = ("127.0.0.1", 17890)
+DEFAULT_TARS = ("127.0.0.1", DEFAULT_REGISTRY_PORT)
 DEFAULT_HTTP = ("127.0.0.1", 17880)
 
 
 def parse_hostport(value: str, default_port: int) -> tuple[str, int]:
     """``HOST:PORT``, ``:PORT``, ``HOST`` or ``[v6]:PORT``."""
-    v = value.strip()
-    if v.startswith("["):
-        host, _, rest = v[1:].partition("]")
-        port = rest.lstrip(":")
-    elif v.count(":") == 1:
-        host, port = v.split(":")
-    else:
-        host, port = v, ""
+    host, port = split_host_port(value)
     if not port:
         return host or "127.0.0.1", default_port
     if not port.isdigit() or not 0 <= int(port) < 65536:
@@ -259,10 +254,10 @@ class RegistryProcess:
 
     def locator(self) -> str:
         host = self.config.listen[0]
-        return f"tars.tarsregistry.QueryObj@tcp -h {host} -p {self.tars_port}"
+        return f"{QUERY_SERVANT}@tcp -h {host} -p {self.tars_port}"
 
 
-DEFAULT_NODE_TARS = ("127.0.0.1", 19386)
+DEFAULT_NODE_TARS = ("127.0.0.1", DEFAULT_NODE_PORT)
 DEFAULT_NODE_HTTP = ("127.0.0.1", 19380)
 
 

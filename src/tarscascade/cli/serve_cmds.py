@@ -16,12 +16,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from tarscascade.cli.logs import LogFormat, setup_logging
-from tarscascade.cli.registry_client import TOKEN_ENV, TokenFileOpt, read_token, warn
+from tarscascade.cli.registry_client import (
+    TOKEN_ENV,
+    TokenFileOpt,
+    check_node_name,
+    read_token,
+    warn,
+)
 from tarscascade.cli.registry_config_cmds import node_app
 
 if TYPE_CHECKING:
     from tarscascade.cli.runtime import NodeProcess, RegistryConfig
-    from tarscascade.node.app import NodeConfig
+    from tarscascade.node.config import NodeConfig
 
 app = typer.Typer(add_completion=False)
 
@@ -260,7 +266,7 @@ def _upstreams(value: str) -> tuple[list[tuple[str, int]], dict[tuple[str, int],
         if at:
             if not name:
                 raise typer.BadParameter(f"--upstream: {v!r} names no relay before '@'")
-            relays[hp] = name
+            relays[hp] = check_node_name(name)
         out.append(hp)
     if not out:
         raise typer.BadParameter("--upstream: at least one HOST:PORT")
@@ -335,8 +341,9 @@ def agent(
     tls_ca: TlsCaOpt = None,
 ) -> None:
     """Run a node agent in the foreground: a full replica, QueryF for the host, a relay."""
-    from tarscascade.node.app import NodeConfig
+    from tarscascade.node.config import NodeConfig
 
+    check_node_name(name)
     setup_logging(log_level, log_format)
     listen_addr = _hostport(listen, 19386, "--listen")
     relay_addr = _hostport(relay_listen, 19387, "--relay-listen") if relay_listen else None
@@ -451,6 +458,7 @@ def up(
     (the bootstrap/dev mode: loopback only, one shared token if any)."""
     from tarscascade.cli.runtime import DEFAULT_HTTP, DEFAULT_TARS, RegistryConfig
 
+    check_node_name(node_name)
     setup_logging(log_level, log_format)
     secret = read_token(token, token_file)
     reg = RegistryConfig(
@@ -468,7 +476,7 @@ async def _run_up(reg: RegistryConfig, directory: Path, node_name: str, token: s
     from tarscascade.cli.runtime import DEFAULT_NODE_HTTP as NODE_HTTP
     from tarscascade.cli.runtime import DEFAULT_NODE_TARS as NODE_TARS
     from tarscascade.cli.runtime import NodeProcess, RegistryProcess, client_locator
-    from tarscascade.node.app import NodeConfig
+    from tarscascade.node.config import NodeConfig
 
     stop = stop_on_signal()
     async with RegistryProcess(reg) as rp:

@@ -11,16 +11,18 @@ from tarscascade.client.locator import (
     DEFAULT_LOCATOR,
     DEFAULT_NODE_LOCATOR,
     DEFAULT_REGISTRY_LOCATOR,
-    OBJECT_CHANGED,
     LocatorClient,
     LocatorError,
     Query,
-    decode_object_changed,
-    encode_object_changed,
 )
 from tarscascade.client.proxy import EndpointPool, InvokeResult, ServantProxy
 from tarscascade.client.resolver import Resolver, ResolverOptions, StaticResolver
 from tarscascade.client.shield import Outcome, Reason, Shield, ShieldOptions
+from tarscascade.wire.idl.queryf import (
+    OBJECT_CHANGED,
+    decode_object_changed,
+    encode_object_changed,
+)
 from tarscascade.wire.idl.serverf import ENDPOINT_CONTEXT_KEY
 
 __all__ = [

@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tarscascade.client.locator import DEFAULT_NODE_LOCATOR
 from tarscascade.client.tasks import TaskOwner
 from tarscascade.errors import TarsCascadeError
 from tarscascade.transport import Channel, ChannelOptions, Servant, ServerOptions, TarsServer
@@ -44,7 +45,8 @@ from tarscascade.wire.idl.serverf import ENDPOINT_CONTEXT_KEY, KEEP_ALIVE, Serve
 
 log = logging.getLogger(__name__)
 
-DEFAULT_NODE = "tars.tarsnode.ServerObj@tcp -h 127.0.0.1 -p 19386"
+#: where the SDK announces a hosted servant: the local node agent
+DEFAULT_NODE = DEFAULT_NODE_LOCATOR
 #: seconds between keepAlives (TarsCpp ``HEART_BEAT_INTERVAL``)
 KEEPALIVE_INTERVAL = 10.0
 #: the ``-t`` of the advertised endpoint (the adapter's idle timeout, ms)

@@ -31,30 +31,25 @@ from tarscascade.errors import (
     TransportError,
 )
 from tarscascade.transport import Channel, ChannelOptions
-from tarscascade.wire.codec import STRING, decode_value, encode_value
 from tarscascade.wire.endpoint import ObjectRef, parse_object
 from tarscascade.wire.idl.endpointf import EndpointF
-from tarscascade.wire.idl.queryf import REGISTER_QUERY
+from tarscascade.wire.idl.queryf import (
+    DEFAULT_REGISTRY_PORT,
+    OBJECT_CHANGED,
+    QUERY_SERVANT,
+    REGISTER_QUERY,
+    decode_object_changed,
+)
+from tarscascade.wire.idl.serverf import DEFAULT_NODE_PORT, NODE_SERVANT
 from tarscascade.wire.interface import Method
 from tarscascade.wire.packets import STATUS_PUSH_FUNC, ResponsePacket
 
 log = logging.getLogger(__name__)
 
-DEFAULT_NODE_LOCATOR = "tars.tarsnode.ServerObj@tcp -h 127.0.0.1 -p 19386"
-DEFAULT_REGISTRY_LOCATOR = "tars.tarsregistry.QueryObj@tcp -h 127.0.0.1 -p 17890"
+DEFAULT_NODE_LOCATOR = f"{NODE_SERVANT}@tcp -h 127.0.0.1 -p {DEFAULT_NODE_PORT}"
+DEFAULT_REGISTRY_LOCATOR = f"{QUERY_SERVANT}@tcp -h 127.0.0.1 -p {DEFAULT_REGISTRY_PORT}"
 #: the local node first, the registry when the node does not answer
 DEFAULT_LOCATOR = (DEFAULT_NODE_LOCATOR, DEFAULT_REGISTRY_LOCATOR)
-#: TARS_FUNC of the node's push telling a subscriber that an object's list changed
-OBJECT_CHANGED = "tarscascade.objectChanged"
-
-
-def encode_object_changed(object_id: str) -> bytes:
-    """The body of an :data:`OBJECT_CHANGED` push (for servers implementing the contract)."""
-    return encode_value(STRING, object_id, 0)
-
-
-def decode_object_changed(body: bytes) -> str:
-    return decode_value(STRING, body, 0)
 
 
 def parse_locator(locator: str | Sequence[str]) -> tuple[ObjectRef, ...]:

@@ -32,6 +32,7 @@ from tarscascade.model import (
     GroupRule,
     State,
     default_adapter_name,
+    state_of_tars,
 )
 from tarscascade.wire.endpoint import parse_endpoint
 
@@ -95,10 +96,6 @@ def _s(v: str | None) -> str:
 def is_yes(flag: str | None) -> bool:
     """``enable_set`` / ``enable_group``: 'Y' or 'y' (TARS compares lowercased with 'y')."""
     return _s(flag).strip().lower() == "y"
-
-
-def _state(v: str | None) -> State:
-    return State.ACTIVE if _s(v).strip().lower() == "active" else State.INACTIVE
 
 
 def group_key(application: str | None, server_name: str | None) -> tuple[str, str]:
@@ -168,7 +165,7 @@ def _endpoint_record(
 def record_of_row(row: RoutingRow) -> EndpointRecord:
     """The endpoint record of one load-query row; :class:`Skipped` when there is none."""
     active_flow = _s(row.flow_state).strip().lower() != "inactive"
-    present = _state(row.present_state) if active_flow else State.INACTIVE
+    present = state_of_tars(row.present_state) if active_flow else State.INACTIVE
     set_id = ""
     if is_yes(row.enable_set):
         set_id = f"{_s(row.set_name)}.{_s(row.set_area)}.{_s(row.set_group)}"
@@ -180,7 +177,7 @@ def record_of_row(row: RoutingRow) -> EndpointRecord:
         enable_group=is_yes(row.enable_group),
         ip_group_name=_s(row.ip_group_name).strip(),
         bak_flag=1 if row.bak_flag == 1 else 0,
-        setting_state=_state(row.setting_state),
+        setting_state=state_of_tars(row.setting_state),
         present_state=present,
         adapter_name=_s(row.adapter_name).strip(),
         tars_version=_s(row.tars_version).strip(),
@@ -189,7 +186,7 @@ def record_of_row(row: RoutingRow) -> EndpointRecord:
 
 def record_of_registry_info(row: RegistryInfoRow) -> EndpointRecord:
     """A framework servant from ``t_registry_info`` (TARS: present_state is both states)."""
-    state = _state(row.present_state)
+    state = state_of_tars(row.present_state)
     return _endpoint_record(
         row.servant,
         row.endpoint,

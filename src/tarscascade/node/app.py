@@ -19,11 +19,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import ssl
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from tarscascade.auth import (
@@ -38,93 +34,40 @@ from tarscascade.auth.listen import check_tars_listen_safety
 from tarscascade.cascade import (
     CascadeClient,
     CascadeHub,
-    ClientOptions,
     Freshness,
-    HubOptions,
     NodeInfo,
 )
 from tarscascade.catalog import NO_VERSION, Catalog, QueryAnswerer
 from tarscascade.catalog.announce import announce_refusal
 from tarscascade.errors import TarsCascadeError
-from tarscascade.model import Category, ChangeEvent, EndpointRecord, Version
-from tarscascade.node.disk import DiskCopy, DiskOptions
-from tarscascade.node.keepalive import DEFAULT_KEEPALIVE_TIMEOUT, KeepAliveTracker
-from tarscascade.node.servants import NODE_SERVANT, NodeQueryServant
+from tarscascade.model import (
+    Category,
+    ChangeEvent,
+    Version,
+)
+from tarscascade.node.config import NodeConfig, advertised, split_advertise
+from tarscascade.node.disk import DiskCopy
+from tarscascade.node.keepalive import KeepAliveTracker
+from tarscascade.node.reports import Reporter
+from tarscascade.node.servants import NodeQueryServant, ReportRelay
+from tarscascade.node.status import node_status, replica_lag
 from tarscascade.node.watch import ObjectWatch
 from tarscascade.transport import (
-    Channel,
-    ChannelOptions,
-    Current,
     Servant,
-    ServerOptions,
     TarsServer,
-    TlsConfig,
 )
 from tarscascade.wire.endpoint import format_endpoint, parse_endpoint
 from tarscascade.wire.hosts import is_loopback, is_wildcard
 from tarscascade.wire.idl.queryf import QUERY_SERVANT
 from tarscascade.wire.idl.reportf import (
-    REPORT_F,
-    REPORT_SERVANT,
-    REPORT_STATES,
     EndpointStateF,
     ReportStatesReq,
 )
-from tarscascade.wire.packets import Ret
+from tarscascade.wire.idl.serverf import NODE_SERVANT
+
+__all__ = ["NodeAgent", "NodeConfig"]  # NodeConfig: node/config.py
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class NodeConfig:
-    name: str
-    upstreams: list[tuple[str, int]]
-    listen: tuple[str, int] = ("127.0.0.1", 19386)
-    data_dir: Path | None = None
-    #: this node's credential: its own secret (``tcn1_...``, from ``tarscascade node
-    #: add``), the shared bootstrap token, or "" (none)
-    token: str = ""
-    #: upstreams that are relays -> the relay's node name (``--upstream NAME@HOST:PORT``):
-    #: they get proofs, never the secret
-    relays: dict[tuple[str, int], str] = field(default_factory=dict)
-    #: the relay-facing port (CascadeObj, ReportObj); None = served on ``listen`` too
-    relay_listen: tuple[str, int] | None = None
-    #: take ServerF (keepAlive) from non-loopback peers too (off: local processes only)
-    serverf_any_peer: bool = False
-    #: serve CascadeObj/ReportObj beyond loopback with no credentials and no TLS anyway
-    insecure: bool = False
-    #: TLS to the upstreams (its certificate, if any, is its identity: mutual TLS) and on
-    #: the relay port when ``relay_listen`` is given (the business port stays plain TCP:
-    #: stock TARS clients on this host talk to it)
-    tls: TlsConfig | None = None
-    #: address downstream nodes and the registry see for this node: HOST:PORT, or HOST
-    #: (the port is the relay port's); "" = the listen address
-    advertise: str = ""
-    keepalive_timeout: float = DEFAULT_KEEPALIVE_TIMEOUT
-    #: /healthz answers 503 once the replica has been stale this long (seconds)
-    max_stale: float = 60.0
-    report_interval: float = 1.0
-    #: applied changes are coalesced this long before they are appended to the disk
-    #: journal (the disk copy's ``flush_interval``)
-    snapshot_interval: float = 0.2
-    disk_options: DiskOptions = field(default_factory=DiskOptions)
-    # a node holds its replica for good: keep the collector from rescanning it after a snapshot
-    client_options: ClientOptions = field(
-        default_factory=lambda: ClientOptions(freeze_gc_after_snapshot=True)
-    )
-    hub_options: HubOptions = field(default_factory=HubOptions)
-    server_options: ServerOptions = field(default_factory=ServerOptions)
-    clock: Callable[[], float] = field(default=time.time)
-
-
-def advertised(advertise: str, listen_host: str, port: int) -> str:
-    """The address the cascade records for this node: ``advertise`` as HOST:PORT, a bare
-    HOST (or ``[v6]``) with the bound port, or else the listen address."""
-    if not advertise:
-        return f"{listen_host}:{port}"
-    if advertise.endswith("]") or ":" not in advertise:
-        return f"{advertise}:{port}"
-    return advertise
 
 
 class NodeAgent:
@@ -158,15 +101,10 @@ class NodeAgent:
             self.disk = DiskCopy(config.data_dir, config.name, self.catalog, opts)
         self.loaded_from_disk = False
         self.disk_age: float | None = None
-        self.reports_sent = 0
-        #: passes of the report loop (each decides liveness at ``config.clock()``)
-        self.report_rounds = 0
-        self._report_now = asyncio.Event()
+        #: present-state reports upstream (``node/reports.py``)
+        self.reports = Reporter(config, self.catalog, self.keepalive, self.identity)
         self._changed_ids: set[str] | None = set()
         self._tasks: list[asyncio.Task[None]] = []
-        self._reported: dict[tuple[str, str, int], tuple[tuple[str, str], float]] = {}
-        self._report_channel: Channel | None = None
-        self._upstream_ssl: ssl.SSLContext | None = None
         self._closed = False
         self.catalog.add_listener(self._on_catalog_change)
 
@@ -240,7 +178,7 @@ class NodeAgent:
         """The host other hosts reach this node at (its --advertise, else its listen)."""
         cfg = self.config
         if cfg.advertise:
-            host, _ = _split_advertise(cfg.advertise)
+            host, _ = split_advertise(cfg.advertise)
             return host
         for addr in (cfg.relay_listen, cfg.listen):
             if addr is not None and not is_wildcard(addr[0]):
@@ -310,56 +248,12 @@ class NodeAgent:
         return self.relay_server.port if self.relay_server is not None else self.port
 
     def lag(self) -> dict[Category, int | None]:
-        """Revisions behind the upstream per category, as of the upstream's last answer
-        (subscribe or heartbeat); None when unknown or on another epoch."""
-        upstream = self.client.upstream_versions if self.client is not None else {}
-        out: dict[Category, int | None] = {}
-        for c in Category:
-            up, held = upstream.get(c), self.catalog.version(c)
-            same = up is not None and up.epoch != "" and up.epoch == held.epoch
-            out[c] = max(0, up.revision - held.revision) if same and up is not None else None
-        return out
+        """Revisions behind the upstream per category (``node/status.py``)."""
+        return replica_lag(self.catalog, self.client)
 
     def status(self) -> dict[str, Any]:
-        cat = self.catalog
-        client = self.client
-        fresh = self.freshness()
-        return {
-            "node": self.config.name,
-            "stale": self.stale,
-            "synced": bool(client and client.synced.is_set()),
-            "in_sync": bool(client and client.in_sync),
-            "has_data": self.has_data(),
-            "loaded_from_disk": self.loaded_from_disk,
-            "from_disk_unconfirmed": fresh.from_disk,
-            "upstream_stale": bool(client and client.upstream_freshness.stale),
-            "contact_age_s": None if fresh.contact_age >= 86_400.0 else fresh.contact_age,
-            "stale_for_s": None if (gone := self.stale_for()) == float("inf") else gone,
-            "ahead_of_upstream": sorted(c.value for c in client.ahead_of_upstream)
-            if client
-            else [],
-            "lineage_held": sorted(c.value for c in client.held_back) if client else [],
-            "upstream": f"{client.upstream[0]}:{client.upstream[1]}"
-            if client and client.upstream
-            else None,
-            "upstreams": [f"{h}:{p}" for h, p in self.config.upstreams],
-            "categories": {
-                c.value: {
-                    "version": {"epoch": cat.version(c).epoch, "revision": cat.version(c).revision},
-                    "digest": f"{cat.digest(c):016x}",
-                }
-                for c in Category
-            },
-            "lag": {c.value: n for c, n in self.lag().items()},
-            "counts": cat.counts(),
-            "client": dataclasses.asdict(client.stats) if client else {},
-            "downstream_nodes": len(self.hub.node_states()),
-            "keepalive_servers": len(self.keepalive.servers),
-            "servers": self.keepalive.view(self.config.clock()),
-            "subscriptions": self.watch.subscriptions,
-            "reports_sent": self.reports_sent,
-            "disk": self.disk.status() if self.disk is not None else None,
-        }
+        """What the status page, ``/v1/status`` and the CLI show (``node/status.py``)."""
+        return node_status(self)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -385,7 +279,7 @@ class NodeAgent:
     async def start(self) -> None:
         cfg = self.config
         # the credentials as configured now (a caller may set them after construction)
-        self.identity = NodeIdentity(cfg.name, cfg.token, cfg.relays)
+        self.identity = self.reports.identity = NodeIdentity(cfg.name, cfg.token, cfg.relays)
         self.check_listen_safety()
         try:
             if self.disk is not None:
@@ -396,13 +290,13 @@ class NodeAgent:
                 *servant_args,
                 keepalive=self.keepalive,
                 clock=cfg.clock,
-                on_keepalive=self._report_now.set,
+                on_keepalive=self.reports.now.set,
                 announce_check=self.check_announce,
                 serverf_any_peer=cfg.serverf_any_peer,
             )
             self.server_obj = server_obj
             query_obj = NodeQueryServant(QUERY_SERVANT, *servant_args)
-            relay_servants: list[Servant] = [self.hub.servant, _ReportRelay(self)]
+            relay_servants: list[Servant] = [self.hub.servant, ReportRelay(self.report_upstream)]
             business: list[Servant] = [server_obj, query_obj]
             if cfg.relay_listen is None:
                 business += relay_servants  # one port for both (fine on loopback)
@@ -421,7 +315,7 @@ class NodeAgent:
             client_opts = cfg.client_options
             if cfg.tls is not None:
                 client_opts = dataclasses.replace(client_opts, ssl=cfg.tls.client_context())
-            self._upstream_ssl = client_opts.ssl
+            self.reports.ssl = client_opts.ssl
             self.client = CascadeClient(
                 self.catalog,
                 cfg.upstreams,
@@ -438,7 +332,8 @@ class NodeAgent:
             self.client.set_descendant_floor(self.hub.descendant_floor)
             self.client.from_disk = self.loaded_from_disk
             self.client.start()
-            self._spawn(self._report_loop(), "node-reports")
+            self.reports.upstream = lambda: self.client.upstream if self.client else None
+            self._spawn(self.reports.run(), "node-reports")
             if self.disk is not None:
                 self._spawn(self.disk.run(), "node-disk")
         except BaseException:
@@ -465,9 +360,7 @@ class NodeAgent:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         self._tasks.clear()
-        if self._report_channel is not None:
-            await self._report_channel.aclose()
-            self._report_channel = None
+        await self.reports.aclose()
         await self.hub.aclose()
         if self.disk is not None:
             await self.disk.aclose()
@@ -516,109 +409,17 @@ class NodeAgent:
 
     # ------------------------------------------------------------------ reports upstream
 
-    def pending_reports(self, now: float) -> list[EndpointStateF]:
-        """Present-state and version changes (and announced unknown endpoints) to send
-        upstream."""
-        out: list[EndpointStateF] = []
-        ka = self.keepalive
-        mine = self.catalog.endpoints_of_node(self.config.name)
-        known = {(r.object_id, r.host, r.port) for r in mine}
-        for r in mine:
-            want = ka.desired(r, now)
-            version = ka.version_of(r)
-            moved = want is not None and want != r.present_state
-            if moved or (version and version != r.tars_version):
-                state = (want or r.present_state).value
-                out.append(EndpointStateF(r.object_id, r.host, r.port, state, version=version))
-        for (oid, host, port), text in ka.announced.items():
-            if (oid, host, port) not in known:
-                seen = ka.last_endpoint.get((oid, host, port))
-                if seen is not None and now - seen <= ka.timeout:
-                    version = ka.version_of(EndpointRecord(oid, host, port, node_name=ka.node_name))
-                    out.append(EndpointStateF(oid, host, port, "active", text, version))
-        # the same report is not repeated while the cascade brings its effect back
-        fresh = []
-        for s in out:
-            key = (s.objectId, s.host, s.port)
-            prev = self._reported.get(key)
-            said = (s.state, s.version)
-            if prev is None or prev[0] != said or now - prev[1] > 5.0:
-                fresh.append(s)
-                self._reported[key] = (said, now)
-        return fresh
+    @property
+    def reports_sent(self) -> int:
+        return self.reports.sent
 
-    async def _report_loop(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._report_now.wait(), self.config.report_interval)
-            self._report_now.clear()
-            states = self.pending_reports(self.config.clock())
-            if states:
-                await self.report_upstream(ReportStatesReq(self.config.name, "", states), own=True)
-            self.report_rounds += 1
+    @property
+    def report_rounds(self) -> int:
+        """Passes of the report loop (each decides liveness at ``config.clock()``)."""
+        return self.reports.rounds
+
+    def pending_reports(self, now: float) -> list[EndpointStateF]:
+        return self.reports.pending(now)
 
     async def report_upstream(self, req: ReportStatesReq, *, own: bool = False) -> int:
-        """Send a report to the current upstream; -99 when none answers. ``own``: this
-        node's report, signed here for that upstream (a relayed one carries its own)."""
-        client = self.client
-        if client is None or client.upstream is None:
-            return Ret.UNKNOWN
-        host, port = client.upstream
-        if own:
-            covered = [
-                (s.objectId, s.host, s.port, s.state, s.endpoint, s.version) for s in req.states
-            ]
-            req.token = self.identity.report_token((host, port), covered)
-        ch = self._report_channel
-        if ch is None or (ch.host, ch.port) != (host, port):
-            if ch is not None:
-                await ch.aclose()
-            ch = self._report_channel = Channel(host, port, ChannelOptions(ssl=self._upstream_ssl))
-        try:
-            (ret,) = await ch.call(REPORT_SERVANT, REPORT_STATES, req, timeout=5.0)
-        except TarsCascadeError as exc:
-            log.warning("state report upstream failed: %s", exc)
-            for s in req.states:  # send again next round
-                self._reported.pop((s.objectId, s.host, s.port), None)
-            return Ret.UNKNOWN
-        self.reports_sent += 1
-        return int(ret)
-
-
-def _split_advertise(text: str) -> tuple[str, int | None]:
-    """``HOST:PORT``, ``[v6]:PORT``, ``HOST`` or ``[v6]`` -> (host, port or None)."""
-    t = text.strip()
-    if t.startswith("["):
-        host, _, rest = t[1:].partition("]")
-        port = rest.lstrip(":")
-    elif t.count(":") == 1:
-        host, port = t.split(":")
-    else:
-        host, port = t, ""
-    return host, int(port) if port.isdigit() else None
-
-
-class _ReportRelay:
-    """``ReportObj`` on a node: downstream nodes' reports are forwarded upstream as is."""
-
-    name = REPORT_SERVANT
-    methods = REPORT_F.methods
-
-    def __init__(self, agent: NodeAgent) -> None:
-        self.agent = agent
-
-    def dispatch(self, current: Current) -> Any:
-        req = current.request
-        if req.sFuncName != REPORT_STATES.name:
-            return (Ret.NO_FUNC, b"", f"ReportF has no function {req.sFuncName!r}")
-        try:
-            (report,) = REPORT_STATES.decode_args(req.sBuffer)
-        except TarsCascadeError as exc:
-            return (Ret.SERVER_DECODE_ERR, b"", str(exc))
-        return self._forward(report)
-
-    async def _forward(self, report: ReportStatesReq) -> tuple[int, bytes, str]:
-        ret = await self.agent.report_upstream(report)
-        if ret == Ret.UNKNOWN:
-            return (Ret.UNKNOWN, b"", "no upstream reachable")
-        return (Ret.SUCCESS, REPORT_STATES.encode_result(ret), "")
+        return await self.reports.send(req, own=own)

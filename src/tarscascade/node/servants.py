@@ -1,4 +1,5 @@
-"""The node's TARS servants: ``tars.tarsnode.ServerObj`` and its ``QueryObj`` alias.
+"""The node's TARS servants: ``tars.tarsnode.ServerObj``, its ``QueryObj`` alias, and the
+relay's ``ReportObj``.
 
 ServerObj answers QueryF (from the replica, with the same catalog code as the
 registry) and ServerF (keepAlive, keepActiving, reportVersion from the business servers
@@ -11,22 +12,24 @@ object's endpoint list changes (the SDK uses it to see a drain within millisecon
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from tarscascade.catalog import QueryAnswerer
-from tarscascade.catalog.queryf import Result, handle_query
-from tarscascade.errors import DecodeError, EndpointSyntaxError
+from tarscascade.catalog.queryf import handle_query
+from tarscascade.errors import DecodeError, EndpointSyntaxError, TarsCascadeError
 from tarscascade.node.keepalive import KeepAliveTracker
 from tarscascade.node.watch import ObjectWatch
 from tarscascade.transport import Current
 from tarscascade.wire.endpoint import format_endpoint, parse_endpoint
 from tarscascade.wire.hosts import is_loopback
 from tarscascade.wire.idl.queryf import QUERY_F
-from tarscascade.wire.idl.serverf import ENDPOINT_CONTEXT_KEY, NODE_SERVANT, SERVER_F, ServerInfo
+from tarscascade.wire.idl.reportf import REPORT_F, REPORT_SERVANT, REPORT_STATES, ReportStatesReq
+from tarscascade.wire.idl.serverf import ENDPOINT_CONTEXT_KEY, SERVER_F, ServerInfo
 from tarscascade.wire.interface import Method
-from tarscascade.wire.packets import Ret
+from tarscascade.wire.packets import Result, Ret
 
-__all__ = ["ENDPOINT_CONTEXT_KEY", "NODE_SERVANT", "NOT_SYNCED", "NodeQueryServant"]
+__all__ = ["NOT_SYNCED", "NodeQueryServant", "ReportRelay"]
 
 NOT_SYNCED = "node has no data yet (not synced with any upstream): keep your old list"
 LOCAL_ONLY = "ServerF is served to processes on this node's own host only (loopback)"
@@ -142,3 +145,33 @@ def _announced(text: str) -> tuple[str, int, str] | None:
     except EndpointSyntaxError:
         return None
     return (ep.host, ep.port, format_endpoint(ep))
+
+
+class ReportRelay:
+    """``ReportObj`` on a node: downstream nodes' reports are forwarded upstream as is.
+
+    ``forward`` sends a report to this node's current upstream and answers its return
+    code (``Ret.UNKNOWN`` when no upstream answers).
+    """
+
+    name = REPORT_SERVANT
+    methods = REPORT_F.methods
+
+    def __init__(self, forward: Callable[[ReportStatesReq], Awaitable[int]]) -> None:
+        self.forward = forward
+
+    def dispatch(self, current: Current) -> Any:
+        req = current.request
+        if req.sFuncName != REPORT_STATES.name:
+            return (Ret.NO_FUNC, b"", f"ReportF has no function {req.sFuncName!r}")
+        try:
+            (report,) = REPORT_STATES.decode_args(req.sBuffer)
+        except TarsCascadeError as exc:
+            return (Ret.SERVER_DECODE_ERR, b"", str(exc))
+        return self._forward(report)
+
+    async def _forward(self, report: ReportStatesReq) -> tuple[int, bytes, str]:
+        ret = await self.forward(report)
+        if ret == Ret.UNKNOWN:
+            return (Ret.UNKNOWN, b"", "no upstream reachable")
+        return (Ret.SUCCESS, REPORT_STATES.encode_result(ret), "")

@@ -21,9 +21,8 @@ import asyncio
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from tarscascade.wire.codec import STRING, encode_value
+from tarscascade.wire.idl.queryf import OBJECT_CHANGED, encode_object_changed
 
-PUSH_OBJECT_CHANGED = "tarscascade.objectChanged"
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 10_000
 MAX_SUBSCRIPTIONS_PER_PEER = 100_000
 MAX_SUBSCRIPTIONS = 1_000_000
@@ -79,9 +78,9 @@ class ObjectWatch:
                     fut.set_result(None)
             subs = self._subs.get(oid)
             if subs:
-                body = encode_value(STRING, oid, 0)
+                body = encode_object_changed(oid)
                 for p in list(subs):
-                    if p.push(PUSH_OBJECT_CHANGED, body):
+                    if p.push(OBJECT_CHANGED, body):
                         self.pushes += 1
                     else:
                         self._drop(oid, p)
@@ -124,22 +123,18 @@ class ObjectWatch:
         subs.add(pusher)
         if key not in self._per_conn:
             # first subscription of this connection: forget them all when it closes
-            pusher.add_close_callback(lambda: self._forget(pusher))
+            pusher.add_close_callback(lambda: self.drop_all(pusher))
             self._peer_of[key] = peer
         self._per_conn[key] = self._per_conn.get(key, 0) + 1
         self._per_peer[peer] = self._per_peer.get(peer, 0) + 1
         self._total += 1
         return True
 
-    def drop_all(self, pusher: Pusher) -> int:
+    def drop_all(self, pusher: Pusher) -> None:
         """Forget every subscription of one connection (it closed)."""
         gone = [oid for oid, subs in self._subs.items() if pusher in subs]
         for oid in gone:
             self._drop(oid, pusher)
-        return len(gone)
-
-    def _forget(self, pusher: Pusher) -> None:
-        self.drop_all(pusher)
 
     def _drop(self, object_id: str, pusher: Pusher) -> None:
         subs = self._subs.get(object_id)

@@ -26,9 +26,10 @@ from tarscascade.errors import (
     EndpointSyntaxError,
     NotFoundError,
     StoreError,
-    TarsCascadeError,
+    ValidationError,
 )
 from tarscascade.model import (
+    MAX_VERSION_LEN,
     Category,
     EndpointRecord,
     GroupPriority,
@@ -38,11 +39,13 @@ from tarscascade.model import (
     State,
     Version,
     endpoint_key,
+    node_name_error,
+    record_from_endpoint,
 )
 from tarscascade.registry.core import Committed, RegistryCore
 from tarscascade.registry.drains import DrainBook, DrainJob, DrainResult
 from tarscascade.store import Delete, Expect, Insert, Patch, Put, WriteOp
-from tarscascade.wire.endpoint import Endpoint, parse_endpoint, validate_object_id
+from tarscascade.wire.endpoint import parse_endpoint, validate_object_id
 
 _SET_PART = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
@@ -52,10 +55,6 @@ _IP_PATTERN = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}|\*)$")
 MAX_DRAIN_TIMEOUT = 600.0
 _OWNED_POLL_S = 0.05  # drain in an owned mode: how often it looks for the owner's change
 TYPED_WEIGHT_MAX = 100  # TARS caps weights at 100 when a weight type is set
-
-
-class ValidationError(TarsCascadeError, ValueError):
-    """A request that cannot be applied as given."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,26 +76,30 @@ def validate_set_id(set_id: str) -> str:
     if set_id == "":
         return ""
     parts = set_id.split(".")
-    if len(parts) != 3 or not all(_SET_PART.match(p) or p == "*" for p in parts):
+    if len(parts) != 3 or not all(_SET_PART.fullmatch(p) or p == "*" for p in parts):
         raise ValidationError(f"set id must be name.area.group, got {set_id!r}")
     if "*" in parts[:2]:
         raise ValidationError(f"set name and area cannot be '*': {set_id!r}")
     return set_id
 
 
+def validate_node_name(name: str) -> str:
+    """A node name, by the one rule every interface applies (``model.is_node_name``)."""
+    error = node_name_error(name)
+    if error is not None:
+        raise ValidationError(error)
+    return name
+
+
 def validate_name(what: str, name: str) -> str:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):  # match() + $ would take a trailing newline
         raise ValidationError(f"{what} must be 1-128 of [A-Za-z0-9_.:-], got {name!r}")
     return name
 
 
-#: t_server_conf.tars_version is a varchar(128), as is tc_endpoints.tars_version
-MAX_VERSION_LEN = 128
-
-
 def validate_adapter_name(name: str) -> str:
     """An explicit TARS adapter name ("" = the default, ``<object id>Adapter``)."""
-    if name and not _ADAPTER_NAME.match(name):
+    if name and not _ADAPTER_NAME.fullmatch(name):
         raise ValidationError(f"adapter name must be 1-255 of [A-Za-z0-9_.:-], got {name!r}")
     if name == "AdminAdapter":
         raise ValidationError("AdminAdapter is every TARS server's admin port, not a servant's")
@@ -140,24 +143,6 @@ TRANSPORTS = {0: "udp", 1: "tcp", 2: "ssl"}
 
 def record_name(r: EndpointRecord) -> str:
     return endpoint_name(r.object_id, r.host, r.port, TRANSPORTS.get(r.istcp, "tcp"))
-
-
-def record_from_endpoint(object_id: str, ep: Endpoint, **fields: Any) -> EndpointRecord:
-    """An endpoint record from a parsed TARS endpoint string plus the record-only fields."""
-    return EndpointRecord(
-        object_id=object_id,
-        host=ep.host,
-        port=ep.port,
-        istcp=ep.istcp,
-        timeout=ep.timeout,
-        set_id=fields.pop("set_id", ep.set_id),
-        grid=ep.grid,
-        qos=ep.qos,
-        weight=ep.weight,
-        weight_type=ep.weight_type,
-        auth_type=ep.auth_type,
-        **fields,
-    )
 
 
 class RegistryAdmin:
@@ -313,7 +298,7 @@ class RegistryAdmin:
             raise ValidationError(str(exc)) from exc
         _host_port(ep.host, ep.port)
         if node_name:
-            validate_name("node name", node_name)
+            validate_node_name(node_name)
         if ip_group_name:
             validate_name("IDC group name", ip_group_name)
         if bak_flag not in (0, 1):
@@ -385,7 +370,7 @@ class RegistryAdmin:
     def _check_record(self, r: EndpointRecord) -> None:
         validate_set_id(r.set_id)
         if r.node_name:
-            validate_name("node name", r.node_name)
+            validate_node_name(r.node_name)
         if r.ip_group_name:
             validate_name("IDC group name", r.ip_group_name)
         if not isinstance(r.adapter_name, str):
@@ -528,14 +513,14 @@ class RegistryAdmin:
 
     async def put_node(self, node: NodeRecord, *, expect: Expect | None = None) -> WriteResult:
         """Write the whole node record."""
-        validate_name("node name", node.name)
+        validate_node_name(node.name)
         return await self._commit(Put(node, expect))
 
     async def patch_node(
         self, name: str, fields: dict[str, Any], *, expect: Expect | None = None
     ) -> WriteResult:
         """Add the node, or change only the given fields of it (heartbeat state is kept)."""
-        validate_name("node name", name)
+        validate_node_name(name)
         allowed = {f.name for f in dataclasses.fields(NodeRecord)} - {"name"}
         unknown = set(fields) - allowed
         if unknown:

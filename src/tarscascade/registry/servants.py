@@ -8,10 +8,18 @@ from collections.abc import Awaitable, Mapping
 from tarscascade.auth import credential_equal
 from tarscascade.catalog import QueryAnswerer
 from tarscascade.catalog.announce import announce_refusal
-from tarscascade.catalog.queryf import Result, handle_query
+from tarscascade.catalog.queryf import handle_query
 from tarscascade.errors import DecodeError, EndpointSyntaxError, InvalidRecordError, NotFoundError
-from tarscascade.model import Category, EndpointRecord, Record, State, endpoint_key
-from tarscascade.registry.admin_ops import MAX_VERSION_LEN, record_from_endpoint
+from tarscascade.model import (
+    MAX_VERSION_LEN,
+    Category,
+    EndpointRecord,
+    Record,
+    State,
+    endpoint_key,
+    is_node_name,
+    record_from_endpoint,
+)
 from tarscascade.registry.core import RegistryCore
 from tarscascade.registry.node_auth import NodeAuthority, OncePer
 from tarscascade.store import Patch, PatchCheck, WriteOp
@@ -29,7 +37,7 @@ from tarscascade.wire.idl.reportf import (
 )
 from tarscascade.wire.idl.serverf import NODE_SERVANT, SERVER_F
 from tarscascade.wire.interface import Method
-from tarscascade.wire.packets import Ret
+from tarscascade.wire.packets import Result, Ret
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +158,8 @@ class ReportServant:
             desc = f"{self.owner} owns endpoints: present states come from it, not from reports"
             return (Ret.SUCCESS, REPORT_STATES.encode_result(NOT_YOURS), desc)
         not_yours = REPORT_STATES.encode_result(NOT_YOURS)
+        if not is_node_name(report.nodeName):  # the admin API could not manage its records
+            return (Ret.SUCCESS, not_yours, "bad node name")
         owned = _owned_by(report.nodeName)
         ops: list[WriteOp] = []
         refusal = ""

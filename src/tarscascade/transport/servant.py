@@ -21,10 +21,10 @@ from typing import Any, Protocol
 from tarscascade.errors import DecodeError, EncodeError, ServerError
 from tarscascade.wire.interface import Interface, Method
 from tarscascade.wire.packets import TARS_VERSION, RequestPacket, Ret
+from tarscascade.wire.packets import Result as Result  # servants' answer, re-exported
 
 log = logging.getLogger(__name__)
 
-Result = tuple[int, bytes, str]
 MaybeAwaitable = Result | Awaitable[Result]
 
 

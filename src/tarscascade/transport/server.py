@@ -27,14 +27,13 @@ from tarscascade.transport.peercred import peer_key
 from tarscascade.transport.servant import (
     Current,
     MaybeAwaitable,
-    Result,
     Servant,
     dispatch_in_kind,
 )
 from tarscascade.transport.sockopts import DEFAULT_KEEPALIVE, KeepAlive, apply_keepalive
 from tarscascade.transport.tls import cert_name
 from tarscascade.wire.framing import DEFAULT_MAX_FRAME
-from tarscascade.wire.packets import PING_FUNC, RequestPacket, Ret
+from tarscascade.wire.packets import PING_FUNC, RequestPacket, Result, Ret
 from tarscascade.wire.rpc import ServerRpc, encode_push
 
 log = logging.getLogger(__name__)

@@ -49,6 +49,11 @@ class Ret(IntEnum):
     UNKNOWN = -99
 
 
+#: what a servant answers one request with: (``iRet``, the response body,
+#: ``sResultDesc``) — the one meaning of ``Result`` in tarscascade
+Result = tuple[int, bytes, str]
+
+
 @tars_struct
 class RequestPacket:
     """Every field is ``require`` in the RequestF.tars that TarsCpp and TarsGo compile."""

@@ -13,9 +13,9 @@ import pytest
 from tarscascade.admin import NodeMetrics, create_node_app
 from tarscascade.admin.node_api import parse_wait
 from tarscascade.cli.runtime import RegistryProcess
+from tarscascade.errors import ValidationError
 from tarscascade.model import Category, GroupRule, State
 from tarscascade.node.app import NodeAgent
-from tarscascade.registry.admin_ops import ValidationError
 from tarscascade.testing import eventually
 from tests.integration.admin.node_harness import (
     OBJ,

@@ -10,8 +10,8 @@ from typing import Any
 from tarscascade.cascade import CascadeClient, CascadeHub, ClientOptions, HubOptions
 from tarscascade.catalog import Catalog
 from tarscascade.model import Category, EndpointRecord, State
-from tarscascade.registry.cascade import attach_cascade
 from tarscascade.registry.core import RegistryCore, RegistryOptions
+from tarscascade.registry.feed import attach_cascade
 from tarscascade.store import SqlStore
 from tarscascade.testing import eventually
 from tarscascade.transport import ServerOptions, TarsServer

@@ -26,7 +26,6 @@ from typing import Any
 
 from tarscascade.catalog.queryf import handle_query
 from tarscascade.client import ENDPOINT_CONTEXT_KEY, encode_object_changed
-from tarscascade.client.locator import OBJECT_CHANGED
 from tarscascade.errors import ServerError
 from tarscascade.model import Category, EndpointRecord, State
 from tarscascade.registry.core import RegistryCore
@@ -36,7 +35,7 @@ from tarscascade.transport import Current, InterfaceServant, TarsServer
 from tarscascade.transport.servant import Pusher, Result
 from tarscascade.wire.codec import INT32_K, STRING
 from tarscascade.wire.endpoint import parse_endpoint
-from tarscascade.wire.idl.queryf import REGISTER_QUERY
+from tarscascade.wire.idl.queryf import OBJECT_CHANGED, REGISTER_QUERY
 from tarscascade.wire.idl.serverf import KEEP_ALIVE, SERVER_F
 from tarscascade.wire.interface import Interface, Method, Param
 from tarscascade.wire.packets import Ret

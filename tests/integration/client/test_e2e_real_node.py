@@ -20,7 +20,6 @@ from tarscascade.client import Communicator, Reason, ServantHost
 from tarscascade.client.resolver import to_endpoints
 from tarscascade.model import Category, GroupPriority, GroupRule, State
 from tarscascade.node.app import NodeAgent, NodeConfig
-from tarscascade.node.servants import NODE_SERVANT
 from tarscascade.registry.admin_ops import RegistryAdmin
 from tarscascade.registry.core import RegistryCore, RegistryOptions
 from tarscascade.testing import eventually
@@ -31,6 +30,7 @@ from tarscascade.wire.idl.queryf import (
     FIND_IN_SAME_STATION,
     QUERY_SERVANT,
 )
+from tarscascade.wire.idl.serverf import NODE_SERVANT
 from tests.integration.client.cluster import IFACE, OBJ, HelloImpl
 
 FAST = ClientOptions(heartbeat_interval=0.5, reconnect_initial=0.05, reconnect_max=0.3)

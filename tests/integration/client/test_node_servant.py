@@ -11,10 +11,11 @@ import pytest
 from tarscascade.client import Communicator, ServantHost
 from tarscascade.model import State
 from tarscascade.node.keepalive import KeepAliveTracker
-from tarscascade.node.servants import NODE_SERVANT, NodeQueryServant
+from tarscascade.node.servants import NodeQueryServant
 from tarscascade.node.watch import ObjectWatch
 from tarscascade.testing import eventually
 from tarscascade.transport import InterfaceServant, TarsServer
+from tarscascade.wire.idl.serverf import NODE_SERVANT
 from tests.integration.client.cluster import IFACE, OBJ, Cluster, HelloImpl
 
 

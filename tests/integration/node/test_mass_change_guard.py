@@ -86,7 +86,7 @@ async def test_an_emptied_database_is_held_back_until_confirmed(
         held = [r for r in caplog.records if getattr(r, "event", "") == "guard_held"]
         # said once by the registry and once by the node, not at every heartbeat
         assert sorted(r.name for r in held) == [
-            "tarscascade.cascade.client",
+            "tarscascade.cascade.downstream",
             "tarscascade.registry.core",
         ]
 

@@ -15,14 +15,14 @@ from tarscascade.cli.runtime import RegistryConfig, RegistryProcess
 from tarscascade.errors import ServerError
 from tarscascade.model import Category, State
 from tarscascade.node.app import NodeAgent, NodeConfig
-from tarscascade.node.servants import ENDPOINT_CONTEXT_KEY, NODE_SERVANT, NOT_SYNCED
+from tarscascade.node.servants import NOT_SYNCED
 from tarscascade.registry.admin_ops import RegistryAdmin
 from tarscascade.registry.core import RegistryOptions
 from tarscascade.testing import eventually
 from tarscascade.transport import Channel, InterfaceServant, TarsServer
 from tarscascade.wire.codec import STRING
 from tarscascade.wire.idl.queryf import FIND_IN_SAME_GROUP, QUERY_SERVANT
-from tarscascade.wire.idl.serverf import KEEP_ALIVE, ServerInfo
+from tarscascade.wire.idl.serverf import ENDPOINT_CONTEXT_KEY, KEEP_ALIVE, NODE_SERVANT, ServerInfo
 from tarscascade.wire.interface import Interface, Method, Param
 from tarscascade.wire.packets import Ret
 from tests.interop.nodeproc import node_available, run_client_full

@@ -22,12 +22,17 @@ from tarscascade.cascade import ClientOptions
 from tarscascade.cli.runtime import RegistryConfig, RegistryProcess
 from tarscascade.model import EndpointRecord, State
 from tarscascade.node.app import NodeAgent, NodeConfig
-from tarscascade.node.servants import NODE_SERVANT
 from tarscascade.registry.admin_ops import RegistryAdmin
 from tarscascade.registry.core import RegistryOptions
 from tarscascade.testing import eventually
 from tarscascade.transport import Channel
-from tarscascade.wire.idl.serverf import KEEP_ACTIVING, KEEP_ALIVE, REPORT_VERSION, ServerInfo
+from tarscascade.wire.idl.serverf import (
+    KEEP_ACTIVING,
+    KEEP_ALIVE,
+    NODE_SERVANT,
+    REPORT_VERSION,
+    ServerInfo,
+)
 from tests.interop.serverf_beats import (
     TARSCPP_VERSION,
     TARSGO_VERSION,

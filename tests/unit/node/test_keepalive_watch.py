@@ -10,8 +10,9 @@ import pytest
 
 from tarscascade.model import EndpointRecord, State
 from tarscascade.node.keepalive import KeepAliveTracker
-from tarscascade.node.watch import PUSH_OBJECT_CHANGED, ObjectWatch
+from tarscascade.node.watch import ObjectWatch
 from tarscascade.wire.codec import STRING, decode_value
+from tarscascade.wire.idl.queryf import OBJECT_CHANGED
 from tests.interop.serverf_beats import (
     TARSCPP_VERSION,
     TARSGO_VERSION,
@@ -100,7 +101,7 @@ def test_push_subscribers_are_told_which_object_changed() -> None:
     assert w.subscriptions == 2
     assert len(a.on_close) == 1
     w.changed({OBJ}, revision=3)
-    assert [(f, decode_value(STRING, body)) for f, body in a.pushed] == [(PUSH_OBJECT_CHANGED, OBJ)]
+    assert [(f, decode_value(STRING, body)) for f, body in a.pushed] == [(OBJECT_CHANGED, OBJ)]
     assert b.pushed == []
     w.changed(None, revision=4)  # a snapshot: everyone re-queries
     assert len(a.pushed) == 2

@@ -29,8 +29,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from tarscascade import __version__
 from tarscascade.admin.answers import drain_status, endpoint_string
 from tarscascade.admin.dashboard import views
-from tarscascade.errors import EndpointSyntaxError, NotFoundError
-from tarscascade.registry.admin_ops import RegistryAdmin, ValidationError
+from tarscascade.errors import EndpointSyntaxError, NotFoundError, ValidationError
+from tarscascade.registry.admin_ops import RegistryAdmin
 from tarscascade.registry.listing import ObjectListing
 from tarscascade.wire.endpoint import validate_object_id
 

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from tarscascade.wire.codec import BOOL, INT32_K, STRING, STRING_MAP, list_of
+from tarscascade.wire.codec import (
+    BOOL,
+    INT32_K,
+    STRING,
+    STRING_MAP,
+    decode_value,
+    encode_value,
+    list_of,
+)
 from tarscascade.wire.idl.endpointf import ENDPOINT_LIST
 from tarscascade.wire.interface import Interface, Method, Param
 from tarscascade.wire.struct import struct_kind, tars_struct, tfield
 
 QUERY_SERVANT = "tars.tarsregistry.QueryObj"
+#: the registry's default TARS port (QueryObj, CascadeObj, ReportObj)
+DEFAULT_REGISTRY_PORT = 17890
 
 
 @tars_struct
@@ -58,3 +68,18 @@ QUERY_F = Interface.of(
     REGISTER_QUERY,
     GET_LOCKER,
 )
+
+#: tarscascade's push contract (served by ``tarscascade node``, consumed by the SDK): after
+#: ``registerQuery(id, name)`` answered 0, the node pushes on that connection a TARS push
+#: (request id 0) whose status ``TARS_FUNC`` is this name and whose body is the object id,
+#: a TARS string at tag 0, whenever the object's endpoint list changes
+OBJECT_CHANGED = "tarscascade.objectChanged"
+
+
+def encode_object_changed(object_id: str) -> bytes:
+    """The body of an :data:`OBJECT_CHANGED` push."""
+    return encode_value(STRING, object_id, 0)
+
+
+def decode_object_changed(body: bytes) -> str:
+    return decode_value(STRING, body, 0)

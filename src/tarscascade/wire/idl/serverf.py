@@ -7,6 +7,8 @@ from tarscascade.wire.interface import Interface, Method, Param
 from tarscascade.wire.struct import struct_kind, tars_struct, tfield
 
 NODE_SERVANT = "tars.tarsnode.ServerObj"
+#: the node agent's default TARS port (where the SDK and TARS clients find their node)
+DEFAULT_NODE_PORT = 19386
 #: tarscascade's keepAlive context key naming the endpoint the calling process serves
 #: (the SDK sends it, the node reads it; a stock tarsnode ignores it)
 ENDPOINT_CONTEXT_KEY = "tarscascade.endpoint"
