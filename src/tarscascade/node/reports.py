@@ -89,8 +89,12 @@ class Reporter:
 
     async def run(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation
+            # that lands as the event is set (a report at shutdown), and this loop would
+            # then never end
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.now.wait(), self.config.report_interval)
+                async with asyncio.timeout(self.config.report_interval):
+                    await self.now.wait()
             self.now.clear()
             states = self.pending(self.config.clock())
             if states:
