@@ -68,6 +68,13 @@ class RegistryOptions:
     #: notification wakes it at once
     tail_interval: float = 0.25
     tail_fast: float = 0.02
+    #: the tail stays at ``tail_fast`` this long after the last change it found
+    tail_linger: float = 1.0
+    #: after this long without a change the tail polls every ``tail_deep`` only
+    tail_deep_after: float = 30.0
+    tail_deep: float = 1.0
+    #: where the store notifies (PostgreSQL LISTEN), the poll is a safety net only
+    tail_notified_idle: float = 2.0
     #: full reload + diff against the catalog (anti-entropy), seconds; 0 = off
     reload_interval: float = 60.0
     #: seconds without heartbeat before a node is dead; 0 turns the rule off on this registry
@@ -121,23 +128,41 @@ class Committed:
 
 @dataclass(slots=True)
 class TailPacer:
-    """How long the tail waits before its next poll: ``fast`` after a poll that found
-    changes (more are likely: a burst, a deploy), doubling on every empty poll up to
-    ``idle``. Writes from another registry are then seen within ~``fast`` while they
-    flow, and an idle registry polls at ``idle``. Pure."""
+    """How long the tail waits before its next poll (pure; the time is passed in).
+
+    * ``fast`` while changes flow and for ``linger`` seconds after the last one: writes
+      from another registry, steady or in bursts, are seen within ~``fast``;
+    * then doubling up to ``idle``: the first write after a pause is seen within it;
+    * after ``deep_after`` seconds without a change, ``deep``: an idle registry costs
+      next to nothing (the first write after a long quiet waits at most that long).
+
+    Where the store notifies (PostgreSQL), the poll is only a safety net and ``idle`` and
+    ``deep`` are long: a notification wakes the tail at once.
+    """
 
     fast: float
     idle: float
+    linger: float = 1.0
+    deep_after: float = 30.0
+    deep: float = 1.0
     delay: float = 0.0
+    last_change: float = float("-inf")
 
     def __post_init__(self) -> None:
         self.delay = self.idle
 
-    def found(self, events: int) -> None:
+    def found(self, events: int, now: float) -> None:
         if events > 0:
+            self.last_change = now
             self.delay = min(self.fast, self.idle)
-        else:
+            return
+        quiet = now - self.last_change
+        if quiet < self.linger:
+            self.delay = min(self.fast, self.idle)
+        elif quiet < self.deep_after:
             self.delay = min(self.idle, max(self.delay * 2, self.fast))
+        else:
+            self.delay = max(self.deep, self.idle)
 
 
 def _client_error(exc: StoreError) -> bool:
@@ -548,11 +573,21 @@ class RegistryCore:
         """``tail`` paced by what it finds (``TailPacer``), woken early by the store's
         change notifications where it has them (PostgreSQL ``LISTEN``)."""
         opts = self.options
-        pacer = TailPacer(opts.tail_fast, opts.tail_interval)
         wake = asyncio.Event()
         loop = asyncio.get_running_loop()
         listen = getattr(self.store, "listen_changes", None)
         stop = listen(lambda: loop.call_soon_threadsafe(wake.set)) if listen else None
+        if stop is None:
+            pacer = TailPacer(
+                opts.tail_fast,
+                opts.tail_interval,
+                opts.tail_linger,
+                opts.tail_deep_after,
+                opts.tail_deep,
+            )
+        else:
+            idle = max(opts.tail_interval, opts.tail_notified_idle)
+            pacer = TailPacer(opts.tail_fast, idle, opts.tail_linger, opts.tail_deep_after, idle)
         try:
             while True:
                 with contextlib.suppress(TimeoutError):  # not wait_for: see TierPresence.run
@@ -560,9 +595,9 @@ class RegistryCore:
                         await wake.wait()
                 wake.clear()
                 try:
-                    pacer.found(await self.tail())
+                    pacer.found(await self.tail(), loop.time())
                 except StoreError as exc:
-                    pacer.found(0)
+                    pacer.found(0, loop.time())
                     self.stats.tail_errors += 1
                     self._failed(exc)
                     log.warning("tail: %s", exc)

@@ -2,8 +2,9 @@
 
 Every second the watcher compares what the cascade hub knows of each node with what it
 knew before and logs the transitions: a node ``joined`` or ``left`` the cascade, fell
-``behind`` (some category not at the registry's revision for :data:`BEHIND_AFTER_S`: a
-node is behind for a few milliseconds after every write, which is not news), went
+``behind`` (some revision the registry had :data:`BEHIND_AFTER_S` ago still not held:
+a node is behind for a few milliseconds after every write, and under a steady stream of
+writes it is always a revision or two behind, which is not news), went
 ``stale`` (connected, silent for :data:`STALE_AFTER_S`), or is ``current`` again; and
 the registry's epoch changed. Each line carries ``event`` and the node's fields as
 ``extra`` data, so ``--log-format json`` emits them as keys.
@@ -42,6 +43,16 @@ class _Seen:
     connected: bool
     condition: str  # current, behind, stale (what was last logged)
     behind_since: float | None
+    #: per category, the revision the registry had when ``behind_since`` was set: once the
+    #: node holds all of it, it was only following a stream of writes
+    target: dict[str, int] | None = None
+
+
+_NEVER = 2**62  # another epoch: no revision of this one reaches it
+
+
+def _reached(held: dict[str, int], target: dict[str, int]) -> bool:
+    return all(held.get(c, 0) >= r for c, r in target.items())
 
 
 class FleetWatcher:
@@ -82,10 +93,14 @@ class FleetWatcher:
             if not st.connected:
                 continue
             lag = {c.value: n for c, n in st.lag.items() if n != 0}
-            if lag:
-                seen.behind_since = seen.behind_since or now
-            else:
-                seen.behind_since = None
+            held = {c.value: v.revision for c, v in st.held.items()}
+            if not lag:
+                seen.behind_since, seen.target = None, None
+            elif seen.target is None or _reached(held, seen.target):
+                seen.behind_since = now  # a new stretch: is what the registry has now held?
+                seen.target = {
+                    c: held.get(c, 0) + n if n is not None else _NEVER for c, n in lag.items()
+                }
             heard = max(st.last_heartbeat, st.last_ack)
             if heard and now - heard > STALE_AFTER_S:
                 condition = "stale"

@@ -53,7 +53,9 @@ DEFAULT_LEASE_TTL = 6.0
 #: with liveness off (node_timeout 0) sightings are still shared this often
 DEFAULT_SIGHTING_INTERVAL = 10.0
 DEFAULT_ACK_INTERVAL = 0.1
-DEFAULT_WAIT_POLL = 0.5
+#: a drain's wait is noticed at once through the drain's own write (it wakes every
+#: registry's tail, then this loop); the poll only covers a drain that wrote nothing
+DEFAULT_WAIT_POLL = 2.0
 #: sightings of nodes not heard of for this long are deleted (removed, renamed nodes)
 FORGET_AFTER_S = 7 * 24 * 3600.0
 #: how long a node may go unseen (when liveness is off here) before a drain calls it offline

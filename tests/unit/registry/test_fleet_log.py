@@ -71,3 +71,28 @@ def test_nodes_behind_a_relay_and_forgotten_ones_and_the_epoch() -> None:
         ("node_left", "leaf"),
     ]
     assert out[0].fields == {"old_epoch": "e1", "epoch": "e2"}
+
+
+def test_a_node_following_a_stream_of_writes_is_not_behind() -> None:
+    """Under steady writes a node is a revision behind at most samples while it applies
+    every one within milliseconds: that is not 'behind' (a tier benchmark logged it
+    dozens of times a minute). A node that stops applying is."""
+    from tarscascade.model import Version
+
+    w = FleetWatcher(hub=None, epoch=Epoch())  # type: ignore[arg-type]
+    t = 1000.0
+
+    def at(held: int, lag: int, now: float) -> NodeState:
+        st = node("a", lag=lag, heard=now)
+        st.held = {Category.OBJECTS: Version("e1", held)}
+        return st
+
+    assert events(w, t, at(0, 0, t)) == [("node_joined", "a")]
+    for i in range(1, 30):  # 20 writes/s, sampled every second: always 1 behind, moving
+        assert events(w, t + i, at(20 * i, 1, t + i)) == [], i
+    # it stops applying: the revision it lacked 5 s ago is still not held
+    stuck = t + 30
+    for i in range(int(BEHIND_AFTER_S)):
+        assert events(w, stuck + i, at(600, 1 + 20 * i, stuck + i)) == []
+    late = stuck + BEHIND_AFTER_S
+    assert events(w, late, at(600, 120, late)) == [("node_behind", "a")]
