@@ -200,7 +200,13 @@ class PresenceTable:
             conn.execute(_leases.update().where(_leases.c.name == name).values(**values))
             return LeaseState(True, holder, ttl)
 
-        return self._write(f"taking the {name} lease", body)
+        try:
+            return self._write(f"taking the {name} lease", body)
+        except StoreError as exc:
+            if isinstance(exc.__cause__, sa.exc.IntegrityError):
+                # another registry inserted the first row at the same moment: it holds it
+                return LeaseState(False, "", 0.0)
+            raise
 
     def release(self, name: str, holder: str) -> bool:
         """Give lease ``name`` up if ``holder`` holds it (a clean stop: fast failover)."""
