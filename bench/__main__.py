@@ -34,6 +34,7 @@ SUITE = {
     "cli": "bench.bench_cli",
     "listing": "bench.bench_listing",
     "dashboard": "bench.bench_dashboard",
+    "tier": "bench.bench_tier",
 }
 
 

@@ -472,6 +472,54 @@ def _dashboard(r: R) -> list[Row]:
     ]
 
 
+def _tier(r: R) -> list[Row]:
+    rows: list[Row] = []
+    for backend in ("mariadb", "postgresql"):
+        v = r.get(backend)
+        if v is None:
+            continue
+        if "skipped" in v:
+            rows.append((f"tier ({backend})", f"skipped: {v['skipped']}", "—"))
+            continue
+        p, i, f = v["propagation"], v["idle"], v["failover"]
+        on_b, on_a = p["nodes_on_b"], p["baseline_nodes_on_a"]
+        rows.append(
+            (
+                f"tier ({backend}), 3 registries on one database: write through A's admin API "
+                f"→ applied on all {on_b['nodes']} nodes of B, {p['writes_per_s']:g} writes/s "
+                "(A's own nodes: p99)",
+                _ms(on_b["issued_to_all_applied_ms"])
+                + f" ({on_a['issued_to_all_applied_ms']['p99']:g} ms)",
+                p["target"],
+            )
+        )
+        rows.append(
+            (
+                f"tier ({backend}): idle registry CPU, {i['nodes_connected_to_b']} nodes "
+                "connected (the two others, no nodes)",
+                f"{i['cpu_percent_b_100_nodes']:.2f} % ({i['cpu_percent_a_no_nodes']:.2f} %, "
+                f"{i['cpu_percent_c_no_nodes']:.2f} %) of a core",
+                i["target"],
+            )
+        )
+        t = f["targets"]
+        resync = "—" if f["resync_s"] is None else f"{f['resync_s']:.2f} s"
+        judge = "—" if f["judge_failover_s"] is None else f"{f['judge_failover_s']:.1f} s"
+        rows.append(
+            (
+                f"tier ({backend}): SIGKILL of 1 of 3 registries "
+                f"({'the liveness judge' if f['killed_was_judge'] else 'not the judge'}), "
+                f"{f['nodes']} nodes, {f['writes_per_s']:g} writes/s: endpoints turned inactive;"
+                " snapshots; every node in sync after; node liveness changes; judge taken over",
+                f"{f['endpoints_turned_inactive']}; {f['snapshots_received_after_kill']}; "
+                f"{resync}; {f['liveness_changes']}; {judge}",
+                f"inactive {t['inactive']}; snapshots {t['snapshots']}; sync {t['resync']}; "
+                f"liveness {t['liveness_changes']}",
+            )
+        )
+    return rows
+
+
 EXTRACT: dict[str, Callable[[R], list[Row]]] = {
     "codec": _codec,
     "catalog": _catalog,
@@ -492,6 +540,7 @@ EXTRACT: dict[str, Callable[[R], list[Row]]] = {
     "cli": _cli,
     "listing": _listing,
     "dashboard": _dashboard,
+    "tier": _tier,
     "suite": _suite,
 }
 
