@@ -309,10 +309,16 @@ class NodeProcess:
     """A node agent plus its HTTP status/lookup API."""
 
     def __init__(
-        self, config: NodeConfig, http: tuple[str, int] | None = DEFAULT_NODE_HTTP
+        self,
+        config: NodeConfig,
+        http: tuple[str, int] | None = DEFAULT_NODE_HTTP,
+        *,
+        http_tls: TlsConfig | None = None,
     ) -> None:
         self.config = config
         self.http_addr = http
+        #: serve the HTTP status/lookup API over HTTPS with this certificate
+        self.http_tls = http_tls
         self.agent = NodeAgent(config)
         self._http: tuple[uvicorn.Server, asyncio.Task[None]] | None = None
         self.http_port = 0
@@ -326,7 +332,7 @@ class NodeProcess:
             await self.agent.start()
             if self.http_addr is not None:
                 server, task, self.http_port = await serve_http(
-                    create_node_app(self.agent), *self.http_addr, "node-http"
+                    create_node_app(self.agent), *self.http_addr, "node-http", tls=self.http_tls
                 )
                 self._http = (server, task)
         except BaseException:

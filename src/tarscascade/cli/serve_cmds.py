@@ -339,6 +339,13 @@ def agent(
     tls_cert: TlsCertOpt = None,
     tls_key: TlsKeyOpt = None,
     tls_ca: TlsCaOpt = None,
+    http_tls: Annotated[
+        bool,
+        typer.Option(
+            "--http-tls",
+            help="Serve the HTTP status API over HTTPS with --tls-cert/--tls-key.",
+        ),
+    ] = False,
 ) -> None:
     """Run a node agent in the foreground: a full replica, QueryF for the host, a relay."""
     from tarscascade.node.config import NodeConfig
@@ -364,7 +371,14 @@ def agent(
         tls=_tls(tls_cert, tls_key, tls_ca, False),
     )
     http_addr = None if http == "off" else _hostport(http, 19380, "--http")
-    _run("agent", _run_node(cfg, http_addr))
+    https = None
+    if http_tls:
+        if tls_cert is None:
+            raise typer.BadParameter("--http-tls needs --tls-cert (and --tls-key)")
+        from tarscascade.transport import TlsConfig
+
+        https = TlsConfig(cert=tls_cert, key=tls_key or tls_cert)
+    _run("agent", _run_node(cfg, http_addr, https))
 
 
 @node_app.callback(invoke_without_command=True)
@@ -403,11 +417,11 @@ def node(
     )
 
 
-async def _run_node(cfg: NodeConfig, http_addr: tuple[str, int] | None) -> None:
+async def _run_node(cfg: NodeConfig, http_addr: tuple[str, int] | None, https: Any = None) -> None:
     from tarscascade.cli.runtime import NodeProcess
 
     stop = stop_on_signal()
-    async with NodeProcess(cfg, http_addr) as np:
+    async with NodeProcess(cfg, http_addr, http_tls=https) as np:
         _print_node(np, http_addr)
         await stop.wait()
         typer.echo("stopping", err=True)
@@ -433,7 +447,8 @@ def _print_node(np: NodeProcess, http_addr: tuple[str, int] | None) -> None:
     if relay is not None:
         typer.echo(f"node      RELAY {relay[0]}:{np.agent.relay_port}  (CascadeObj, ReportObj)")
     if http_addr is not None:
-        typer.echo(f"node      HTTP  http://{http_addr[0]}:{np.http_port}")
+        scheme = "https" if np.http_tls is not None else "http"
+        typer.echo(f"node      HTTP  {scheme}://{http_addr[0]}:{np.http_port}")
 
 
 # ---------------------------------------------------------------------------- up

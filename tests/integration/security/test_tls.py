@@ -3,6 +3,7 @@ name is its certificate's). Throw-away certificates from ``trustme``."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,3 +126,46 @@ async def test_plain_tcp_to_a_tls_port_is_refused_cleanly(reg: RegistryProcess, 
         assert await good.call(QUERY_SERVANT, FIND_OBJECT_BY_ID, HELLO) == ([],)
     finally:
         await good.aclose()
+
+
+async def test_the_node_status_api_over_https(tmp_path: Path, pki: Pki) -> None:
+    """``agent --http-tls``: the node's HTTP API answers over HTTPS with its certificate,
+    and a plain HTTP request to it gets no answer."""
+    from tarscascade.cli.runtime import NodeProcess
+    from tarscascade.node.config import NodeConfig
+
+    rp = registry(tmp_path)
+    await rp.start()
+    try:
+        cert = pki.node("127.0.0.1")
+        assert cert.cert is not None
+        upstreams = [("127.0.0.1", rp.tars_port)]
+        config = NodeConfig(name="n1", upstreams=upstreams, listen=("127.0.0.1", 0))
+        https = TlsConfig(cert=cert.cert, key=cert.key)
+        trust = ssl.create_default_context(cafile=str(pki.ca))
+        async with (
+            NodeProcess(config, ("127.0.0.1", 0), http_tls=https) as np,
+            httpx.AsyncClient(verify=trust) as client,
+        ):
+            r = await client.get(f"https://127.0.0.1:{np.http_port}/status")
+            assert r.status_code == 200, r.text
+            assert r.json()["node"] == "n1"
+            with pytest.raises(httpx.HTTPError):
+                await client.get(f"http://127.0.0.1:{np.http_port}/status")
+    finally:
+        await rp.aclose()
+
+
+def test_http_tls_without_a_certificate_is_a_usage_error() -> None:
+    import subprocess
+    import sys
+
+    p = subprocess.run(
+        [sys.executable, "-m", "tarscascade.cli", "agent", "--name", "n1", "--http-tls"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert "--http-tls needs --tls-cert" in p.stderr
