@@ -47,11 +47,11 @@ from tarscascade.cli.runtime import RegistryConfig, RegistryProcess
 from tarscascade.client import ServantHost
 from tarscascade.model import State
 from tarscascade.node.app import NodeAgent, NodeConfig
-from tarscascade.node.servants import NODE_SERVANT
 from tarscascade.registry.admin_ops import RegistryAdmin
 from tarscascade.registry.core import RegistryOptions
 from tarscascade.testing import eventually
 from tarscascade.transport import Current, InterfaceServant
+from tarscascade.wire.idl.serverf import NODE_SERVANT
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_PUSH_P99_MS = 200.0

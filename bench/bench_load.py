@@ -102,9 +102,9 @@ from tarscascade.client import Communicator
 from tarscascade.client.lkg import EndpointList
 from tarscascade.model import EndpointRecord
 from tarscascade.node.app import NodeAgent, NodeConfig
-from tarscascade.node.servants import NODE_SERVANT
 from tarscascade.store import SqlStore
 from tarscascade.testing import eventually
+from tarscascade.wire.idl.serverf import NODE_SERVANT
 
 ROOT = Path(__file__).resolve().parent.parent
 OBJECTS = 100  # objects every client resolves

@@ -30,10 +30,10 @@ from bench.bench_drain import POLL_INTERVAL, ROOT, registry_and_node, stop_clien
 from bench.common import cli, verdict
 from bench.seen_clients import OBJ
 from tarscascade.model import EndpointRecord
-from tarscascade.node.servants import NODE_SERVANT
 from tarscascade.registry.core import RegistryCore
 from tarscascade.store import Put
 from tarscascade.testing import eventually
+from tarscascade.wire.idl.serverf import NODE_SERVANT
 
 TARGET_PUSH_P99_MS = 200.0
 PACE = 0.05  # push
