@@ -29,10 +29,12 @@ class _CoreCollector(Collector):
         core: RegistryCore,
         tars_requests: Callable[[], int] | None,
         extra: Callable[[], Mapping[str, float]] | None = None,
+        refusals: Callable[[], Mapping[str, float]] | None = None,
     ) -> None:
         self.core = core
         self.tars_requests = tars_requests
         self.extra = extra
+        self.refusals = refusals
 
     def collect(self) -> Iterator[Metric]:
         core = self.core
@@ -85,6 +87,9 @@ class _CoreCollector(Collector):
                 yield _counter(
                     f"tier_{f.name}", f"TierPresence.stats.{f.name}", getattr(tier.stats, f.name)
                 )
+        if self.refusals is not None:  # what callers tried and were not allowed (issue 14)
+            for name, value in sorted(self.refusals().items()):
+                yield _counter(name, f"refused: {name.replace('_', ' ')}", value)
         if self.tars_requests is not None:
             yield _counter(
                 "tars_requests", "requests the TARS server handled", self.tars_requests()
@@ -113,6 +118,7 @@ class RegistryMetrics:
         *,
         tars_requests: Callable[[], int] | None = None,
         extra: Callable[[], Mapping[str, float]] | None = None,
+        refusals: Callable[[], Mapping[str, float]] | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         self.http_requests = Counter(
@@ -121,7 +127,7 @@ class RegistryMetrics:
             ["route", "method", "status"],
             registry=self.registry,
         )
-        self.registry.register(_CoreCollector(core, tars_requests, extra))
+        self.registry.register(_CoreCollector(core, tars_requests, extra, refusals))
 
     def observe_request(self, route: str, method: str, status: int) -> None:
         self.http_requests.labels(route, method, str(status)).inc()

@@ -101,6 +101,24 @@ class _AgentCollector(Collector):
         yield _gauge("blocking_queries", "HTTP lookups waiting for a change", agent.watch.waiters)
         yield _counter("pushes", "objectChanged pushes sent to TARS clients", agent.watch.pushes)
         yield _counter("reports_sent", "state reports sent upstream", agent.reports_sent)
+        # refusals (issue 14): what local or remote callers tried and were not allowed
+        yield _counter(
+            "announcements_refused",
+            "endpoint announcements refused (not this node's host, or an object it may not"
+            " announce)",
+            agent.announcements_refused,
+        )
+        server_obj = getattr(agent, "server_obj", None)
+        yield _counter(
+            "serverf_refused",
+            "ServerF calls refused (a peer that is not on this host)",
+            server_obj.serverf_refused if server_obj is not None else 0,
+        )
+        yield _counter(
+            "subscriptions_refused",
+            "registerQuery subscriptions refused by a per-connection, per-peer or global budget",
+            agent.watch.refused,
+        )
         yield _gauge(
             "downstream_nodes", "nodes known to this node's relay hub", len(agent.hub.node_states())
         )

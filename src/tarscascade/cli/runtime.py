@@ -190,6 +190,12 @@ class RegistryProcess:
                     core,
                     tars_requests=lambda: tars.stats["requests"],
                     extra=importer.metrics if importer is not None else None,
+                    refusals=lambda: {
+                        "subscribe_refused": authority.stats.subscribe_refused,
+                        "reports_refused": authority.stats.reports_refused,
+                        "descendants_refused": authority.stats.descendants_refused,
+                        "announcements_refused": report.announcements_refused,
+                    },
                 )
                 admin = self.admin = RegistryAdmin(core, hub=self.hub, owner=owner)
                 app = create_registry_app(

@@ -14,6 +14,7 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tarscascade.catalog.announce import announce_setting
@@ -94,6 +95,9 @@ async def test_a_remote_peer_gets_no_serverf(fleet: tuple[RegistryProcess, NodeA
     await settled(agent)
     assert routing_of(rp.core) == before
     assert agent.keepalive.servers == {}  # nothing of it was taken in
+    from tarscascade.admin.node_metrics import NodeMetrics
+
+    assert "tarscascade_node_serverf_refused_total 2.0" in NodeMetrics(agent).render().decode()
     # QueryF stays open to TARS clients from anywhere, as in TARS
     async with Channel(ip, agent.port) as ch:
         (found,) = await ch.call(QUERY_SERVANT, FIND_OBJECT_BY_ID, PAY)
@@ -120,6 +124,11 @@ async def test_local_injection_for_another_nodes_object_is_refused(
         ("10.0.0.5", "db-host")
     ]
     assert agent.announcements_refused == 6
+    # and an operator sees them in the node's metrics
+    from tarscascade.admin.node_metrics import NodeMetrics
+
+    text = NodeMetrics(agent).render().decode()
+    assert "tarscascade_node_announcements_refused_total 6.0" in text
     lines = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert len(lines) == 1  # once per (caller, object), not per beat
     assert PAY in lines[0]
@@ -166,7 +175,7 @@ async def test_a_flip_needs_the_pid_that_beats(fleet: tuple[RegistryProcess, Nod
 
 async def test_the_registry_refuses_announcements_again(tmp_path: Path) -> None:
     """A hostile node skips its own checks and reports straight to the registry."""
-    rp = registry(tmp_path, node_auth=True)
+    rp = registry(tmp_path, node_auth=True, http=("127.0.0.1", 0), token="admin-token")
     await rp.start()
     try:
         assert rp.core is not None
@@ -197,6 +206,9 @@ async def test_the_registry_refuses_announcements_again(tmp_path: Path) -> None:
         assert "not registered for node n1" in why
         assert routing_of(core) == before
         assert rp.report.announcements_refused == 2
+        async with httpx.AsyncClient() as client:  # and the operator sees it
+            text = (await client.get(f"http://127.0.0.1:{rp.http_port}/metrics")).text
+        assert "tarscascade_registry_announcements_refused_total 2.0" in text
         # its own object on its own host: taken
         ok = EndpointStateF(HELLO, "10.0.0.7", 7001, "active", "tcp -h 10.0.0.7 -p 7001")
         assert (await report_n1(ok))[0] == 1
