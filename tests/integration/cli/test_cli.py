@@ -72,6 +72,18 @@ async def run_cli(
     )
 
 
+async def invoke_in_process(registry: Registry, *args: str, token: str | None = None) -> Any:
+    """``tarscascade ARGS`` through typer's runner in a thread: the arguments never appear
+    on a process's command line (``ps``), for the tests of ``--token`` itself."""
+    from typer.testing import CliRunner
+
+    from tarscascade.cli.app import app
+
+    env = {"TARSCASCADE_REGISTRY": registry.url, "TARSCASCADE_TOKEN": token}
+    runner = CliRunner()
+    return await asyncio.to_thread(runner.invoke, app, list(args), env=env)
+
+
 def ok(p: subprocess.CompletedProcess[str]) -> str:
     assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
     return p.stdout
@@ -207,8 +219,12 @@ async def test_writes_need_the_token(registry: Registry) -> None:
     assert "HTTP 403" in line
     assert registry.core.revision == 0
     ok(await registry.run("objects", token=None))  # reads are open
-    # --token beats the environment
-    ok(await registry.run("setting", "set", "a", "b", "--token", TOKEN, token="wrong"))
+    # --token beats the environment (in process: no test puts a secret on a command line)
+    res = await invoke_in_process(
+        registry, "setting", "set", "a", "b", "--token", TOKEN, token="wrong"
+    )
+    assert res.exit_code == 0, res.output
+    assert registry.core.catalog.get_setting("a") == "b"
 
 
 async def test_cannot_connect_is_exit_3() -> None:
@@ -352,13 +368,11 @@ async def test_token_file_beats_the_environment_and_conflicts_with_token(
     secret.write_text(TOKEN + "\n")
     ok(await registry.run("setting", "set", "a", "1", "--token-file", str(secret), token="wrong"))
     assert registry.core.catalog.get_setting("a") == "1"
-    line = failed(
-        await registry.run(
-            "setting", "set", "a", "2", "--token", TOKEN, "--token-file", str(secret), token=None
-        ),
-        2,
+    res = await invoke_in_process(
+        registry, "setting", "set", "a", "2", "--token", TOKEN, "--token-file", str(secret)
     )
-    assert "--token or --token-file, not both" in line
+    assert res.exit_code == 2, res.output
+    assert "--token or --token-file, not both" in res.output
     line = failed(await registry.run("setting", "set", "a", "2", "--token-file", "/no/such"), 2)
     assert "cannot read --token-file" in line
     (tmp_path / "empty").write_text("\n")
