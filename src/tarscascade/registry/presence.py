@@ -250,7 +250,8 @@ class TierPresence:
 
     async def wait_set(self) -> WaitSet:
         """Registered nodes (setting state active) alive somewhere, plus every node
-        connected here; the registered ones that are dead or unseen are offline."""
+        connected here; the registered ones judged dead, or last seen longer than a node
+        timeout ago, are offline."""
         core = self.core
         connected = self.hub.tracker.connected_names() if self.hub is not None else set()
         records: list[NodeRecord] = core.catalog.records(Category.NODES)  # type: ignore[assignment]
@@ -267,7 +268,11 @@ class TierPresence:
                 continue
             here = core.liveness.last_seen.get(name)
             age = min(ages.get(name, math.inf), now - here if here is not None else math.inf)
-            if rec.present_state is not State.ACTIVE or age > self.offline_after:
+            # a registered node nobody has shared a sighting of yet (it has just connected
+            # to another registry, whose next round writes it) is waited for, not offline:
+            # only the judge's verdict or a sighting older than a timeout makes it offline
+            unseen_long = age != math.inf and age > self.offline_after
+            if rec.present_state is not State.ACTIVE or unseen_long:
                 offline.append(name)
         nodes = (set(registered) - set(offline)) | connected
         return WaitSet(sorted(nodes), sorted(offline))
