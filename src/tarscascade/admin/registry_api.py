@@ -133,7 +133,7 @@ _bearer = HTTPBearer(auto_error=False, description="the admin token, needed for 
 WRITE = [Security(_bearer)]
 
 
-def precondition(
+async def precondition(
     if_revision: Annotated[
         int | None,
         Query(ge=0, description="apply only if the record did not change after this revision"),

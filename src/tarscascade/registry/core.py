@@ -108,6 +108,8 @@ class RegistryStats:
     store_failures: int = 0
     #: writes committed whose catch-up failed: acknowledged as "committed, catching up"
     writes_unapplied: int = 0
+    #: writes whose own events were applied as committed, no change-log read back
+    writes_applied_directly: int = 0
     #: lineage changes followed (new epochs started or adopted)
     lineage_changes: int = 0
 
@@ -427,6 +429,8 @@ class RegistryCore:
                 raise
         self._succeeded()
         self.stats.writes += 1
+        if await self._apply_own(result):
+            return Committed.of(result, applied=True)
         try:
             await self.catch_up(result.revision)
         except StoreError as exc:
@@ -437,6 +441,22 @@ class RegistryCore:
             )
             return Committed.of(result, applied=False)
         return Committed.of(result, applied=self.revision >= result.revision)
+
+    async def _apply_own(self, result: Commit) -> bool:
+        """Apply a write's own events, when they follow on from the catalog with nothing
+        between (no other writer's events): no change-log read back (a thread hop and a
+        transaction per write, issue 17). Otherwise the caller catches up from the log."""
+        events = result.events
+        async with self._apply_lock:
+            if self.revision >= result.revision:
+                return True  # applied already (a tail round, or nothing changed)
+            if not events or events[0].revision != self.revision + 1:
+                return False
+            if events[-1].revision != result.revision:
+                return False
+            self._apply(list(events))
+            self.stats.writes_applied_directly += 1
+            return True
 
     async def catch_up(self, at_least: int = 0) -> int:
         """Apply the change log from the catalog's revision on; returns events applied."""

@@ -12,7 +12,9 @@ import pytest
 
 from tarscascade.admin import RegistryMetrics, create_registry_app
 from tarscascade.errors import StoreError
+from tarscascade.model import EndpointRecord
 from tarscascade.registry.core import RegistryCore
+from tarscascade.store import Put, SqlStore
 from tarscascade.testing import eventually
 from tests.integration.admin.harness import AUTH, TOKEN, admin_of, running_core
 
@@ -136,7 +138,7 @@ async def test_adding_an_existing_endpoint_is_409_and_changes_nothing(
 
 
 async def test_a_committed_write_answers_2xx_while_the_catalog_catches_up(
-    client: httpx.AsyncClient, core: RegistryCore, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient, core: RegistryCore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     real = core.store.changes_since
     failing = [True]
@@ -146,6 +148,13 @@ async def test_a_committed_write_answers_2xx_while_the_catalog_catches_up(
             raise StoreError("changes_since failed: connection reset")
         return real(revision, limit)
 
+    # a write by another registry on the database first: the next write cannot apply its
+    # own events alone, it catches up from the change log (the read that fails here)
+    other = SqlStore.open(f"sqlite:///{tmp_path}/r.db")  # the harness's database
+    try:
+        other.commit([Put(EndpointRecord(OBJ, "10.0.0.9", 9))])
+    finally:
+        other.close()
     monkeypatch.setattr(core.store, "changes_since", flaky)
     r = await client.post(EP, json={"endpoint": "tcp -h 10.0.0.1 -p 1"})
     assert r.status_code == 201, r.text
