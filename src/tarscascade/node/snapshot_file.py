@@ -54,6 +54,8 @@ class CategoryImage:
     digest: int
     count: int
     payload: bytes
+    #: the digest is the legacy 64-bit one (an image written before digest v2)
+    legacy: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,7 @@ def write_image(directory: Path, image: ReplicaImage) -> Path:
                 "epoch": ci.version.epoch,
                 "revision": ci.version.revision,
                 "digest": str(ci.digest),
+                **({} if ci.legacy else {"digest_v": 2}),
                 "count": ci.count,
                 "length": len(ci.payload),
             }
@@ -138,6 +141,7 @@ class ImageWriter:
                     "epoch": v.epoch,
                     "revision": v.revision,
                     "digest": str(d),
+                    "digest_v": 2,
                     "count": n,
                 }
                 for c, (v, d, n) in started.items()
@@ -216,6 +220,7 @@ def _read_v1(path: Path, header: dict[str, Any], body: bytes, pos: int) -> Repli
             int(meta["digest"]),
             int(meta["count"]),
             body[pos : pos + n],
+            meta.get("digest_v") != 2,
         )
         pos += n
     if pos != len(body):
@@ -247,6 +252,7 @@ def _read_v2(path: Path, header: dict[str, Any], body: bytes, pos: int) -> Repli
             int(meta["digest"]),
             counts.get(cat, 0),
             join_payloads(payloads.get(cat, [])),
+            meta.get("digest_v") != 2,
         )
     return ReplicaImage(
         str(header["node"]), float(header["written_at"]), cats, image_id=str(header["id"])

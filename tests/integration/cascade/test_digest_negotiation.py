@@ -1,0 +1,141 @@
+"""Digest negotiation across a rolling upgrade (protocol 3): no resync loop in any mix.
+
+Each case counts the snapshots the upstream sends: the expected number at first contact,
+then none over several heartbeats (a digest compared in the wrong scheme would repair
+the node at every heartbeat, for ever).
+"""
+
+from __future__ import annotations
+
+from tarscascade.cascade import HubOptions
+from tarscascade.catalog import Catalog
+from tarscascade.model import Category, Setting
+from tarscascade.store import Put
+from tarscascade.testing import eventually
+from tests.integration.cascade.harness import (
+    WAIT,
+    Cluster,
+    Node,
+    Registry,
+    converged,
+    ep,
+    fast_client_options,
+)
+
+BEATS = 6
+
+
+async def _steady(node: Node, reg: Registry) -> None:
+    """Several heartbeats pass, and the upstream sends no snapshot meanwhile."""
+    sent, beats = reg.hub.stats.snapshots_sent, node.client.stats.heartbeats
+    resyncs = reg.hub.stats.resyncs
+    await eventually(
+        lambda: node.client.stats.heartbeats >= beats + BEATS, timeout=WAIT, what="heartbeats"
+    )
+    assert reg.hub.stats.snapshots_sent == sent, "a snapshot after convergence: a resync loop"
+    assert reg.hub.stats.resyncs == resyncs
+    assert node.client.stats.resyncs == 0
+
+
+async def _filled(reg: Registry) -> None:
+    await reg.core.write([Put(ep(1)), Put(ep(2)), Put(Setting("interval", "3"))])
+
+
+def _copy(reg: Registry, key: bytes) -> Catalog:
+    """A node catalog holding exactly the registry's content and versions, under ``key``."""
+    cat = Catalog(digest_key=key)
+    for c in Category:
+        cat.replace_category(c, list(reg.core.catalog.records(c)), reg.core.catalog.version(c))
+    return cat
+
+
+async def test_new_node_new_registry_same_key_compares_128_bit_digests(cluster: Cluster) -> None:
+    reg = await cluster.start_registry()
+    await _filled(reg)
+    node = cluster.node("n1", [("127.0.0.1", reg.port)])
+    await eventually(node.client.synced.is_set, timeout=WAIT, what="synced")
+    await converged([node], reg)
+    # a fresh node holds nothing: one snapshot per category (all four are numbered)
+    first = reg.hub.stats.snapshots_sent
+    assert first == len(Category)
+    await _steady(node, reg)
+    assert not reg.core.catalog.legacy_enabled  # nobody asked for the legacy sum
+    assert not node.catalog.legacy_enabled
+    await reg.core.write([Put(ep(3))])
+    await converged([node], reg, "after a change")
+    await _steady(node, reg)
+
+
+async def test_old_node_new_registry_compares_legacy_digests(cluster: Cluster) -> None:
+    reg = await cluster.start_registry()
+    await _filled(reg)
+    node = cluster.node("old", [("127.0.0.1", reg.port)], options=fast_client_options(protocol=2))
+    await eventually(node.client.synced.is_set, timeout=WAIT, what="synced")
+    await converged([node], reg)
+    assert reg.core.catalog.legacy_enabled  # enabled for it, kept from then on
+    first = reg.hub.stats.snapshots_sent
+    assert first == len(Category)
+    await _steady(node, reg)
+    await reg.core.write([Put(ep(3))])
+    await converged([node], reg, "after a change")
+    await _steady(node, reg)
+    assert reg.hub.stats.snapshots_sent == first
+
+
+async def test_new_node_under_another_key_plans_by_versions_and_rekeys(cluster: Cluster) -> None:
+    reg = await cluster.start_registry()
+    await _filled(reg)
+    cat = _copy(reg, b"a key the registry does not have")
+    node = cluster.node("n1", [("127.0.0.1", reg.port)], catalog=cat)
+    await eventually(node.client.synced.is_set, timeout=WAIT, what="synced")
+    assert node.client.stats.rekeys == 1
+    assert cat.key_id == reg.core.catalog.key_id
+    await converged([node], reg)
+    assert reg.hub.stats.snapshots_sent == 0  # same versions: up to date, no proof needed
+    await _steady(node, reg)
+    await reg.core.write([Put(ep(3))])
+    await converged([node], reg, "after a change")
+    await _steady(node, reg)
+    assert reg.hub.stats.snapshots_sent == 0
+
+
+async def test_new_node_under_another_key_with_other_content_is_repaired_once(
+    cluster: Cluster,
+) -> None:
+    """Same versions, other content (changed behind the registry's back), another key:
+    planned up to date by versions, then the first comparable heartbeat repairs it."""
+    reg = await cluster.start_registry()
+    await _filled(reg)
+    cat = _copy(reg, b"another key")
+    v = cat.version(Category.OBJECTS)
+    cat.replace_category(Category.OBJECTS, [ep(9)], v)
+    node = cluster.node("n1", [("127.0.0.1", reg.port)], catalog=cat)
+    await converged([node], reg)
+    assert reg.hub.stats.snapshots_sent == 1
+    await _steady(node, reg)
+
+
+async def test_new_node_old_registry_keeps_the_legacy_sum(cluster: Cluster) -> None:
+    reg = await cluster.start_registry(hub_options=HubOptions(max_protocol=2))
+    await _filled(reg)
+    cat = _copy(reg, b"")
+    node = cluster.node("n1", [("127.0.0.1", reg.port)], catalog=cat)
+    await eventually(node.client.synced.is_set, timeout=WAIT, what="synced")
+    await converged([node], reg)
+    assert cat.legacy_enabled  # its upstream is legacy: it sends the 64-bit digest
+    assert node.client.stats.rekeys == 0
+    # first contact: its held states said legacy digest 0 (not kept yet), so each
+    # category with content was resent once; nothing after that
+    first = reg.hub.stats.snapshots_sent
+    assert first == 2  # objects and settings (the empty ones sum to 0 either way)
+    await _steady(node, reg)
+    await reg.core.write([Put(ep(3))])
+    await converged([node], reg, "after a change")
+    await _steady(node, reg)
+    # a reconnect now compares legacy digests from the start: no snapshot at all
+    await cluster.close_node(node)
+    again = cluster.node("n1", [("127.0.0.1", reg.port)], catalog=cat)
+    await eventually(again.client.synced.is_set, timeout=WAIT, what="synced again")
+    await converged([again], reg)
+    await _steady(again, reg)
+    assert reg.hub.stats.snapshots_sent == first
