@@ -247,6 +247,10 @@ class CascadeClient:
         self._task: asyncio.Task[None] | None = None
         self._ack_wanted = asyncio.Event()
         self._resubscribe_wanted = asyncio.Event()
+        #: pushes read while a subscribe's answer is still on its way to ``_subscribe``
+        #: (the reader hands pushes over at once, the answer a loop turn later): applied
+        #: once the answer is taken, so they are checked under the key it gives
+        self._early_pushes: list[ResponsePacket] | None = None
         self._behind_found = asyncio.Event()
         self._heartbeat_wanted = asyncio.Event()
         self._progress = SyncProgress(catalog.version)
@@ -517,6 +521,17 @@ class CascadeClient:
             keyId=self.catalog.key_id if speaks >= DIGEST128_PROTOCOL else b"",
         )
         mark = self._progress.mark()
+        self._early_pushes = []
+        try:
+            await self._subscribe_call(channel, req, speaks, mark)
+        finally:
+            early, self._early_pushes = self._early_pushes, None
+        for packet in early:  # in the order they came, now under the answer's key
+            self._on_push(packet)
+
+    async def _subscribe_call(
+        self, channel: Channel, req: SubscribeReq, speaks: int, mark: dict[Category, int]
+    ) -> None:
         try:
             ret, rsp = await channel.call(CASCADE_SERVANT, SUBSCRIBE, req)
             if ret == BAD_REQUEST and speaks >= DIGEST128_PROTOCOL:
@@ -542,7 +557,9 @@ class CascadeClient:
         """Digests as the upstream compares them, before any push is applied: its key
         (protocol 3: the sums are recomputed once, O(n), if ours was another), or the
         legacy sum (an older upstream: kept from now on, sent in every held state)."""
-        if rsp.protocol >= DIGEST128_PROTOCOL and self.options.protocol >= DIGEST128_PROTOCOL:
+        both = rsp.protocol >= DIGEST128_PROTOCOL and self.options.protocol >= DIGEST128_PROTOCOL
+        self._replica.digest128 = both  # a protocol 2 node ignores tag 7 of a chunk
+        if both:
             if self.catalog.rekey(rsp.digestKey):
                 self.stats.rekeys += 1
                 if self.on_rekey is not None:
@@ -561,6 +578,9 @@ class CascadeClient:
     # ------------------------------------------------------------------ pushes
 
     def _on_push(self, packet: ResponsePacket) -> None:
+        if self._early_pushes is not None:
+            self._early_pushes.append(packet)
+            return
         func = packet.status.get(STATUS_PUSH_FUNC, "")
         result = self._replica.handle(func, packet.sBuffer)
         cat, stats = result.category, self.stats

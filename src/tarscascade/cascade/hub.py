@@ -127,6 +127,8 @@ class CascadeHub:
         self._by_conn: dict[int, Session] = {}  # id(conn): registered once per connection
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        #: the key id the sessions' digests compare under (``rekeyed``)
+        self._key_id = catalog.key_id
         self.servant = _HubServant(self)
 
     # ------------------------------------------------------------------ source changes
@@ -533,6 +535,26 @@ class CascadeHub:
         kept = [a for a in own if a.nodeName in ok]
         refused = [a.nodeName for a in own if a.nodeName not in ok]
         return kept, refused
+
+    def rekeyed(self) -> bool:
+        """Call after the catalog's digest key may have changed (a relay took its
+        upstream's key, a registry reloaded a restored database). When it did, every
+        session compares digests under the old key and every cached snapshot carries an
+        old-key digest: the snapshots are dropped and the sessions end, so their nodes
+        subscribe again and get the new key with their answer (comparable digests at
+        once, instead of a repair round per category). False: the key is the same."""
+        if self.catalog.key_id == self._key_id:
+            return False
+        self._key_id = self.catalog.key_id
+        for cat in Category:
+            self._up.snapshots.invalidate(cat)
+        sessions = list(self._sessions.values())
+        for s in sessions:
+            self._end(s, abort=True)
+        self.stats.rekey_ended += len(sessions)
+        if sessions:
+            log.info("digest key changed: %d downstream sessions end to take it", len(sessions))
+        return True
 
     def end_session(self, name: str) -> bool:
         """End ``name``'s session (its credential was revoked); False when it has none."""

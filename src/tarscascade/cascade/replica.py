@@ -141,6 +141,9 @@ class Replica:
         self.on_applied = on_applied
         self.clock = clock
         self.freeze_gc = freeze_gc
+        #: False: the 128-bit digests of snapshot chunks are not read (the session
+        #: compares legacy digests: this node speaks protocol 2, or its upstream does)
+        self.digest128 = True
         self._assembly: dict[Category, _Assembly] = {}
 
     def reset(self) -> None:
@@ -196,7 +199,7 @@ class Replica:
         if chunk.seq == 0:
             self._drop(cat)
             try:
-                digest128 = from_wire_digest128(chunk.digest128)
+                digest128 = from_wire_digest128(chunk.digest128) if self.digest128 else None
             except ValueError as exc:
                 return PushResult(Outcome.RESYNC, cat, reason=f"bad snapshot digest: {exc}")
             if digest128 is None:

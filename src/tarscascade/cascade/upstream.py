@@ -115,6 +115,8 @@ class HubStats:
     catch_up_shared: int = 0
     #: heartbeats answered from the session's cached answer (nothing changed since)
     heartbeats_cached: int = 0
+    #: sessions ended because the catalog's digest key changed (they resubscribe for it)
+    rekey_ended: int = 0
 
 
 class Upstream:
