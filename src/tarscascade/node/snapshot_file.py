@@ -65,6 +65,8 @@ class ReplicaImage:
     categories: Mapping[Category, CategoryImage]
     #: names the journal that completes this image ("" for a version 1 image: none)
     image_id: str = ""
+    #: hex id of the digest key its v2 digests are under ("": the empty key, or legacy)
+    key_id: str = ""
 
 
 class SnapshotError(Exception):
@@ -125,6 +127,8 @@ class ImageWriter:
         node_name: str,
         image_id: str,
         started: Mapping[Category, tuple[Version, int, int]],
+        *,
+        key_id: str = "",
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
@@ -136,6 +140,7 @@ class ImageWriter:
             "node": node_name,
             "written_at": time.time(),
             "id": image_id,
+            "key_id": key_id,
             "categories": {
                 c.value: {
                     "epoch": v.epoch,
@@ -255,8 +260,48 @@ def _read_v2(path: Path, header: dict[str, Any], body: bytes, pos: int) -> Repli
             meta.get("digest_v") != 2,
         )
     return ReplicaImage(
-        str(header["node"]), float(header["written_at"]), cats, image_id=str(header["id"])
+        str(header["node"]),
+        float(header["written_at"]),
+        cats,
+        image_id=str(header["id"]),
+        key_id=str(header.get("key_id", "")),
     )
+
+
+KEY_FILE = "digest.key"
+
+
+def read_keys(directory: Path) -> list[bytes]:
+    """The digest keys kept beside the image (``digest.key``: one hex key a line, the
+    newest first); [] when there is none (a disk copy from before the file)."""
+    try:
+        text = (directory / KEY_FILE).read_text("ascii")
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SnapshotError(f"{directory / KEY_FILE}: {exc}") from exc
+    try:
+        return [bytes.fromhex(line) for line in text.split()]
+    except ValueError as exc:
+        raise SnapshotError(f"{directory / KEY_FILE}: {exc}") from exc
+
+
+def write_keys(directory: Path, keys: list[bytes]) -> None:
+    """Write ``digest.key`` atomically, mode 0600 (the key is a secret of the tier)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".digest-", dir=directory)  # created 0600
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write("".join(k.hex() + "\n" for k in keys))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, directory / KEY_FILE)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(directory)
 
 
 def age_seconds(image: ReplicaImage) -> float:

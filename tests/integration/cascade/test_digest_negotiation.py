@@ -7,12 +7,14 @@ the node at every heartbeat, for ever).
 
 from __future__ import annotations
 
-from tarscascade.cascade import HubOptions
+from tarscascade.cascade import CascadeHub, HubOptions
 from tarscascade.catalog import Catalog
 from tarscascade.model import Category, Setting
 from tarscascade.store import Put
 from tarscascade.testing import eventually
+from tarscascade.transport import TarsServer
 from tests.integration.cascade.harness import (
+    TOKEN,
     WAIT,
     Cluster,
     Node,
@@ -139,3 +141,60 @@ async def test_new_node_old_registry_keeps_the_legacy_sum(cluster: Cluster) -> N
     await converged([again], reg)
     await _steady(again, reg)
     assert reg.hub.stats.snapshots_sent == first
+
+
+async def test_a_relay_that_rekeys_ends_its_sessions_and_its_leaf_takes_the_key(
+    cluster: Cluster,
+) -> None:
+    """Leaf behind a relay behind the registry. The relay holds the registry's content
+    under another key and already serves the leaf; then it reaches the registry and
+    rekeys: its leaf's session ends (``on_rekey``, as node/app.py wires it), the leaf
+    subscribes again, gets the new key with the answer and is up to date by versions.
+    No repair round: the snapshots are the leaf's first four and nothing more."""
+    reg = await cluster.start_registry()
+    await _filled(reg)
+    relay_cat = _copy(reg, b"the relay's old key")
+    relay_hub = CascadeHub(relay_cat, authenticate=lambda _name, token: token == TOKEN)
+    relay_server = TarsServer([relay_hub.servant])
+    await relay_server.start()
+    try:
+        leaf = cluster.node("leaf", [("127.0.0.1", relay_server.port)])
+        await eventually(leaf.client.synced.is_set, timeout=WAIT, what="leaf synced")
+        assert leaf.catalog.key_id == relay_cat.key_id  # the relay's key, for now
+        assert relay_hub.stats.snapshots_sent == len(Category)  # a fresh leaf: all four
+        relay = cluster.node(
+            "relay",
+            [("127.0.0.1", reg.port)],
+            catalog=relay_cat,
+            on_applied=relay_hub.replica_applied,
+            on_rekey=relay_hub.rekeyed,
+        )
+        await eventually(relay.client.synced.is_set, timeout=WAIT, what="relay synced")
+        assert relay.client.stats.rekeys == 1
+        assert relay_hub.stats.rekey_ended == 1
+        await eventually(
+            lambda: leaf.catalog.key_id == reg.core.catalog.key_id,
+            timeout=WAIT,
+            what="the leaf took the registry's key",
+        )
+        await converged([relay, leaf], reg)
+        assert leaf.client.stats.rekeys == 2  # the relay's key, then the registry's
+        assert leaf.client.stats.resyncs == 0
+        assert reg.hub.stats.snapshots_sent == 0  # same versions: the relay was up to date
+        assert relay_hub.stats.snapshots_sent == len(Category)  # no repair of the leaf
+        sent, beats = relay_hub.stats.snapshots_sent, leaf.client.stats.heartbeats
+        await eventually(
+            lambda: leaf.client.stats.heartbeats >= beats + BEATS, timeout=WAIT, what="beats"
+        )
+        assert relay_hub.stats.snapshots_sent == sent
+        await reg.core.write([Put(ep(3))])
+        await converged([relay, leaf], reg, "a change through the relay")
+        assert relay_hub.stats.snapshots_sent == sent
+        assert leaf.client.stats.resyncs == 0
+    finally:
+        # nodes first: a client whose only upstream closed under it does not close
+        # promptly (seen with the code before this change too)
+        for n in list(cluster.nodes):
+            await cluster.close_node(n)
+        await relay_hub.aclose()
+        await relay_server.aclose()
