@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 NODE_DIR := tests/interop/node
 PIP_VERSION := 25.3
 
-.PHONY: setup venv node services test check up bench clean
+.PHONY: setup venv node services test check root-help up bench clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -30,6 +30,10 @@ check: venv
 
 test: setup services check
 	$(VENV)/bin/pytest -q
+
+root-help: venv  # after changing the command tree: the cached `tarscascade --help`
+	$(PY) -m tarscascade.cli.app
+	$(VENV)/bin/ruff format src/tarscascade/cli/root_help.py
 
 up: venv
 	$(VENV)/bin/tarscascade up

@@ -175,6 +175,11 @@ class Revision(Model):
     note: str | None = Field(None, description="why applied is false")
 
 
+class BatchWritten(Revision):
+    ops: int = Field(description="ops in the batch, all applied in one transaction")
+    events: int = Field(description="changes logged (an update that changed nothing: none)")
+
+
 class EndpointWritten(Revision):
     endpoint: EndpointView
 

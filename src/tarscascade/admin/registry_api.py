@@ -40,6 +40,7 @@ from tarscascade.admin.metrics import RegistryMetrics
 from tarscascade.admin.models import (
     READ_ERRORS,
     WRITE_ERRORS,
+    BatchWritten,
     DrainAnswer,
     DrainList,
     DrainStatus,
@@ -64,6 +65,11 @@ from tarscascade.admin.models import (
 )
 from tarscascade.admin.schemas import (
     INT32_MAX,
+    BatchAdd,
+    BatchBody,
+    BatchOp,
+    BatchRemove,
+    BatchState,
     DrainBody,
     EndpointCreate,
     EndpointPatch,
@@ -88,6 +94,14 @@ from tarscascade.registry.admin_ops import (
     WriteResult,
     validate_name,
     validate_node_name,
+)
+from tarscascade.registry.batch import (
+    MAX_BATCH_OPS,
+    AddEndpoint,
+    BatchItem,
+    RemoveEndpoint,
+    UpdateEndpoint,
+    apply_batch,
 )
 from tarscascade.registry.drains import DrainJob
 from tarscascade.registry.listing import MAX_LIMIT, ObjectListing, ObjectPage
@@ -359,18 +373,7 @@ def _object_routes(r: APIRouter, admin: RegistryAdmin, listing: ObjectListing) -
     async def add_endpoint(
         object_id: str, body: EndpointCreate, expect: Precondition = None
     ) -> Json:
-        record = admin.build_endpoint(
-            _oid(object_id),
-            body.endpoint,
-            node_name=body.node,
-            set_id=body.set_id,
-            enable_group=body.enable_group,
-            ip_group_name=body.ip_group_name,
-            bak_flag=body.bak_flag,
-            setting_state=State(body.state),
-            present_state=State(body.present_state),
-            adapter_name=body.adapter_name,
-        )
+        record = admin.build_endpoint(_oid(object_id), body.endpoint, **_create_options(body))
         res = await admin.add_endpoint(record, replace=body.replace, expect=expect)
         return _written(admin, res, "endpoint")
 
@@ -397,15 +400,7 @@ def _object_routes(r: APIRouter, admin: RegistryAdmin, listing: ObjectListing) -
     async def update_endpoint(
         object_id: str, host: str, port: Port, body: EndpointPatch, expect: Precondition = None
     ) -> Json:
-        changes = body.model_dump(exclude_unset=True)
-        nulls = sorted(k for k, v in changes.items() if v is None)
-        if nulls:
-            raise ValidationError(f"fields cannot be null: {', '.join(nulls)}")
-        if not changes:
-            raise ValidationError("nothing to change: give at least one field")
-        for name in ("setting_state", "present_state"):
-            if name in changes:
-                changes[name] = State(changes[name])
+        changes = _patch_changes(body)
         res = await admin.update_endpoint(_oid(object_id), host, port, changes, expect=expect)
         return _written(admin, res, "endpoint")
 
@@ -469,6 +464,72 @@ def _object_routes(r: APIRouter, admin: RegistryAdmin, listing: ObjectListing) -
         object_id: str, host: str, port: Port, expect: Precondition = None
     ) -> Json:
         return _committed(await admin.remove_endpoint(_oid(object_id), host, port, expect=expect))
+
+    @r.post(
+        "/v1/batch",
+        tags=["objects"],
+        dependencies=WRITE,
+        summary="endpoint writes, all or nothing, in one transaction",
+        description="Ops (`add`, `update`, `state`, `remove`; the fields of the single-endpoint"
+        " routes) apply in order in one store transaction: one revision, one push to the"
+        f" nodes. At most {MAX_BATCH_OPS} ops (and the body limit). Every op is validated"
+        " before anything is written; a bad one (400) is named by its index, `ops[3]: ...`;"
+        " a missing endpoint (404) or an added one that exists (409, unless `replace`) fails"
+        " the whole batch. Nothing changes on any error.",
+        response_model=BatchWritten,
+        responses=WRITE_ERRORS,
+    )
+    async def batch(body: BatchBody) -> Json:
+        items = []
+        for i, op in enumerate(body.ops):
+            try:
+                items.append(_batch_item(op))
+            except ValidationError as exc:
+                raise ValidationError(f"ops[{i}]: {exc}") from exc
+        res = await apply_batch(admin, items)
+        out = _committed(WriteResult(res.revision, applied=res.applied))
+        return {**out, "ops": res.ops, "events": res.events}
+
+
+def _create_options(body: EndpointCreate) -> dict[str, Any]:
+    """RegistryAdmin.build_endpoint's options from an add's body."""
+    return {
+        "node_name": body.node,
+        "set_id": body.set_id,
+        "enable_group": body.enable_group,
+        "ip_group_name": body.ip_group_name,
+        "bak_flag": body.bak_flag,
+        "setting_state": State(body.state),
+        "present_state": State(body.present_state),
+        "adapter_name": body.adapter_name,
+    }
+
+
+_IDENTITY = frozenset({"op", "object_id", "host", "port"})
+
+
+def _patch_changes(body: EndpointPatch) -> dict[str, Any]:
+    """The fields a PATCH (or a batch's update) sets, validated: none null, at least one."""
+    changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if k not in _IDENTITY}
+    nulls = sorted(k for k, v in changes.items() if v is None)
+    if nulls:
+        raise ValidationError(f"fields cannot be null: {', '.join(nulls)}")
+    if not changes:
+        raise ValidationError("nothing to change: give at least one field")
+    for name in ("setting_state", "present_state"):
+        if name in changes:
+            changes[name] = State(changes[name])
+    return changes
+
+
+def _batch_item(op: BatchOp) -> BatchItem:
+    if isinstance(op, BatchAdd):
+        return AddEndpoint(op.object_id, op.endpoint, _create_options(op), op.replace)
+    if isinstance(op, BatchState):
+        return UpdateEndpoint(op.object_id, op.host, op.port, {"setting_state": State(op.state)})
+    if isinstance(op, BatchRemove):
+        return RemoveEndpoint(op.object_id, op.host, op.port)
+    return UpdateEndpoint(op.object_id, op.host, op.port, _patch_changes(op))
 
 
 #: a progress line names at most this many missing nodes (the count is always there)

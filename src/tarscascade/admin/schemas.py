@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tarscascade.registry.batch import MAX_BATCH_OPS
+
 INT32_MAX = 2**31 - 1
 StateName = Literal["active", "inactive"]
 Int32 = Annotated[int, Field(ge=-(2**31), le=INT32_MAX)]
@@ -71,6 +73,51 @@ class EndpointPatch(Body):
 
 class StateBody(Body):
     state: StateName
+
+
+ObjectIdField = Annotated[str, Field(min_length=1, max_length=255)]
+HostField = Annotated[str, Field(min_length=1, max_length=255)]
+PortField = Annotated[int, Field(ge=1, le=65535)]
+
+
+class BatchAdd(EndpointCreate):
+    """Add an endpoint (the fields of ``POST /v1/objects/{id}/endpoints``)."""
+
+    op: Literal["add"]
+    object_id: ObjectIdField
+
+
+class BatchUpdate(EndpointPatch):
+    """Change fields of an endpoint (the fields of its ``PATCH``)."""
+
+    op: Literal["update"]
+    object_id: ObjectIdField
+    host: HostField
+    port: PortField
+
+
+class BatchState(Body):
+    """Set an endpoint active or inactive (no drain wait: follow with one if needed)."""
+
+    op: Literal["state"]
+    object_id: ObjectIdField
+    host: HostField
+    port: PortField
+    state: StateName
+
+
+class BatchRemove(Body):
+    op: Literal["remove"]
+    object_id: ObjectIdField
+    host: HostField
+    port: PortField
+
+
+BatchOp = Annotated[BatchAdd | BatchUpdate | BatchState | BatchRemove, Field(discriminator="op")]
+
+
+class BatchBody(Body):
+    ops: Annotated[list[BatchOp], Field(min_length=1, max_length=MAX_BATCH_OPS)]
 
 
 class NodeBody(Body):

@@ -48,6 +48,10 @@ class ChangeLog:
         """The events after ``revision`` (check :meth:`covers` first)."""
         return self._events[bisect_right(self._revs, revision) :]
 
+    def count_since(self, revision: int) -> int:
+        """How many events are after ``revision``."""
+        return len(self._revs) - bisect_right(self._revs, revision)
+
     def has_since(self, revision: int) -> bool:
         """Whether any event is after ``revision``."""
         return bool(self._revs) and self._revs[-1] > revision

@@ -371,14 +371,14 @@ class SessionSync:
     def acceptable_snapshot(self, cat: Category) -> Callable[[Version], bool]:
         """Which cached snapshot versions may be sent: never one older than what the
         downstream holds in the same lineage; for objects and nodes, one the change
-        log still leads on from."""
+        log still leads on from with a short tail (``short_tail``)."""
         sent = self.sent.get(cat, NO_VERSION)
         up = self.upstream
 
         def ok(v: Version) -> bool:
             if v.epoch == sent.epoch and v.revision < sent.revision:
                 return False
-            return cat not in INCREMENTAL or up.covers(cat, v)
+            return cat not in INCREMENTAL or (up.covers(cat, v) and up.short_tail(cat, v))
 
         return ok
 

@@ -14,6 +14,7 @@ from tarscascade.cascade.changelog import DEFAULT_LOG_EVENTS, ChangeLog, compact
 from tarscascade.cascade.frames import DEFAULT_CHUNK_BYTES, DEFAULT_DELTA_EVENTS, delta_frames
 from tarscascade.cascade.rules import DEFAULT_GUARD_MAX_LOSS
 from tarscascade.cascade.snapshots import SnapshotCache
+from tarscascade.cascade.states import COUNT_KEYS
 from tarscascade.catalog import Catalog
 from tarscascade.model import INCREMENTAL, Category, Version
 from tarscascade.wire.framing import DEFAULT_MAX_FRAME
@@ -21,6 +22,8 @@ from tarscascade.wire.idl.cascadef import DIGEST128_PROTOCOL, PROTOCOL_VERSION
 
 #: Sync order: small categories first, so a new node knows its groups and settings
 #: before a large objects snapshot is under way.
+#: a cached snapshot is reused with up to this many events after it, whatever its size
+SHORT_TAIL_MIN = 1_000
 SYNC_ORDER = (Category.SETTINGS, Category.GROUPS, Category.NODES, Category.OBJECTS)
 
 
@@ -148,6 +151,17 @@ class Upstream:
         # to resume from: snapshot instead.
         log = self.logs.get(cat)
         return log is not None and log.version == self.version(cat) and log.covers(version)
+
+    def short_tail(self, cat: Category, version: Version) -> bool:
+        """Whether a snapshot at ``version`` plus the log's events since is still a cheap
+        way to the current version: at most a quarter of the category's records (and at
+        least :data:`SHORT_TAIL_MIN`). Past that a fresh snapshot is encoded, so a new node
+        never gets a catch-up that grows with the log (issue 17)."""
+        log = self.logs.get(cat)
+        if log is None:
+            return True
+        records = self.catalog.counts()[COUNT_KEYS[cat]]
+        return log.count_since(version.revision) <= max(SHORT_TAIL_MIN, records // 4)
 
     def catch_up_frames(self, cat: Category, since: Version) -> list[bytes]:
         """The delta frames taking a downstream at ``since`` to the category's version,

@@ -313,6 +313,34 @@ def endpoint_rm(
     write(registry, tok, "DELETE", url, None, as_json, done, ignore_not_found=ignore_not_found)
 
 
+@endpoint_app.command("batch")
+def endpoint_batch(
+    file: Annotated[
+        str, typer.Argument(help='A JSON file: {"ops": [...]} or the list itself; - : stdin.')
+    ],
+    registry: RegistryOpt = DEFAULT_REGISTRY,
+    token: TokenOpt = None,
+    token_file: TokenFileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Apply many endpoint writes at once, all or nothing (POST /v1/batch): ops "add",
+    "update", "state", "remove" with the fields of the single commands' API."""
+    import json
+    import sys
+    from pathlib import Path
+
+    try:
+        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+        doc = json.loads(text)
+    except (OSError, ValueError) as exc:
+        fail(f"cannot read a batch from {file}: {exc}", EXIT_USAGE)
+    body = {"ops": doc} if isinstance(doc, list) else doc
+    if not isinstance(body, dict) or not isinstance(body.get("ops"), list):
+        fail(f'{file}: want {{"ops": [...]}} or a list of ops', EXIT_USAGE)
+    done = f"applied {len(body['ops'])} ops in one transaction"
+    write(registry, read_token(token, token_file), "POST", "/v1/batch", body, as_json, done)
+
+
 @endpoint_app.command("state")
 def endpoint_state(
     obj: ObjArg,

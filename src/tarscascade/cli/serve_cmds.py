@@ -58,6 +58,10 @@ InsecureOpt = Annotated[
         "--insecure", help="Serve a TARS port beyond loopback with no credentials and no TLS."
     ),
 ]
+UpPortOpt = Annotated[
+    int | None,
+    typer.Option(min=0, max=65535, help="Instead of the standard port; 0: any free one."),
+]
 TlsCertOpt = Annotated[
     Path | None, typer.Option("--tls-cert", help="TLS certificate chain (PEM).", metavar="PATH")
 ]
@@ -468,28 +472,43 @@ def up(
     ),
     log_level: LogLevelOpt = "warning",
     log_format: LogFormatOpt = LogFormat.TEXT,
+    registry_port: UpPortOpt = None,
+    http_port: UpPortOpt = None,
+    node_port: UpPortOpt = None,
+    node_http_port: UpPortOpt = None,
 ) -> None:
     """Run a registry (SQLite under ./.tarscascade/) and one node agent in the foreground
     (the bootstrap/dev mode: loopback only, one shared token if any)."""
     from tarscascade.cli.runtime import DEFAULT_HTTP, DEFAULT_TARS, RegistryConfig
+    from tarscascade.cli.runtime import DEFAULT_NODE_HTTP as NODE_HTTP
+    from tarscascade.cli.runtime import DEFAULT_NODE_TARS as NODE_TARS
 
     check_node_name(node_name)
     setup_logging(log_level, log_format)
     secret = read_token(token, token_file)
     reg = RegistryConfig(
         db=f"sqlite:///{directory / 'registry.db'}",
-        listen=DEFAULT_TARS,
-        http=DEFAULT_HTTP,
+        listen=_on_port(DEFAULT_TARS, registry_port),
+        http=_on_port(DEFAULT_HTTP, http_port),
         token=secret,
         init=init,
         confirm_epoch=confirm_epoch,
     )
-    _run("up", _run_up(reg, directory, node_name, secret or ""))
+    node = (_on_port(NODE_TARS, node_port), _on_port(NODE_HTTP, node_http_port))
+    _run("up", _run_up(reg, node, directory, node_name, secret or ""))
 
 
-async def _run_up(reg: RegistryConfig, directory: Path, node_name: str, token: str) -> None:
-    from tarscascade.cli.runtime import DEFAULT_NODE_HTTP as NODE_HTTP
-    from tarscascade.cli.runtime import DEFAULT_NODE_TARS as NODE_TARS
+def _on_port(default: tuple[str, int], port: int | None) -> tuple[str, int]:
+    return default if port is None else (default[0], port)
+
+
+async def _run_up(
+    reg: RegistryConfig,
+    node: tuple[tuple[str, int], tuple[str, int]],
+    directory: Path,
+    node_name: str,
+    token: str,
+) -> None:
     from tarscascade.cli.runtime import NodeProcess, RegistryProcess, client_locator
     from tarscascade.node.config import NodeConfig
 
@@ -498,15 +517,15 @@ async def _run_up(reg: RegistryConfig, directory: Path, node_name: str, token: s
         cfg = NodeConfig(
             name=node_name,
             upstreams=[("127.0.0.1", rp.tars_port)],
-            listen=NODE_TARS,
+            listen=node[0],
             data_dir=directory / "node",
             token=token,
         )
-        async with NodeProcess(cfg, NODE_HTTP) as np:
+        async with NodeProcess(cfg, node[1]) as np:
             names = "QueryObj, ServerObj alias, CascadeObj"
             typer.echo(f"registry  TARS  127.0.0.1:{rp.tars_port}  ({names})")
             typer.echo(f"registry  HTTP  http://127.0.0.1:{rp.http_port}  (dashboard, /docs)")
-            _print_node(np, NODE_HTTP)
+            _print_node(np, node[1])
             typer.echo("")
             typer.echo(f"Open the dashboard: http://127.0.0.1:{rp.http_port}/")
             # a locator line is printed once the node serves data: a fresh client's first

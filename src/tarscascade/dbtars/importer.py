@@ -10,8 +10,10 @@ Change detection, always on the database's clock (db_tars.md §6.3):
 1. every ``poll_interval`` (P): the groups (application, server_name) with a row whose
    ``registry_timestamp`` is within ``window`` (W) before the previous poll's ``NOW(3)``
    are re-read whole and diffed, so a deleted node or adapter inside a group, or a
-   renamed servant, is seen too; the small tables are read whole and compared;
-2. every ``signature_interval`` (S): a table signature (count and id sum of both big
+   renamed servant, is seen too; the small tables are read whole and compared. After
+   a tick that wrote changes the poll comes every ``busy_interval`` for ``busy_linger``
+   seconds (an operator action is a burst of statements);
+2. after the poll, every ``signature_interval`` (S): a table signature (count and id sum of both big
    tables) against the one the importer's id maps give; any difference (a delete, a
    REPLACE, an insert with a skewed timestamp) triggers an id scan (index-only), and the
    groups whose row ids came or went are re-read and diffed, as the poll does;
@@ -71,6 +73,11 @@ _SKIP_LOG_LIMIT = 10_000  # rows logged as skipped, at most (each once)
 @dataclass(slots=True)
 class ImportOptions:
     poll_interval: float = 1.0  # P
+    #: after a tick that wrote changes, poll this often for ``busy_linger`` seconds: an
+    #: operator action is a burst of statements (deploy, then start) and the second one
+    #: should not wait a whole P behind the first
+    busy_interval: float = 0.2
+    busy_linger: float = 1.5
     window: float = 30.0  # W, seconds before the previous poll's clock
     signature_interval: float = 3.0  # S: ~30 ms of DB time per check at 100k rows
     full_interval: float = 300.0  # F
@@ -135,9 +142,11 @@ class DbTarsImporter:
         self._confirm = False
         self._next_full = 0.0
         self._next_signature = 0.0
+        self._busy_until = 0.0
         self._skipped_logged: set[tuple[Any, ...]] = set()
         self._memo: dict[tuple[Any, ...], Keyed] = {}
         self._wake = asyncio.Event()
+        self._step = asyncio.Lock()  # one importer step at a time (they share the lease)
         self._synced = asyncio.Condition()
         self._sync_count = 0
 
@@ -150,11 +159,27 @@ class DbTarsImporter:
             # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation
             # that lands as the event is set, and the loop would never end
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.options.poll_interval):
+                async with asyncio.timeout(self.next_wait()):
                     await self._wake.wait()
 
-    async def tick(self) -> None:
-        """One step: lease, then a full load when one is due, else the fast path."""
+    def next_wait(self) -> float:
+        """Seconds to the next tick: P, or the busy interval while a burst may go on."""
+        o = self.options
+        return o.busy_interval if o.clock() < self._busy_until else o.poll_interval
+
+    async def tick(self) -> bool:
+        """One step: lease, then a full load when one is due, else the fast path.
+        Returns whether it wrote changes. One step at a time (an explicit
+        :meth:`full_sync` waits for a tick, and the other way round)."""
+        async with self._step:
+            written = self.stats.events_written
+            await self._tick()
+            wrote = self.stats.events_written != written
+            if wrote:
+                self._busy_until = self.options.clock() + self.options.busy_linger
+            return wrote
+
+    async def _tick(self) -> None:
         self.stats.ticks += 1
         try:
             if not await self._lead():
@@ -162,19 +187,21 @@ class DbTarsImporter:
             await self.core.catch_up()
             now = self.options.clock()
             if self._need_full or self._confirm or now >= self._next_full:
-                await self.full_sync()
+                await self._full_sync()
                 return
             if self.held is not None:  # re-evaluated on full loads only, every S
                 if now >= self._next_signature:
-                    await self.full_sync()
+                    await self._full_sync()
                 return
+            # the poll first: a state flip or a deploy with sane clocks does not wait
+            # behind an id scan (hundreds of ms at 100k rows); the groups it re-reads
+            # update the expected signature, so only what it could not see differs
+            await self._fast_path()
+            await self._small_tables()
             if now >= self._next_signature:
                 self._next_signature = now + self.options.signature_interval
                 if await asyncio.to_thread(self.source.signature) != self._ids.signature():
-                    if not await self._id_diff():
-                        return
-            await self._fast_path()
-            await self._small_tables()
+                    await self._id_diff()
         except StoreError as exc:
             # db_tars or the store failed: keep serving what the catalog has, reload later
             self._failed(exc)
@@ -220,6 +247,10 @@ class DbTarsImporter:
 
     async def full_sync(self) -> int:
         """Full load and diff against the catalog; returns events written."""
+        async with self._step:
+            return await self._full_sync()
+
+    async def _full_sync(self) -> int:
         t0 = time.perf_counter()
         load = await asyncio.to_thread(self.source.full_load)
         read_s = time.perf_counter() - t0

@@ -25,6 +25,7 @@ from tarscascade.errors import (
     ConflictError,
     EndpointSyntaxError,
     NotFoundError,
+    PreconditionFailedError,
     StoreError,
     ValidationError,
 )
@@ -161,7 +162,7 @@ class RegistryAdmin:
         self.owner = owner
         self.drains = DrainBook(hub, tier=core.tier)
 
-    def _refuse_owned(self, what: str) -> None:
+    def refuse_owned(self, what: str) -> None:
         if self.owner is not None:
             raise ConflictError(
                 f"{self.owner} owns {what}: change them in TARS (TarsWeb, tarsAdminRegistry);"
@@ -322,18 +323,25 @@ class RegistryAdmin:
         self, record: EndpointRecord, *, replace: bool = False, expect: Expect | None = None
     ) -> WriteResult:
         """Add the endpoint, atomically: ``ConflictError`` if it exists, unless ``replace``."""
-        self._refuse_owned("endpoints")
+        self.refuse_owned("endpoints")
         if expect is not None and not replace:
             raise ValidationError("if_revision applies to a replace, not to an add")
-        self._check_record(record)
-        if replace:
-            return await self._commit(Put(record, expect))
+        op = self.add_op(record, replace=replace, expect=expect)
         try:
-            return await self._commit(Insert(record))
+            return await self._commit(op)
         except ConflictError as exc:
+            if replace or isinstance(exc, PreconditionFailedError):
+                raise
             raise ConflictError(
                 f"{record_name(record)} exists already (replace: true overwrites it)"
             ) from exc
+
+    def add_op(
+        self, record: EndpointRecord, *, replace: bool = False, expect: Expect | None = None
+    ) -> WriteOp:
+        """The write that adds (or with ``replace`` overwrites) the endpoint, validated."""
+        self._check_record(record)
+        return Put(record, expect) if replace else Insert(record)
 
     async def update_endpoint(
         self,
@@ -345,7 +353,21 @@ class RegistryAdmin:
         expect: Expect | None = None,
     ) -> WriteResult:
         """Change the given fields of the endpoint as the database holds it (404 if absent)."""
-        self._refuse_owned("endpoints")
+        self.refuse_owned("endpoints")
+        op = self.update_op(object_id, host, port, changes, expect=expect)
+        return await self._commit(op, endpoint_name(object_id, host, port))
+
+    def update_op(
+        self,
+        object_id: str,
+        host: str,
+        port: int,
+        changes: dict[str, Any],
+        *,
+        expect: Expect | None = None,
+    ) -> Patch:
+        """The write that changes these fields of the endpoint, validated (the result as a
+        whole is checked again in the write transaction, on the row as the database has it)."""
         _object_id(object_id)
         _host_port(host, port)
         allowed = {f.name for f in dataclasses.fields(EndpointRecord)} - {
@@ -364,8 +386,7 @@ class RegistryAdmin:
             self._check_record(after)  # the result as a whole, as the database has it
 
         key = endpoint_key(object_id, host, port)
-        op = Patch(Category.OBJECTS, key, dict(changes), check=check, expect=expect)
-        return await self._commit(op, endpoint_name(object_id, host, port))
+        return Patch(Category.OBJECTS, key, dict(changes), check=check, expect=expect)
 
     def _check_record(self, r: EndpointRecord) -> None:
         validate_set_id(r.set_id)
@@ -503,11 +524,17 @@ class RegistryAdmin:
     async def remove_endpoint(
         self, object_id: str, host: str, port: int, *, expect: Expect | None = None
     ) -> WriteResult:
-        self._refuse_owned("endpoints")
+        self.refuse_owned("endpoints")
+        op = self.remove_op(object_id, host, port, expect=expect)
+        return await self._commit(op, endpoint_name(object_id, host, port))
+
+    def remove_op(
+        self, object_id: str, host: str, port: int, *, expect: Expect | None = None
+    ) -> Delete:
+        """The write that removes the endpoint (404 at commit if it is absent)."""
+        _object_id(object_id)
         _host_port(host, port)
-        key = endpoint_key(object_id, host, port)
-        name = endpoint_name(object_id, host, port)
-        return await self._delete(Category.OBJECTS, key, name, expect)
+        return Delete(Category.OBJECTS, endpoint_key(object_id, host, port), expect)
 
     # ------------------------------------------------------------------ other categories
 
@@ -536,7 +563,7 @@ class RegistryAdmin:
         return await self._delete(Category.NODES, name, f"node {name}", expect)
 
     async def put_group_rule(self, rule: GroupRule, *, expect: Expect | None = None) -> WriteResult:
-        self._refuse_owned("IDC groups")
+        self.refuse_owned("IDC groups")
         if rule.group_id < 0:
             raise ValidationError("group_id must be >= 0")
         validate_name("group name", rule.group_name)
@@ -547,14 +574,14 @@ class RegistryAdmin:
     async def remove_group_rule(
         self, group_id: int, *, expect: Expect | None = None
     ) -> WriteResult:
-        self._refuse_owned("IDC groups")
+        self.refuse_owned("IDC groups")
         key = GroupRule(group_id, "x").key
         return await self._delete(Category.GROUPS, key, f"IDC group rule {group_id}", expect)
 
     async def put_group_priority(
         self, prio: GroupPriority, *, expect: Expect | None = None
     ) -> WriteResult:
-        self._refuse_owned("IDC groups")
+        self.refuse_owned("IDC groups")
         if prio.id < 0:
             raise ValidationError("priority id must be >= 0")
         if prio.station:
@@ -566,7 +593,7 @@ class RegistryAdmin:
     async def remove_group_priority(
         self, prio_id: int, *, expect: Expect | None = None
     ) -> WriteResult:
-        self._refuse_owned("IDC groups")
+        self.refuse_owned("IDC groups")
         key = GroupPriority(prio_id).key
         return await self._delete(Category.GROUPS, key, f"group priority {prio_id}", expect)
 

@@ -169,12 +169,47 @@ def _check_expect(
         )
 
 
+# One statement object per (table, kind), built once with bind parameters: building a
+# SQLAlchemy expression per op and its cache key cost ~1 ms a row (py-spy, issue 17),
+# more than the database's own work. Keys bind as k_<column>, SET values as v_<column>
+# (a bind parameter may not share a column's name in an UPDATE).
+_STATEMENTS: dict[tuple[sa.Table, str], Any] = {}
+
+
+def _by_key(table: sa.Table) -> sa.ColumnElement[bool]:
+    return sa.and_(*(c == sa.bindparam(f"k_{c.name}") for c in table.primary_key.columns))
+
+
+def _statement(table: sa.Table, kind: str) -> Any:
+    stmt = _STATEMENTS.get((table, kind))
+    if stmt is None:
+        if kind == "select":
+            # FOR UPDATE: also against writers that bypass the counter lock
+            stmt = sa.select(*table.columns).where(_by_key(table)).with_for_update()
+        elif kind == "insert":
+            stmt = table.insert()
+        else:
+            stmt = table.delete().where(_by_key(table))
+        _STATEMENTS[(table, kind)] = stmt
+    return stmt
+
+
+def _update_statement(table: sa.Table, columns: Iterable[str]) -> Any:
+    """UPDATE of these columns by primary key (a record type always sets the same ones)."""
+    kind = "update:" + ",".join(sorted(columns))
+    stmt = _STATEMENTS.get((table, kind))
+    if stmt is None:
+        values: dict[str, Any] = {n: sa.bindparam(f"v_{n}") for n in kind[7:].split(",")}
+        stmt = _STATEMENTS[(table, kind)] = table.update().where(_by_key(table)).values(values)
+    return stmt
+
+
+def _key_params(p: Prepared) -> dict[str, Any]:
+    return {f"k_{name}": value for name, value in p.pk_values.items()}
+
+
 def _current(conn: sa.Connection, p: Prepared) -> Record | None:
-    found = conn.execute(
-        sa.select(*p.rt.table.columns)
-        .where(rows.key_filter(p.rt, p.pk_values))
-        .with_for_update()  # also against writers that bypass the counter lock
-    ).first()
+    found = conn.execute(_statement(p.rt.table, "select"), _key_params(p)).first()
     return None if found is None else p.rt.from_row(found)
 
 
@@ -228,11 +263,11 @@ def apply(
         elif isinstance(op, Insert):
             if _current(conn, p) is not None:
                 raise ConflictError(f"{p.rt.category.value} {op.key!r} exists")
-            conn.execute(p.rt.table.insert().values(**(p.row or {})))
+            conn.execute(_statement(p.rt.table, "insert"), p.row or {})
             event(p, Op.PUT, op.record)
             results.append(op.record)
         elif isinstance(op, Delete):
-            gone = conn.execute(p.rt.table.delete().where(rows.key_filter(p.rt, p.pk_values)))
+            gone = conn.execute(_statement(p.rt.table, "delete"), _key_params(p))
             if gone.rowcount == 0:
                 missing.append(op.key)
             else:
@@ -249,7 +284,7 @@ def apply(
                     continue
                 if op.check is not None:
                     op.check(None, op.create)
-                conn.execute(p.rt.table.insert().values(**(p.row or {})))
+                conn.execute(_statement(p.rt.table, "insert"), p.row or {})
                 event(p, Op.PUT, op.create)
                 results.append(op.create)
                 continue
@@ -260,11 +295,9 @@ def apply(
                 results.append(before)  # nothing to change: no event, no push
                 continue
             _, row = rows.to_row(after)  # checked against the column limits again
-            conn.execute(
-                p.rt.table.update()
-                .where(rows.key_filter(p.rt, p.pk_values))
-                .values({k: v for k, v in row.items() if k not in p.pk_values})
-            )
+            params = _key_params(p)
+            params.update((f"v_{k}", v) for k, v in row.items() if k not in p.pk_values)
+            conn.execute(_update_statement(p.rt.table, row.keys() - p.pk_values.keys()), params)
             event(p, Op.PUT, after)
             results.append(after)
     _flush_puts(conn, pending)

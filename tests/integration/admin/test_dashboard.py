@@ -6,11 +6,8 @@ page is saved as a screenshot (``TARSCASCADE_ARTIFACTS``, default ``test-artifac
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,34 +19,15 @@ from tarscascade.model import Category, State
 from tarscascade.node.app import NodeAgent
 from tarscascade.registry.admin_ops import RegistryAdmin
 from tarscascade.testing import eventually
+from tests.integration.admin.chromium import needs_chromium, shot, text
 from tests.integration.admin.harness import AUTH, TOKEN
 from tests.integration.admin.node_harness import WAIT
 from tests.integration.admin.node_harness import node_agent as _agent
 from tests.integration.admin.registry_thread import LoopThread, registry_in_thread
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ROOT = Path(__file__).resolve().parents[3]
-ARTIFACTS = Path(os.environ.get("TARSCASCADE_ARTIFACTS", ROOT / "test-artifacts")) / "screenshots"
 OBJ = "Test.HelloServer.HelloObj"
 OTHER = "Test.WorldServer.WorldObj"
-PAGE_WAIT_MS = 30_000
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        shutil.which(CHROMIUM) is None,
-        reason="Debian's chromium is not installed (scripts/ensure-services.sh installs it)",
-    ),
-]
+pytestmark = [pytest.mark.slow, needs_chromium]
 
 
 def node_agent(name: str, upstreams: list[tuple[str, int]]) -> NodeAgent:
@@ -135,40 +113,6 @@ async def _converged(f: Fleet) -> None:
         timeout=WAIT,
         what="no lag",
     )
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    pw = sync_playwright().start()
-    b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-    try:
-        yield b
-    finally:
-        b.close()
-        pw.stop()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-    p = ctx.new_page()
-    p.set_default_timeout(PAGE_WAIT_MS)
-    errors: list[str] = []
-    p.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield p
-    ctx.close()
-    assert not errors, errors  # no script error on any page
-
-
-def shot(page: Any, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def text(page: Any, selector: str) -> str:
-    return str(page.locator(selector).first.inner_text()).strip()
 
 
 def test_fleet_page_shows_the_apis_numbers_and_goes_live(fleet: Fleet, page: Any) -> None:

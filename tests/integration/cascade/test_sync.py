@@ -9,6 +9,7 @@ import pytest
 
 from tarscascade.cascade.frames import delta_frames
 from tarscascade.cascade.sync import CatchUp, Push, SessionSync
+from tarscascade.cascade.upstream import SHORT_TAIL_MIN
 from tarscascade.catalog import Catalog
 from tarscascade.model import Category, ChangeEvent, NodeRecord, Op, Setting, State, Version
 from tarscascade.store import Delete, Put, SqlStore
@@ -291,3 +292,30 @@ async def test_deltas_that_keep_not_fitting_escalate_to_a_snapshot(
     assert back.client.stats.resyncs >= 3
     assert back.client.stats.snapshots_received >= 1
     assert all_ports(back.catalog) == [1, 2]
+
+
+async def test_a_new_node_gets_a_fresh_snapshot_once_the_cached_ones_tail_is_long(
+    cluster: Cluster,
+) -> None:
+    """The cached snapshot is shared while the events after it are few (a reconnect storm
+    costs one encoding); once they outnumber max(SHORT_TAIL_MIN, records/4) a new node
+    gets a fresh snapshot, never one followed by a tail that grows with the log."""
+    reg = await cluster.start_registry()
+    await reg.core.write([Put(ep(p)) for p in range(1, 11)])
+    upstream = [("127.0.0.1", reg.port)]
+    first = cluster.node("first", upstream)
+    await eventually(first.client.synced.is_set, timeout=WAIT, what="first synced")
+    builds = reg.hub._up.snapshots.builds
+
+    await reg.core.write([Put(ep(1, weight=w)) for w in range(2, 12)])  # a short tail: 10
+    second = cluster.node("second", upstream)
+    await eventually(second.client.synced.is_set, timeout=WAIT, what="second synced")
+    await converged([first, second], reg, "short tail")
+    assert reg.hub._up.snapshots.builds == builds  # the cached objects snapshot, shared
+
+    for w in range(SHORT_TAIL_MIN // 100 + 1):  # a long tail: 100 events per write
+        await reg.core.write([Put(ep(p, weight=w + 1)) for p in range(1, 101)])
+    third = cluster.node("third", upstream)
+    await eventually(third.client.synced.is_set, timeout=WAIT, what="third synced")
+    await converged([first, second, third], reg, "long tail")
+    assert reg.hub._up.snapshots.builds == builds + 1  # a fresh objects snapshot for the third

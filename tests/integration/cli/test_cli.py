@@ -180,6 +180,33 @@ async def test_endpoint_add_state_update_rm_and_reads(registry: Registry) -> Non
     assert line == f"tarscascade: not found: object {OBJ} (HTTP 404)"
 
 
+async def test_endpoint_batch_from_a_file_all_or_nothing(
+    registry: Registry, tmp_path: Path
+) -> None:
+    ops = [
+        {"op": "add", "object_id": OBJ, "endpoint": "tcp -h 10.0.0.1 -p 1"},
+        {"op": "add", "object_id": OBJ, "endpoint": "tcp -h 10.0.0.2 -p 1", "node": "n-2"},
+        {"op": "state", "object_id": OBJ, "host": "10.0.0.1", "port": 1, "state": "inactive"},
+    ]
+    good = tmp_path / "deploy.json"
+    good.write_text(json.dumps({"ops": ops}))
+    out = ok(await registry.run("endpoint", "batch", str(good)))
+    assert "applied 3 ops in one transaction (revision 3)" in out
+    eps = {e["host"]: e for e in ok_json(await registry.run("object", OBJ, "--json"))["endpoints"]}
+    assert (eps["10.0.0.1"]["setting_state"], eps["10.0.0.2"]["node_name"]) == ("inactive", "n-2")
+
+    before = registry.core.revision
+    bad = tmp_path / "bad.json"  # the list itself; its second op names a missing endpoint
+    new = ops[0] | {"endpoint": "tcp -h 10.0.0.3 -p 1"}
+    bad.write_text(json.dumps([new, ops[2] | {"port": 9}]))
+    line = failed(await registry.run("endpoint", "batch", str(bad)), 5)
+    assert 'ops[1] endpoint "tcp -h 10.0.0.1 -p 9"' in line
+    (tmp_path / "junk.json").write_text("{not json")
+    failed(await registry.run("endpoint", "batch", str(tmp_path / "junk.json")), 2)
+    failed(await registry.run("endpoint", "batch", str(tmp_path / "absent.json")), 2)
+    assert registry.core.revision == before
+
+
 async def test_bad_input_is_one_line_and_changes_nothing(registry: Registry) -> None:
     before = registry.core.revision
     line = failed(await registry.run("endpoint", "add", OBJ, "tcp -h 10.0.0.1"), 2)

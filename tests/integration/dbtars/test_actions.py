@@ -70,6 +70,42 @@ async def test_deploy_and_start_are_seen_on_the_next_poll(
     assert h.imp.stats.id_scans == 0
 
 
+async def test_after_a_tick_that_wrote_the_next_polls_come_sooner(
+    tars_db: Any, harness_factory: Any
+) -> None:
+    """A deploy is a burst (insert, then start): the tick that wrote the insert makes the
+    next polls come every busy_interval for busy_linger, then back to P."""
+    w, h = await _ready(tars_db, harness_factory)
+    o = h.imp.options
+    h.clock.t += o.busy_linger  # the first import's burst is over
+    assert h.imp.next_wait() == o.poll_interval  # idle: every P
+    w.deploy(APP, "Soon", "10.0.2.3", [Adapter("App.Soon.ObjAdapter", "App.Soon.Obj", 30002)])
+    assert await h.imp.tick() is True  # h.tick() would move the schedule clock by P
+    assert h.imp.next_wait() == o.busy_interval
+    h.clock.t += o.busy_linger - 0.01
+    assert h.imp.next_wait() == o.busy_interval
+    assert await h.imp.tick() is False  # nothing new: the linger is not renewed
+    h.clock.t += 0.02
+    assert h.imp.next_wait() == o.poll_interval
+
+
+async def test_the_poll_runs_before_a_due_signature_check(
+    tars_db: Any, harness_factory: Any
+) -> None:
+    """In a tick with the signature check due, a stop the poll sees is written before the
+    id scan's delete (one the window cannot see): the poll does not wait behind the scan."""
+    w, h = await _ready(tars_db, harness_factory)
+    w.sql("DELETE FROM t_server_conf WHERE server_name=%s AND node_name=%s", (SRV, N1))
+    w.sql("DELETE FROM t_adapter_conf WHERE server_name=%s AND node_name=%s", (SRV, N1))
+    w.stop(APP, BULK[0], BULK_NODE)
+    scans = h.imp.stats.id_scans
+    events = await h.tick(h.S)
+    bulk = next(e.key for e in events if e.op == Op.PUT)
+    assert bulk.startswith(f"{APP}.{BULK[0]}.")
+    assert [(e.op, e.key) for e in events] == [(Op.PUT, bulk), (Op.DELETE, key(N1))]
+    assert h.imp.stats.id_scans == scans + 1  # the delete came from the scan
+
+
 async def test_a_deploy_undone_before_the_signature_check_is_still_caught(
     tars_db: Any, harness_factory: Any
 ) -> None:
