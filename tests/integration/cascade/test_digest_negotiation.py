@@ -7,12 +7,22 @@ the node at every heartbeat, for ever).
 
 from __future__ import annotations
 
+import dataclasses
+
 from tarscascade.cascade import CascadeHub, HubOptions
+from tarscascade.cascade.states import held_states
 from tarscascade.catalog import Catalog
 from tarscascade.model import Category, Setting
 from tarscascade.store import Put
 from tarscascade.testing import eventually
-from tarscascade.transport import TarsServer
+from tarscascade.transport import Channel, TarsServer
+from tarscascade.wire.idl.cascadef import (
+    BAD_REQUEST,
+    CASCADE_SERVANT,
+    PROTOCOL_VERSION,
+    SUBSCRIBE,
+    SubscribeReq,
+)
 from tests.integration.cascade.harness import (
     TOKEN,
     WAIT,
@@ -198,3 +208,46 @@ async def test_a_relay_that_rekeys_ends_its_sessions_and_its_leaf_takes_the_key(
             await cluster.close_node(n)
         await relay_hub.aclose()
         await relay_server.aclose()
+
+
+async def test_a_held_digest128_not_16_bytes_is_refused_and_registers_nothing(
+    cluster: Cluster,
+) -> None:
+    """A protocol 3 subscribe over TCP whose held state carries a 15- or 17-byte
+    digest128 gets BAD_REQUEST: no session, no node record, one bad request counted."""
+    reg = await cluster.start_registry()
+    await _filled(reg)
+    key_id = reg.core.catalog.key_id
+    for size in (15, 17):
+        name = f"odd-digest-{size}"
+        held = held_states(_copy(reg, reg.core.catalog.digest_key))
+        held = [
+            dataclasses.replace(st, digest128=bytes(range(size)))
+            if st.category == str(Category.OBJECTS)
+            else st
+            for st in held
+        ]
+        req = SubscribeReq(
+            nodeName=name,
+            token=TOKEN,
+            held=held,
+            address="127.0.0.1:9",
+            protocol=PROTOCOL_VERSION,
+            keyId=key_id,
+        )
+        bad = reg.hub.stats.bad_requests
+        async with Channel("127.0.0.1", reg.port) as ch:
+            ret, _ = await ch.call(CASCADE_SERVANT, SUBSCRIBE, req)
+        assert ret == BAD_REQUEST, size
+        assert reg.hub.stats.bad_requests == bad + 1
+        assert name not in reg.hub.node_states()
+    assert reg.hub.session_count == 0
+    # a good node registers after them (node records are written after the answer):
+    # by then a record of the refused ones would be there too
+    node = cluster.node("good", [("127.0.0.1", reg.port)])
+    await eventually(lambda: reg.core.catalog.get_node("good") is not None, timeout=WAIT)
+    await converged([node], reg)
+    for size in (15, 17):
+        assert reg.core.catalog.get_node(f"odd-digest-{size}") is None
+        assert f"odd-digest-{size}" not in reg.hub.node_states()
+    assert reg.hub.stats.bad_requests == 2
