@@ -478,6 +478,12 @@ class CascadeClient:
                     await channel.wait_disconnected()
                     raise _Disconnected
             except BaseExceptionGroup as group:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # Python 3.11's TaskGroup drops a cancellation that comes while it
+                    # waits for its tasks after an error (the drop, raised in its body):
+                    # we were cancelled (aclose), so do not go on reconnecting.
+                    raise asyncio.CancelledError from group
                 _reraise_unexpected(group)
         finally:
             self.connected = False
