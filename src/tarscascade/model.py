@@ -368,12 +368,25 @@ def canonical_form(record: Record) -> str:
     return _CANON[type(record)](record)
 
 
-def record_digest(record: Record) -> int:
-    """A 64-bit hash of a record's canonical form; a category digest is their sum mod 2**64.
+def canonical_bytes(record: Record) -> bytes:
+    """:func:`canonical_form` as the bytes every digest hashes."""
+    return _CANON[type(record)](record).encode("utf-8", "surrogateescape")
 
-    Summing (rather than XOR) keeps the digest order-independent while still telling
-    apart two replicas that differ by a duplicated pair of records.
+
+def record_digest(record: Record, key: bytes = b"") -> int:
+    """The 128-bit hash of a record's canonical form under ``key`` (digest v2).
+
+    A category digest is their sum mod :data:`DIGEST_MOD` (see
+    :mod:`tarscascade.catalog.digests`, which also builds the keyed hasher once for the
+    hot paths). Summing (rather than XOR) keeps the digest order-independent while still
+    telling apart two replicas that differ by a duplicated pair of records.
     """
+    h = _blake2b(canonical_bytes(record), digest_size=16, key=key)
+    return _from_bytes(h.digest(), "big")
+
+
+def legacy_record_digest(record: Record) -> int:
+    """The unkeyed 64-bit hash of protocol 1 and 2 (summed mod :data:`LEGACY_DIGEST_MOD`)."""
     data = _CANON[type(record)](record).encode("utf-8", "surrogateescape")
     return _from_bytes(_blake2b(data, digest_size=8).digest(), "big")
 
@@ -382,4 +395,7 @@ _blake2b = hashlib.blake2b
 _from_bytes = int.from_bytes
 
 
-DIGEST_MOD = 2**64
+#: a category digest (v2) is the sum of its records' 128-bit keyed hashes mod this
+DIGEST_MOD = 2**128
+#: the legacy digest (protocol <= 2) is the sum of unkeyed 64-bit hashes mod this
+LEGACY_DIGEST_MOD = 2**64

@@ -73,7 +73,9 @@ class VersionModel(Model):
 
 class CategoryStatus(Model):
     version: VersionModel
-    digest: str = Field(description="16 hex digits: equal content gives an equal digest")
+    digest: str = Field(
+        description="32 hex digits, the 128-bit keyed digest: equal content gives an equal digest"
+    )
 
 
 class AnswerCache(Model):
@@ -238,7 +240,10 @@ class NodeRecordModel(Model):
 class HeldVersion(Model):
     epoch: str
     revision: int
-    digest: str
+    digest: str = Field(
+        description="32 hex digits: the digest the node said it holds (the 128-bit keyed"
+        " one; from a node speaking protocol 2 or older its legacy 64-bit one, zero-padded)"
+    )
 
 
 class NodeView(NodeRecordModel):

@@ -724,7 +724,7 @@ def _node_view(
                 cat.value: {
                     "epoch": v.epoch,
                     "revision": v.revision,
-                    "digest": f"{state.digests.get(cat, 0):016x}",
+                    "digest": f"{state.digests.get(cat, 0):032x}",
                 }
                 for cat in Category
                 if (v := state.held.get(cat)) is not None

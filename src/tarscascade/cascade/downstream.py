@@ -47,8 +47,10 @@ from tarscascade.wire.framing import DEFAULT_MAX_FRAME
 from tarscascade.wire.idl.cascadef import (
     ACK,
     AUTH_FAILED,
+    BAD_REQUEST,
     BEHIND,
     CASCADE_SERVANT,
+    DIGEST128_PROTOCOL,
     HEARTBEAT,
     HOLD,
     NOT_SUBSCRIBED,
@@ -64,6 +66,7 @@ from tarscascade.wire.idl.cascadef import (
     HeartbeatReq,
     NodeAckF,
     SubscribeReq,
+    SubscribeRsp,
     VersionF,
 )
 from tarscascade.wire.packets import STATUS_PUSH_FUNC, ResponsePacket
@@ -106,6 +109,9 @@ class ClientOptions:
     #: while staying with an upstream that is behind this replica, try the others again
     #: this often
     behind_retry: float = 10.0
+    #: the protocol spoken (lower it to act as an older node: tests of rolling upgrades;
+    #: below 3 the replica keeps and sends only the legacy digest's comparison)
+    protocol: int = PROTOCOL_VERSION
     rng: random.Random = field(default_factory=random.Random)
     #: TLS to the upstreams (``TlsConfig.client_context()``; with a certificate: mutual)
     ssl: ssl.SSLContext | None = None
@@ -133,6 +139,8 @@ class ClientStats:
     behind_upstreams: int = 0
     #: snapshots refused because they were older than what this replica holds
     older_refused: int = 0
+    #: the upstream's digest key was another than ours: every digest was recomputed
+    rekeys: int = 0
     last_error: str = ""
 
 
@@ -188,6 +196,7 @@ class CascadeClient:
         token_for: Callable[[tuple[str, int]], str] | None = None,
         proof_for: Callable[[tuple[str, int]], str] | None = None,
         on_refused: Callable[[list[str]], None] | None = None,
+        on_rekey: Callable[[], None] | None = None,
     ) -> None:
         if not upstreams:
             raise ValueError("a cascade client needs at least one upstream")
@@ -202,6 +211,9 @@ class CascadeClient:
         self._proof_for = proof_for
         #: the upstream refused to believe these descendants of ours (end their sessions)
         self._on_refused = on_refused
+        #: the catalog was rekeyed with the upstream's digest key (a relay tells its own
+        #: downstreams to subscribe again, and get that key)
+        self.on_rekey = on_rekey
         self.address = address
         self.options = options or ClientOptions()
         self.stats = ClientStats()
@@ -235,6 +247,10 @@ class CascadeClient:
         self._task: asyncio.Task[None] | None = None
         self._ack_wanted = asyncio.Event()
         self._resubscribe_wanted = asyncio.Event()
+        #: pushes read while a subscribe's answer is still on its way to ``_subscribe``
+        #: (the reader hands pushes over at once, the answer a loop turn later): applied
+        #: once the answer is taken, so they are checked under the key it gives
+        self._early_pushes: list[ResponsePacket] | None = None
         self._behind_found = asyncio.Event()
         self._heartbeat_wanted = asyncio.Event()
         self._progress = SyncProgress(catalog.version)
@@ -462,6 +478,12 @@ class CascadeClient:
                     await channel.wait_disconnected()
                     raise _Disconnected
             except BaseExceptionGroup as group:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # Python 3.11's TaskGroup drops a cancellation that comes while it
+                    # waits for its tasks after an error (the drop, raised in its body):
+                    # we were cancelled (aclose), so do not go on reconnecting.
+                    raise asyncio.CancelledError from group
                 _reraise_unexpected(group)
         finally:
             self.connected = False
@@ -485,11 +507,14 @@ class CascadeClient:
     async def _subscribe(self, channel: Channel) -> None:
         self._replica.reset()  # leftovers of an earlier subscription never complete
         self._last_ack = None  # the (new) session has heard nothing from us yet
+        speaks = self.options.protocol
+        if speaks < DIGEST128_PROTOCOL:
+            self.catalog.enable_legacy()  # an old node always sends its 64-bit digest
         held = held_states(self.catalog)
         for st in held:
             if self._resync_streak.get(Category(st.category), 0) >= MAX_RESYNC_STREAK:
                 # What we hold keeps not fitting what this upstream sends: ask it whole.
-                st.version, st.digest = VersionF(), 0
+                st.version, st.digest, st.digest128 = VersionF(), 0, b""
         up = self.upstream
         token = self._token_for(up) if self._token_for is not None and up else self.token
         req = SubscribeReq(
@@ -497,12 +522,29 @@ class CascadeClient:
             token=token,
             held=held,
             address=self.address,
-            protocol=PROTOCOL_VERSION,
+            protocol=speaks,
             heartbeatMs=round(self._longest_heartbeat() * 1000),
+            keyId=self.catalog.key_id if speaks >= DIGEST128_PROTOCOL else b"",
         )
         mark = self._progress.mark()
+        self._early_pushes = []
+        try:
+            await self._subscribe_call(channel, req, speaks, mark)
+        finally:
+            early, self._early_pushes = self._early_pushes, None
+        for packet in early:  # in the order they came, now under the answer's key
+            self._on_push(packet)
+
+    async def _subscribe_call(
+        self, channel: Channel, req: SubscribeReq, speaks: int, mark: dict[Category, int]
+    ) -> None:
         try:
             ret, rsp = await channel.call(CASCADE_SERVANT, SUBSCRIBE, req)
+            if ret == BAD_REQUEST and speaks >= DIGEST128_PROTOCOL:
+                # A protocol 2 upstream refuses protocol 3: speak 2 to it (the new
+                # fields of the request are unknown tags it skips).
+                req.protocol, req.keyId = DIGEST128_PROTOCOL - 1, b""
+                ret, rsp = await channel.call(CASCADE_SERVANT, SUBSCRIBE, req)
         except (ConnectionClosedError, ConnectError) as exc:
             raise _Disconnected(f"lost while subscribing: {exc}") from exc
         self.stats.subscribes += 1
@@ -510,11 +552,26 @@ class CascadeClient:
             raise _Refused("authentication failed")
         if ret != OK:
             raise _Refused(f"subscribe answered {ret}")
+        self._digests_of_upstream(rsp)
         self._heard(rsp.freshness)
         self._note_versions(rsp.plan)
         if self._progress.plan(rsp.plan, mark):
             self.synced.set()
         self._note_plan(rsp.plan)
+
+    def _digests_of_upstream(self, rsp: SubscribeRsp) -> None:
+        """Digests as the upstream compares them, before any push is applied: its key
+        (protocol 3: the sums are recomputed once, O(n), if ours was another), or the
+        legacy sum (an older upstream: kept from now on, sent in every held state)."""
+        both = rsp.protocol >= DIGEST128_PROTOCOL and self.options.protocol >= DIGEST128_PROTOCOL
+        self._replica.digest128 = both  # a protocol 2 node ignores tag 7 of a chunk
+        if both:
+            if self.catalog.rekey(rsp.digestKey):
+                self.stats.rekeys += 1
+                if self.on_rekey is not None:
+                    self.on_rekey()
+        else:
+            self.catalog.enable_legacy()
 
     def _note_versions(self, plan: Sequence[CategoryPlanF]) -> None:
         for p in plan:
@@ -527,6 +584,9 @@ class CascadeClient:
     # ------------------------------------------------------------------ pushes
 
     def _on_push(self, packet: ResponsePacket) -> None:
+        if self._early_pushes is not None:
+            self._early_pushes.append(packet)
+            return
         func = packet.status.get(STATUS_PUSH_FUNC, "")
         result = self._replica.handle(func, packet.sBuffer)
         cat, stats = result.category, self.stats

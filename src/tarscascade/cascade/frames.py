@@ -21,6 +21,7 @@ from tarscascade.wire.idl.cascadef import (
     SnapshotChunkF,
     VersionF,
     to_wire_digest,
+    to_wire_digest128,
 )
 from tarscascade.wire.rpc import encode_push
 from tarscascade.wire.struct import encode_struct
@@ -48,21 +49,26 @@ def snapshot_payloads(
 def snapshot_frame(
     category: Category,
     version: Version,
-    digest: int,
+    legacy: int | None,
     count: int,
     seq: int,
     total: int,
     payload: bytes,
     max_frame: int = DEFAULT_MAX_FRAME,
+    *,
+    digest128: int | None = None,
 ) -> bytes:
+    """One chunk; ``legacy``: the 64-bit digest (None: not kept, sent as 0),
+    ``digest128``: the v2 digest (None: not sent)."""
     chunk = SnapshotChunkF(
         category=str(category),
         version=version_f(version),
         seq=seq,
         total=total,
         payload=payload,
-        digest=to_wire_digest(digest),
+        digest=to_wire_digest(legacy or 0),
         count=count,
+        digest128=b"" if digest128 is None else to_wire_digest128(digest128),
     )
     return encode_push(PUSH_SNAPSHOT, encode_struct(chunk), max_frame)
 

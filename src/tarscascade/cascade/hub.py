@@ -45,6 +45,7 @@ from tarscascade.cascade.sync import Context
 from tarscascade.cascade.tracker import AckTracker, NodeState
 from tarscascade.cascade.upstream import HubOptions, HubStats, Upstream
 from tarscascade.catalog import Catalog
+from tarscascade.catalog.digests import Scheme
 from tarscascade.errors import ServerError
 from tarscascade.model import INCREMENTAL, Category, ChangeEvent, Version
 from tarscascade.transport import Current, InterfaceServant
@@ -54,12 +55,12 @@ from tarscascade.wire.idl.cascadef import (
     BAD_REQUEST,
     CASCADE_F,
     CASCADE_SERVANT,
+    DIGEST128_PROTOCOL,
     HEARTBEAT,
     NOT_SUBSCRIBED,
     OK,
     OLDEST_PROTOCOL,
     PROOF_INFO_KEY,
-    PROTOCOL_VERSION,
     AckReq,
     CategoryPlanF,
     HeartbeatReq,
@@ -126,6 +127,8 @@ class CascadeHub:
         self._by_conn: dict[int, Session] = {}  # id(conn): registered once per connection
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        #: the key id the sessions' digests compare under (``rekeyed``)
+        self._key_id = catalog.key_id
         self.servant = _HubServant(self)
 
     # ------------------------------------------------------------------ source changes
@@ -154,7 +157,6 @@ class CascadeHub:
                 s.on_whole(snap)
             return
         self._up.logs[cat].append(from_version, to_version, events)
-        digest = self.catalog.digest(cat)
         frames: list[bytes] = []
         opts = self.options
 
@@ -169,7 +171,7 @@ class CascadeHub:
 
         held = self._held
         for s in list(self._sessions.values()):
-            s.on_delta(cat, from_version, to_version, events, shared, digest)
+            s.on_delta(cat, from_version, to_version, events, shared)
             if s.sync.holding:
                 held[s] = None
         if held:
@@ -215,12 +217,12 @@ class CascadeHub:
     def reset(self, category: Category) -> None:
         """The source replaced ``category`` wholesale: the log restarts at its version."""
         cat = Category(category)
-        version, digest = self.catalog.version(cat), self.catalog.digest(cat)
+        version = self.catalog.version(cat)
         log_ = self._up.logs.get(cat)
         if log_ is not None:
             log_.reset(version)
         self._up.snapshots.invalidate(cat)
-        del version, digest
+        del version
         for s in list(self._sessions.values()):
             s.reset(cat)  # a bookmark if the content is equal, else a snapshot
 
@@ -345,13 +347,14 @@ class CascadeHub:
     def _subscribe(self, current: Current, req: SubscribeReq) -> tuple[int, SubscribeRsp]:
         try:
             name = check_name(req.nodeName)
-            held, counts = parse_held(req.held), parse_counts(req.held)
-            host, port = parse_address(req.address, current.peer[0])
-            if not OLDEST_PROTOCOL <= req.protocol <= PROTOCOL_VERSION:
+            speaks = self.options.max_protocol
+            if not OLDEST_PROTOCOL <= req.protocol <= speaks:
                 raise BadRequestError(
-                    f"protocol {req.protocol}, this upstream speaks"
-                    f" {OLDEST_PROTOCOL}..{PROTOCOL_VERSION}"
+                    f"protocol {req.protocol}, this upstream speaks {OLDEST_PROTOCOL}..{speaks}"
                 )
+            scheme = self._scheme(req)
+            held, counts = parse_held(req.held, scheme), parse_counts(req.held)
+            host, port = parse_address(req.address, current.peer[0])
             if not 0 <= req.heartbeatMs <= 3_600_000:
                 raise BadRequestError(f"heartbeat interval {req.heartbeatMs} ms")
         except BadRequestError as exc:
@@ -394,6 +397,7 @@ class CascadeHub:
             state,
             self._dropped,
             protocol=req.protocol,
+            scheme=scheme,
             # the downstream's interval is jittered by up to a fifth: allow a quarter
             heartbeat_timeout=opts.missed_heartbeats * interval * 1.25 + 1.0,
             clock=self._clock,
@@ -414,7 +418,21 @@ class CascadeHub:
             self._spawn(
                 self._on_subscribe(NodeInfo(name, host, port, current.peer)), "on-subscribe"
             )
-        return OK, SubscribeRsp(plan=plan, freshness=fresh.to_wire())
+        rsp = SubscribeRsp(plan=plan, freshness=fresh.to_wire())
+        if scheme is not Scheme.LEGACY:
+            # the tier's digest key, to an authenticated downstream only (never logged)
+            rsp.protocol, rsp.digestKey = speaks, self.catalog.digest_key
+        return OK, rsp
+
+    def _scheme(self, req: SubscribeReq) -> Scheme:
+        """Which digests of this downstream compare with ours (docs/protocol.md,
+        "Versions"): the legacy ones from a protocol 1/2 peer (or when we act as one),
+        the 128-bit ones under the same key, none under another key (until it rekeys
+        with the key this answer gives it)."""
+        if min(req.protocol, self.options.max_protocol) < DIGEST128_PROTOCOL:
+            self.catalog.enable_legacy()  # O(n) once; kept from then on
+            return Scheme.LEGACY
+        return Scheme.V2 if req.keyId == self.catalog.key_id else Scheme.NONE
 
     def _cached_heartbeat(self, current: Current) -> Result | None:
         """The answer to a heartbeat that says exactly what the session's previous one
@@ -447,7 +465,7 @@ class CascadeHub:
         if not s.sync.settled():
             return None
         cat = self.catalog
-        return (cat.versions(), [cat.digest(c) for c in Category], self._freshness())
+        return (cat.versions(), [s.sync.digest_of(c) for c in Category], self._freshness())
 
     def _session_of(self, current: Current, name: str) -> Session | None:
         s = self._sessions.get(name)
@@ -463,7 +481,7 @@ class CascadeHub:
         if proof and parse_proof(proof) is not None:
             s.state.proof = proof
         try:
-            held, counts = parse_held(req.held), parse_counts(req.held)
+            held, counts = parse_held(req.held, s.sync.scheme), parse_counts(req.held)
             if len(req.descendants) > self.options.max_descendants:
                 raise BadRequestError(
                     f"{len(req.descendants)} descendants, at most {self.options.max_descendants}"
@@ -518,6 +536,26 @@ class CascadeHub:
         refused = [a.nodeName for a in own if a.nodeName not in ok]
         return kept, refused
 
+    def rekeyed(self) -> bool:
+        """Call after the catalog's digest key may have changed (a relay took its
+        upstream's key, a registry reloaded a restored database). When it did, every
+        session compares digests under the old key and every cached snapshot carries an
+        old-key digest: the snapshots are dropped and the sessions end, so their nodes
+        subscribe again and get the new key with their answer (comparable digests at
+        once, instead of a repair round per category). False: the key is the same."""
+        if self.catalog.key_id == self._key_id:
+            return False
+        self._key_id = self.catalog.key_id
+        for cat in Category:
+            self._up.snapshots.invalidate(cat)
+        sessions = list(self._sessions.values())
+        for s in sessions:
+            self._end(s, abort=True)
+        self.stats.rekey_ended += len(sessions)
+        if sessions:
+            log.info("digest key changed: %d downstream sessions end to take it", len(sessions))
+        return True
+
     def end_session(self, name: str) -> bool:
         """End ``name``'s session (its credential was revoked); False when it has none."""
         s = self._sessions.get(name)
@@ -542,7 +580,7 @@ class CascadeHub:
         if s is None:
             return
         try:
-            held = parse_held(req.held)
+            held = parse_held(req.held, s.sync.scheme)
             acks = req.descendants
             if acks and len(acks) <= self.options.max_descendants:
                 acks, _refused = self._believed(s.name, acks)

@@ -20,8 +20,9 @@ from enum import Enum
 
 from tarscascade.cascade.payload import decode_events, decode_records
 from tarscascade.catalog import Catalog, CatalogError, ObjectSnapshot
+from tarscascade.catalog.digests import legacy_sum
 from tarscascade.errors import DecodeError
-from tarscascade.model import DIGEST_MOD, Category, ChangeEvent, Record, Version, record_digest
+from tarscascade.model import Category, ChangeEvent, Record, Version
 from tarscascade.wire.idl.cascadef import (
     PUSH_DELTA,
     PUSH_RESYNC,
@@ -31,6 +32,7 @@ from tarscascade.wire.idl.cascadef import (
     SnapshotChunkF,
     VersionF,
     from_wire_digest,
+    from_wire_digest128,
 )
 from tarscascade.wire.struct import decode_struct
 
@@ -109,7 +111,10 @@ class _Assembly:
     version: Version
     total: int
     count: int
+    #: the announced legacy digest, and the 128-bit one (None: a protocol 2 upstream's
+    #: snapshot, checked with the legacy digest)
     digest: int
+    digest128: int | None
     next_seq: int
     objects: ObjectSnapshot | None
     records: list[Record]
@@ -136,6 +141,9 @@ class Replica:
         self.on_applied = on_applied
         self.clock = clock
         self.freeze_gc = freeze_gc
+        #: False: the 128-bit digests of snapshot chunks are not read (the session
+        #: compares legacy digests: this node speaks protocol 2, or its upstream does)
+        self.digest128 = True
         self._assembly: dict[Category, _Assembly] = {}
 
     def reset(self) -> None:
@@ -190,6 +198,12 @@ class Replica:
         asm = self._assembly.get(cat)
         if chunk.seq == 0:
             self._drop(cat)
+            try:
+                digest128 = from_wire_digest128(chunk.digest128) if self.digest128 else None
+            except ValueError as exc:
+                return PushResult(Outcome.RESYNC, cat, reason=f"bad snapshot digest: {exc}")
+            if digest128 is None:
+                self.catalog.enable_legacy()  # an older upstream: it proves with that
             held = self.catalog.version(cat)
             if held.epoch and held.epoch == version.epoch and version.revision < held.revision:
                 return PushResult(
@@ -200,8 +214,9 @@ class Replica:
                 chunk.total,
                 chunk.count,
                 from_wire_digest(chunk.digest),
+                digest128,
                 0,
-                ObjectSnapshot() if cat is Category.OBJECTS else None,
+                self.catalog.object_snapshot() if cat is Category.OBJECTS else None,
                 [],
                 self.clock(),
                 GcPause() if chunk.total >= PAUSE_GC_FROM_CHUNKS else None,
@@ -238,19 +253,32 @@ class Replica:
                 asm.pause.release()
 
     def _replace(self, cat: Category, asm: _Assembly) -> PushResult:
+        hasher = self.catalog.hasher
+        want = asm.digest if asm.digest128 is None else asm.digest128
+        digest: int | None
         if asm.objects is not None:
-            count, digest = asm.objects.endpoint_count, asm.objects.digest
+            if asm.digest128 is None:
+                digest = asm.objects.legacy_digest
+            else:
+                if asm.objects.hasher.key != hasher.key:
+                    asm.objects.rekey(hasher)  # the catalog was rekeyed meanwhile
+                digest = asm.objects.digest
+            count = asm.objects.endpoint_count
         else:
             keys = {r.key for r in asm.records}
-            count, digest = len(keys), sum(map(record_digest, asm.records)) % DIGEST_MOD
+            count = len(keys)
+            if asm.digest128 is None:
+                digest = legacy_sum(asm.records)
+            else:
+                digest = hasher.sum(asm.records)
             if len(keys) != len(asm.records):
                 count = -1  # duplicate keys: not the snapshot the upstream described
-        if count != asm.count or digest != asm.digest:
+        if count != asm.count or digest != want:
             return PushResult(
                 Outcome.RESYNC,
                 cat,
-                reason=f"snapshot {asm.version} has {count} records / digest {digest:x},"
-                f" announced {asm.count} / {asm.digest:x}",
+                reason=f"snapshot {asm.version} has {count} records / digest {digest or 0:x},"
+                f" announced {asm.count} / {want:x}",
             )
         before = self.catalog.version(cat)
         try:

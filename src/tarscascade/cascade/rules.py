@@ -21,6 +21,11 @@ newer version the log covers   -                                   RESUME
 anything else                  -                                   SNAPSHOT
 =============================  ==================================  ==============
 
+Without comparable digests (a protocol 3 downstream under another digest key, at its
+first subscribe after an upgrade) the same table is read by versions alone: same
+version is UP_TO_DATE, an older one the log covers RESUME, a newer one BEHIND, and what
+would need a digest proof (ADOPT, BOOKMARK) is a SNAPSHOT.
+
 Lineages (epochs) are not ordered, so a stale upstream (a relay cut off from its own
 source, or serving its disk copy) never replaces a downstream's lineage with its own.
 "Never go back" is client-go's "not older than" rule: a downstream never takes a
@@ -95,7 +100,8 @@ class Source:
     """What the upstream holds of one category, as the rules need it (pure reads)."""
 
     version: Version
-    digest: int
+    #: None: no digest the downstream's can be compared with
+    digest: int | None
     covers: Callable[[Version], bool]
 
 
@@ -118,7 +124,10 @@ def plan(
         if stale:
             return Plan.BEHIND
         return Plan.HOLD if hold_lineage else Plan.SNAPSHOT
-    if held.digest == source.digest:
+    if held.digest is None or source.digest is None:
+        if mine.revision == up.revision:
+            return Plan.UP_TO_DATE  # versions alone: no digest to say otherwise
+    elif held.digest == source.digest:
         if mine.revision == up.revision:
             return Plan.UP_TO_DATE
         return Plan.ADOPT if mine.revision > up.revision else Plan.BOOKMARK

@@ -21,6 +21,7 @@ from tarscascade.cascade.states import Held
 from tarscascade.cascade.sync import CatchUp, Context, Push, PushKind, SessionSync
 from tarscascade.cascade.tracker import NodeState
 from tarscascade.cascade.upstream import Upstream
+from tarscascade.catalog.digests import Scheme
 from tarscascade.model import INCREMENTAL, Category, ChangeEvent, Version
 from tarscascade.transport.servant import Connection
 from tarscascade.wire.idl.cascadef import PROTOCOL_VERSION
@@ -43,6 +44,7 @@ class Session:
         on_drop: Callable[[Session, str], None],
         *,
         protocol: int = PROTOCOL_VERSION,
+        scheme: Scheme = Scheme.V2,
         heartbeat_timeout: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -57,7 +59,7 @@ class Session:
         self.clock = clock
         self.last_heard = clock()
         self._on_drop = on_drop
-        self.sync = SessionSync(upstream, clock)
+        self.sync = SessionSync(upstream, clock, scheme=scheme)
         self.closed = False
         self._wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -143,11 +145,10 @@ class Session:
         to: Version,
         events: Sequence[ChangeEvent],
         shared: Callable[[], list[bytes]],
-        digest: int,
     ) -> None:
         if self.closed:
             return
-        push = self.sync.publish(cat, from_, to, events, shared, digest)
+        push = self.sync.publish(cat, from_, to, events, shared)
         if push is not None:
             self._send(push)
         elif self.sync.pinned_events() > self.upstream.options.max_pinned_events:
@@ -170,7 +171,9 @@ class Session:
         """A changed small category (groups/settings): send it whole."""
         if self.closed:
             return
-        push = self.sync.whole(snap.category, snap.version, snap.digest, snap.frames)
+        push = self.sync.whole(
+            snap.category, snap.version, snap.digest_for(self.sync.scheme), snap.frames
+        )
         if push is not None:
             self._send(push)
 
@@ -269,7 +272,9 @@ class Session:
                     self.sync.pinned.pop(cat, None)
                     snapshot = True
                     continue
-            follow = self.sync.snapshot_written(cat, snap.version, snap.digest)
+            follow = self.sync.snapshot_written(
+                cat, snap.version, snap.digest_for(self.sync.scheme)
+            )
             if follow is not None:
                 if not self._send(follow):
                     raise SessionGone

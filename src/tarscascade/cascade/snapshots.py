@@ -24,6 +24,7 @@ from functools import partial
 from tarscascade.cascade.frames import DEFAULT_CHUNK_BYTES, snapshot_frame, snapshot_payloads
 from tarscascade.cascade.payload import encode_records
 from tarscascade.catalog import Catalog
+from tarscascade.catalog.digests import Scheme
 from tarscascade.model import Category, Record, Version
 from tarscascade.wire.framing import DEFAULT_MAX_FRAME
 
@@ -43,16 +44,30 @@ class EncodedSnapshot:
     """A category at one version as ready-to-write push frames, possibly still growing."""
 
     def __init__(
-        self, category: Category, version: Version, digest: int, count: int, total: int
+        self,
+        category: Category,
+        version: Version,
+        digest: int,
+        count: int,
+        total: int,
+        legacy: int | None = None,
     ) -> None:
         self.category = category
         self.version = version
+        #: the v2 digest, and the legacy one when the catalog kept it
         self.digest = digest
+        self.legacy = legacy
         self.count = count
         self.total = total
         self.frames: list[bytes] = []
         self.error: BaseException | None = None
         self._grown = asyncio.Event()
+
+    def digest_for(self, scheme: Scheme) -> int | None:
+        """The digest a downstream comparing ``scheme`` holds after this snapshot."""
+        if scheme is Scheme.LEGACY:
+            return self.legacy
+        return self.digest if scheme is Scheme.V2 else None
 
     @property
     def complete(self) -> bool:
@@ -97,18 +112,33 @@ class EncodedSnapshot:
 def encode_snapshot(
     category: Category,
     version: Version,
-    digest: int,
+    digest: int | None,
     records: Sequence[Record],
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     max_frame: int = DEFAULT_MAX_FRAME,
+    *,
+    legacy: int | None = None,
 ) -> EncodedSnapshot:
-    """A whole snapshot at once, chunks cut exactly (small categories, and the fallback)."""
+    """A whole snapshot at once, chunks cut exactly (small categories, and the fallback).
+
+    ``digest``: the v2 digest (None: not sent, as a protocol 2 upstream would);
+    ``legacy``: the legacy one (None: not kept, sent as 0)."""
     payloads = list(snapshot_payloads(records, chunk_bytes))
-    snap = EncodedSnapshot(Category(category), version, digest, len(records), len(payloads))
+    snap = EncodedSnapshot(
+        Category(category), version, digest or 0, len(records), len(payloads), legacy
+    )
     for seq, payload in enumerate(payloads):
         snap.add(
             snapshot_frame(
-                category, version, digest, len(records), seq, len(payloads), payload, max_frame
+                category,
+                version,
+                legacy,
+                len(records),
+                seq,
+                len(payloads),
+                payload,
+                max_frame,
+                digest128=digest,
             )
         )
     return snap
@@ -122,8 +152,12 @@ class SnapshotCache:
         catalog: Catalog,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         max_frame: int = DEFAULT_MAX_FRAME,
+        *,
+        digest128: bool = True,
     ) -> None:
         self.catalog = catalog
+        #: False: chunks carry no 128-bit digest (simulates a protocol 2 upstream)
+        self.digest128 = digest128
         self.chunk_bytes = chunk_bytes
         self.max_frame = max_frame
         self._latest: dict[Category, EncodedSnapshot] = {}
@@ -138,7 +172,11 @@ class SnapshotCache:
         """The snapshot at the catalog's current version, built now (small categories)."""
         cat = Category(category)
         cached = self._latest.get(cat)
-        if cached is not None and cached.version == self.catalog.version(cat):
+        if (
+            cached is not None
+            and cached.version == self.catalog.version(cat)
+            and self._fits(cached)
+        ):
             return cached
         snap = self._exact(cat)
         self._latest[cat] = snap
@@ -151,7 +189,7 @@ class SnapshotCache:
         one when ``usable(its version)``. Its frames come through ``await frame(i)``."""
         cat = Category(category)
         cached = self._latest.get(cat)
-        if cached is not None and not cached.failed:
+        if cached is not None and not cached.failed and self._fits(cached):
             if cached.version == self.catalog.version(cat):
                 return cached
             if usable is not None and usable(cached.version):
@@ -160,16 +198,27 @@ class SnapshotCache:
         self._latest[cat] = snap
         return snap
 
+    def _fits(self, snap: EncodedSnapshot) -> bool:
+        """A snapshot built before the catalog kept the legacy digest does not serve
+        the protocol 2 downstreams that made it keep it."""
+        return snap.legacy is not None or not self.catalog.legacy_enabled
+
+    def _digests(self, cat: Category) -> tuple[int, int | None]:
+        c = self.catalog
+        return c.digest(cat), c.legacy_digest(cat) if c.legacy_enabled else None
+
     def _exact(self, cat: Category) -> EncodedSnapshot:
         self.builds += 1
         records = list(self.catalog.records(cat))
+        digest, legacy = self._digests(cat)
         return encode_snapshot(
             cat,
             self.catalog.version(cat),
-            self.catalog.digest(cat),
+            digest if self.digest128 else None,
             records,
             self.chunk_bytes,
             self.max_frame,
+            legacy=legacy,
         )
 
     def _start(self, cat: Category, progressive: bool) -> EncodedSnapshot:
@@ -177,11 +226,11 @@ class SnapshotCache:
             return self._exact(cat)  # the previous progressive build was abandoned
         self.builds += 1
         # One synchronous step: the records, version and digest all belong together.
-        version, digest = self.catalog.version(cat), self.catalog.digest(cat)
+        version, (digest, legacy) = self.catalog.version(cat), self._digests(cat)
         records = list(self.catalog.records(cat))
         step = self._plan(records)
         total = max(1, math.ceil(len(records) / step))
-        snap = EncodedSnapshot(cat, version, digest, len(records), total)
+        snap = EncodedSnapshot(cat, version, digest, len(records), total, legacy)
         task = asyncio.get_running_loop().create_task(
             self._build(snap, records, step), name=f"snapshot-build:{cat}"
         )
@@ -213,12 +262,13 @@ class SnapshotCache:
                     snapshot_frame(
                         snap.category,
                         snap.version,
-                        snap.digest,
+                        snap.legacy,
                         snap.count,
                         seq,
                         snap.total,
                         payload,
                         self.max_frame,
+                        digest128=snap.digest if self.digest128 else None,
                     )
                 )
                 await asyncio.sleep(0)  # one chunk at a time: sessions send meanwhile

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tarscascade.catalog import Catalog
+from tarscascade.catalog.digests import Scheme
 from tarscascade.errors import TarsCascadeError
 from tarscascade.model import Category, Version, is_node_name
 from tarscascade.wire.idl.cascadef import (
@@ -19,7 +20,9 @@ from tarscascade.wire.idl.cascadef import (
     NodeAckF,
     VersionF,
     from_wire_digest,
+    from_wire_digest128,
     to_wire_digest,
+    to_wire_digest128,
 )
 
 _EPOCH = re.compile(r"[\x21-\x7e]{0,64}")
@@ -33,10 +36,11 @@ class BadRequestError(TarsCascadeError, ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Held:
-    """What a downstream holds of one category: its version and that version's digest."""
+    """What a downstream holds of one category: its version and that version's digest,
+    in the scheme the upstream compares with (None: no comparable digest)."""
 
     version: Version
-    digest: int
+    digest: int | None
 
 
 def check_name(name: object) -> str:
@@ -51,8 +55,15 @@ _CATEGORIES = {str(c): c for c in Category}
 _GOOD_EPOCHS: set[str] = set()
 
 
-def parse_held(states: Sequence[CategoryStateF]) -> dict[Category, Held]:
-    """``{category: Held}`` from a request; raises BadRequestError on anything odd."""
+def parse_held(
+    states: Sequence[CategoryStateF], scheme: Scheme | None = None
+) -> dict[Category, Held]:
+    """``{category: Held}`` from a request; raises BadRequestError on anything odd.
+
+    The digest kept is the one ``scheme`` compares: the 128-bit one (V2), the legacy
+    one (LEGACY) or none (NONE); None: whichever was said (for display: the 128-bit
+    one if given, else the legacy one).
+    """
     if len(states) > len(Category):
         raise BadRequestError(f"{len(states)} category states, at most {len(Category)}")
     out: dict[Category, Held] = {}
@@ -71,7 +82,20 @@ def parse_held(states: Sequence[CategoryStateF]) -> dict[Category, Held]:
             _GOOD_EPOCHS.add(v.epoch)
         if not 0 <= v.revision <= MAX_REVISION or (not v.epoch and v.revision):
             raise BadRequestError(f"bad revision {v.revision} for {cat}")
-        out[cat] = Held(Version(v.epoch, v.revision), from_wire_digest(st.digest))
+        try:
+            d128 = from_wire_digest128(st.digest128)
+        except ValueError as exc:
+            raise BadRequestError(f"{cat}: {exc}") from None
+        digest: int | None
+        if scheme is Scheme.V2:
+            digest = d128
+        elif scheme is Scheme.LEGACY:
+            digest = from_wire_digest(st.digest)
+        elif scheme is Scheme.NONE:
+            digest = None
+        else:
+            digest = d128 if d128 is not None else from_wire_digest(st.digest)
+        out[cat] = Held(Version(v.epoch, v.revision), digest)
     return out
 
 
@@ -134,17 +158,20 @@ COUNT_KEYS = {
 
 
 def held_states(catalog: Catalog) -> list[CategoryStateF]:
-    """What a catalog holds, as sent in subscribe/heartbeat/ack (empty epoch: nothing)."""
+    """What a catalog holds, as sent in subscribe/heartbeat/ack (empty epoch: nothing):
+    the 128-bit digest always, the legacy one where the catalog keeps it (else 0)."""
     out = []
     counts = catalog.counts()
+    legacy = catalog.legacy_enabled
     for cat in Category:
         v = catalog.version(cat)
         out.append(
             CategoryStateF(
                 category=str(cat),
                 version=VersionF(epoch=v.epoch, revision=v.revision),
-                digest=to_wire_digest(catalog.digest(cat)),
+                digest=to_wire_digest(catalog.legacy_digest(cat)) if legacy else 0,
                 count=counts[COUNT_KEYS[cat]],
+                digest128=to_wire_digest128(catalog.digest(cat)),
             )
         )
     return out
@@ -158,11 +185,12 @@ def floor_states(floor: dict[Category, Version]) -> list[CategoryStateF]:
 
 
 def states_of(held: dict[Category, Held]) -> list[CategoryStateF]:
+    """Held states to pass on (a relay's descendants; their digests are for display)."""
     return [
         CategoryStateF(
             category=str(cat),
             version=VersionF(epoch=h.version.epoch, revision=h.version.revision),
-            digest=to_wire_digest(h.digest),
+            digest128=b"" if h.digest is None else to_wire_digest128(h.digest % 2**128),
         )
         for cat, h in held.items()
     ]

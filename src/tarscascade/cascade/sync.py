@@ -47,6 +47,7 @@ from tarscascade.cascade.rules import NEEDS_WORK, Plan, Source, plan
 from tarscascade.cascade.states import Held
 from tarscascade.cascade.upstream import SYNC_ORDER, Upstream
 from tarscascade.catalog import NO_VERSION
+from tarscascade.catalog.digests import Scheme
 from tarscascade.model import INCREMENTAL, Category, ChangeEvent, Version
 
 
@@ -63,7 +64,7 @@ class Push:
     category: Category
     frames: Sequence[bytes]
     to: Version
-    digest: int
+    digest: int | None
     kind: PushKind
 
 
@@ -101,14 +102,20 @@ class SessionSync:
     context: Context = field(default_factory=Context)
     #: what the downstream last said it holds (subscribe, heartbeats, acks)
     acked: dict[Category, Version] = field(default_factory=dict)
+    #: the digests the downstream's can be compared with (negotiated at subscribe;
+    #: NONE turns into V2 once the subscribe is answered: the downstream rekeys first)
+    scheme: Scheme = Scheme.V2
     #: live categories whose changes wait for the downstream's ack, and since when
     holding: dict[Category, float] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ plans
 
+    def digest_of(self, cat: Category) -> int | None:
+        return self.upstream.catalog.digest_as(self.scheme, cat)
+
     def _source(self, cat: Category) -> Source:
         up = self.upstream
-        return Source(up.version(cat), up.catalog.digest(cat), lambda v: up.covers(cat, v))
+        return Source(up.version(cat), self.digest_of(cat), lambda v: up.covers(cat, v))
 
     def _plan(self, cat: Category, h: Held | None) -> Plan:
         ctx = self.context
@@ -137,6 +144,8 @@ class SessionSync:
             self.sent_digest[cat] = h.digest if h else None
             out[cat] = p = self._plan(cat, h)
             self._enter(cat, p)
+        if self.scheme is Scheme.NONE:
+            self.scheme = Scheme.V2  # what it holds from now on is under our key
         return out
 
     def heartbeat(self, held: dict[Category, Held], context: Context) -> dict[Category, Plan]:
@@ -177,7 +186,11 @@ class SessionSync:
                 return Plan.RESUME
             del self.unconfirmed[cat]
         if held == sent:
-            if sent_digest is not None and digest != sent_digest:
+            if sent_digest is None and digest is not None and sent == up.version(cat):
+                # Planned by versions alone (its digests were under another key at its
+                # subscribe; it rekeyed before this): at our version it must hold ours.
+                sent_digest = self.sent_digest[cat] = self.digest_of(cat)
+            if sent_digest is not None and digest is not None and digest != sent_digest:
                 # Same version, other content: the replica was changed behind our back.
                 up.stats.resyncs += 1
                 self.request(cat, snapshot=True)
@@ -221,7 +234,7 @@ class SessionSync:
             up.stats.resyncs += 1
             self.request(cat)
         elif self.sent.get(cat) != up.version(cat) or self.sent_digest.get(cat) != (
-            up.catalog.digest(cat)
+            self.digest_of(cat)
         ):
             up.stats.resyncs += 1
             self.request(cat)  # a bookmark if the content is equal, else a snapshot
@@ -235,9 +248,9 @@ class SessionSync:
         to: Version,
         events: Sequence[ChangeEvent],
         shared: Callable[[], list[bytes]],
-        digest: int,
     ) -> Push | None:
         """The source moved ``cat`` from -> to with ``events``: what to send (if anything)."""
+        digest = self.digest_of(cat)
         pinned = self.pinned.get(cat)
         if pinned is not None:
             pinned.extend(events)
@@ -285,7 +298,7 @@ class SessionSync:
             return None
         up.stats.coalesced_deltas += 1
         frames = up.catch_up_frames(cat, sent)
-        return Push(cat, frames, up.version(cat), up.catalog.digest(cat), PushKind.DELTA)
+        return Push(cat, frames, up.version(cat), self.digest_of(cat), PushKind.DELTA)
 
     def due(self, now: float) -> list[Category]:
         """Held categories whose hold has run out at ``now``."""
@@ -293,7 +306,7 @@ class SessionSync:
         return [c for c, t in self.holding.items() if now - t >= hold]
 
     def whole(
-        self, cat: Category, version: Version, digest: int, frames: Sequence[bytes]
+        self, cat: Category, version: Version, digest: int | None, frames: Sequence[bytes]
     ) -> Push | None:
         """A changed small category (groups/settings) to send whole, if it fits."""
         if self.expects(cat) or cat in self.held:
@@ -334,12 +347,12 @@ class SessionSync:
         if not now.epoch:
             return CatchUp.DONE  # nothing to give: data follows when we have it
         if sent == now:
-            if sent_digest is not None and sent_digest != up.catalog.digest(cat):
+            if sent_digest is not None and sent_digest != self.digest_of(cat):
                 return CatchUp.SNAPSHOT  # same version, other content
             return CatchUp.DONE
         if sent.epoch != now.epoch:
             return CatchUp.SNAPSHOT
-        opts, digest = up.options, up.catalog.digest(cat)
+        opts, digest = up.options, self.digest_of(cat)
         if sent_digest is not None and sent_digest == digest:
             if sent.revision > now.revision:
                 return CatchUp.DONE  # ahead with equal content: adopt its version
@@ -381,7 +394,7 @@ class SessionSync:
         if cat in INCREMENTAL and up.covers(cat, version):
             self.pinned[cat] = up.logs[cat].since(version.revision)
 
-    def snapshot_written(self, cat: Category, version: Version, digest: int) -> Push | None:
+    def snapshot_written(self, cat: Category, version: Version, digest: int | None) -> Push | None:
         """The snapshot at ``version`` was written; the delta of the pinned events that
         follows it, or None: let :meth:`catch_up` decide."""
         self.sent[cat], self.sent_digest[cat] = version, digest
@@ -395,7 +408,7 @@ class SessionSync:
             return None  # the source was reset meanwhile: let the catch-up decide
         opts = up.options
         frames = delta_frames(cat, version, now, pinned, opts.delta_events, opts.max_frame)
-        return Push(cat, frames, now, up.catalog.digest(cat), PushKind.CATCH_UP)
+        return Push(cat, frames, now, self.digest_of(cat), PushKind.CATCH_UP)
 
     def settled(self) -> bool:
         """Nothing under way: no job, snapshot, hold, or unconfirmed push in any category,

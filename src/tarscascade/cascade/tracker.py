@@ -218,7 +218,8 @@ class AckTracker:
             st.last_ack = now
         for cat, h in held.items():
             st.held[cat] = h.version
-            st.digests[cat] = h.digest
+            if h.digest is not None:
+                st.digests[cat] = h.digest
         if self._waiters:
             self._check_waiters(st)
 

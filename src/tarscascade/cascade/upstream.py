@@ -18,6 +18,7 @@ from tarscascade.cascade.states import COUNT_KEYS
 from tarscascade.catalog import Catalog
 from tarscascade.model import INCREMENTAL, Category, Version
 from tarscascade.wire.framing import DEFAULT_MAX_FRAME
+from tarscascade.wire.idl.cascadef import DIGEST128_PROTOCOL, PROTOCOL_VERSION
 
 #: Sync order: small categories first, so a new node knows its groups and settings
 #: before a large objects snapshot is under way.
@@ -70,6 +71,9 @@ class HubOptions:
     #: compacted by key, when its ack comes: a burst costs a busy node one apply, not
     #: one per commit (0: every change goes out as it comes)
     coalesce_hold: float = 0.05
+    #: the newest protocol this upstream speaks (lower it to act as an older upstream:
+    #: tests of rolling upgrades)
+    max_protocol: int = PROTOCOL_VERSION
 
 
 @dataclass(slots=True)
@@ -114,6 +118,8 @@ class HubStats:
     catch_up_shared: int = 0
     #: heartbeats answered from the session's cached answer (nothing changed since)
     heartbeats_cached: int = 0
+    #: sessions ended because the catalog's digest key changed (they resubscribe for it)
+    rekey_ended: int = 0
 
 
 class Upstream:
@@ -126,7 +132,12 @@ class Upstream:
         self.logs = {
             cat: ChangeLog(catalog.version(cat), options.log_events) for cat in INCREMENTAL
         }
-        self.snapshots = SnapshotCache(catalog, options.chunk_bytes, options.max_frame)
+        self.snapshots = SnapshotCache(
+            catalog,
+            options.chunk_bytes,
+            options.max_frame,
+            digest128=options.max_protocol >= DIGEST128_PROTOCOL,
+        )
         self.snapshot_slots = asyncio.Semaphore(options.max_concurrent_snapshots)
         #: catch-up frames per (category, from) for the category's current version:
         #: sessions resuming (or flushing held changes) from one version share one encoding

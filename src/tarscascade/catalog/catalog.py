@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, KeysView, Set
 from typing import Any
 
+from tarscascade.catalog.digests import Hasher, Scheme
 from tarscascade.catalog.groups import EMPTY_GROUPS, GroupIndex
 from tarscascade.catalog.tables import (
     Change,
@@ -71,6 +72,8 @@ class Catalog:
     __slots__ = (
         "_group_index",
         "_groups",
+        "_hasher",
+        "_legacy",
         "_listeners",
         "_nodes",
         "_objects",
@@ -78,11 +81,13 @@ class Catalog:
         "_versions",
     )
 
-    def __init__(self) -> None:
-        self._objects = ObjectTable()
-        self._nodes: KeyedTable[NodeRecord] = KeyedTable()
-        self._groups: KeyedTable[GroupRule | GroupPriority] = KeyedTable()
-        self._settings: KeyedTable[Setting] = KeyedTable()
+    def __init__(self, digest_key: bytes = b"") -> None:
+        self._hasher = Hasher(digest_key)
+        self._legacy = False
+        self._objects = ObjectTable(self._hasher)
+        self._nodes: KeyedTable[NodeRecord] = KeyedTable((), self._hasher)
+        self._groups: KeyedTable[GroupRule | GroupPriority] = KeyedTable((), self._hasher)
+        self._settings: KeyedTable[Setting] = KeyedTable((), self._hasher)
         self._versions: dict[Category, Version] = dict.fromkeys(Category, NO_VERSION)
         self._group_index: GroupIndex | None = EMPTY_GROUPS
         self._listeners: list[Listener] = []
@@ -96,15 +101,76 @@ class Catalog:
         return dict(self._versions)
 
     def digest(self, category: Category) -> int:
-        """Sum of the records' digests mod 2**64: equal content gives an equal digest."""
+        """The v2 digest: the sum of the records' keyed 128-bit hashes mod 2**128; equal
+        content under one key gives an equal digest (catalog/digests.py)."""
+        return self._table(category).digest
+
+    def legacy_digest(self, category: Category) -> int:
+        """The protocol 1/2 digest (unkeyed 64-bit sum). The first call makes every table
+        keep it from then on (O(n) once); see :meth:`enable_legacy`."""
+        self.enable_legacy()
+        d = self._table(category).legacy_digest
+        assert d is not None
+        return d
+
+    def digest_as(self, scheme: Scheme, category: Category) -> int | None:
+        """The digest a peer speaking ``scheme`` compares (None: nothing comparable)."""
+        if scheme is Scheme.V2:
+            return self.digest(category)
+        if scheme is Scheme.LEGACY:
+            return self.legacy_digest(category)
+        return None
+
+    def enable_legacy(self) -> None:
+        """Keep the legacy digest of every category from now on (for older peers)."""
+        if not self._legacy:
+            self._legacy = True
+            for t in self._tables():
+                t.enable_legacy()
+
+    @property
+    def legacy_enabled(self) -> bool:
+        return self._legacy
+
+    @property
+    def digest_key(self) -> bytes:
+        return self._hasher.key
+
+    @property
+    def key_id(self) -> bytes:
+        """The public id of the digest key (equal ids: comparable digests)."""
+        return self._hasher.key_id
+
+    @property
+    def hasher(self) -> Hasher:
+        return self._hasher
+
+    def rekey(self, key: bytes) -> bool:
+        """Key the v2 digests with ``key``, recomputing every sum (O(n)); False when the
+        catalog already had that key."""
+        if key == self._hasher.key:
+            return False
+        self._hasher = Hasher(key)
+        for t in self._tables():
+            t.rekey(self._hasher)
+        return True
+
+    def object_snapshot(self) -> ObjectSnapshot:
+        """An empty objects snapshot hashing like this catalog (fill it, then replace)."""
+        return ObjectSnapshot((), self._hasher, legacy=self._legacy)
+
+    def _table(self, category: Category) -> ObjectTable | KeyedTable[Any]:
         cat = Category(category)
         if cat is Category.OBJECTS:
-            return self._objects.digest
+            return self._objects
         if cat is Category.NODES:
-            return self._nodes.digest
+            return self._nodes
         if cat is Category.GROUPS:
-            return self._groups.digest
-        return self._settings.digest
+            return self._groups
+        return self._settings
+
+    def _tables(self) -> tuple[ObjectTable | KeyedTable[Any], ...]:
+        return (self._objects, self._nodes, self._groups, self._settings)
 
     def records(self, category: Category) -> Iterator[Record]:
         """Every record of a category, in no particular order (snapshots, anti-entropy)."""
@@ -224,15 +290,23 @@ class Catalog:
         if cat is Category.OBJECTS:
             if isinstance(records, ObjectSnapshot):
                 table = records.take()
+                if table.hasher.key != self._hasher.key:  # made before a rekey, or elsewhere
+                    table.rekey(self._hasher)
+                if self._legacy:
+                    table.enable_legacy()
             else:
                 try:
-                    table = ObjectSnapshot(records).take()  # type: ignore[arg-type]  # checked
+                    table = ObjectSnapshot(
+                        records,  # type: ignore[arg-type]  # checked inside
+                        self._hasher,
+                        legacy=self._legacy,
+                    ).take()
                 except TypeError as exc:
                     raise CatalogError(f"objects snapshot: {exc}") from exc
             affected = self._objects.changed_ids(table)
             self._objects = table
         elif cat is Category.NODES:
-            nodes = KeyedTable(_checked(records, cat))
+            nodes = KeyedTable(_checked(records, cat), self._hasher, legacy=self._legacy)
             affected = set()
             old = self._nodes
             for name in old.keys() | nodes.keys():
@@ -240,14 +314,16 @@ class Catalog:
                     affected.update(self._objects.objects_on_node(name))
             self._nodes = nodes
         elif cat is Category.GROUPS:
-            groups: KeyedTable[GroupRule | GroupPriority] = KeyedTable(_checked(records, cat))
+            groups: KeyedTable[GroupRule | GroupPriority] = KeyedTable(
+                _checked(records, cat), self._hasher, legacy=self._legacy
+            )
             everything = not groups.same_content(self._groups)
             self._groups = groups
             affected = set(self._objects.ids()) if everything else set()
             if everything:
                 self._group_index = None
         else:
-            self._settings = KeyedTable(_checked(records, cat))
+            self._settings = KeyedTable(_checked(records, cat), self._hasher, legacy=self._legacy)
             affected = set()
         self._versions[cat] = version
         self._notify(None if everything else affected)

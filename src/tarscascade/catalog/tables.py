@@ -6,7 +6,8 @@ by object id, because every query and every invalidation works per object, and k
 an index ``node name -> object ids`` so a node going down invalidates exactly the
 objects with an endpoint on it.
 
-The digest of a table is the sum of :func:`record_digest` over its records mod 2**64,
+The digest of a table is the sum of its hasher's record hashes mod 2**128 (v2, see
+:mod:`~tarscascade.catalog.digests`), plus the legacy 64-bit sum once enabled, both
 maintained on every put and delete; nothing here stores a per-record digest (it is
 recomputed from the old record when that record leaves), which saves 1M ints at scale.
 """
@@ -17,8 +18,10 @@ from collections.abc import Iterable, Iterator, KeysView, Mapping, Set
 from itertools import chain
 from typing import Generic, TypeVar
 
+from tarscascade.catalog.digests import UNKEYED, Hasher
 from tarscascade.model import (
     DIGEST_MOD,
+    LEGACY_DIGEST_MOD,
     EndpointRecord,
     GroupPriority,
     GroupRule,
@@ -27,7 +30,7 @@ from tarscascade.model import (
     Record,
     Setting,
     endpoint_key,
-    record_digest,
+    legacy_record_digest,
     split_endpoint_key,
 )
 
@@ -45,11 +48,35 @@ _NO_IDS: frozenset[str] = frozenset()
 class KeyedTable(Generic[R]):
     """Records of one small category by key, with the category digest."""
 
-    __slots__ = ("_by_key", "_sum")
+    __slots__ = ("_by_key", "_hash", "_legacy", "_sum")
 
-    def __init__(self, records: Iterable[R] = ()) -> None:
+    def __init__(
+        self, records: Iterable[R] = (), hasher: Hasher = UNKEYED, *, legacy: bool = False
+    ) -> None:
         self._by_key: dict[str, R] = {r.key: r for r in records}
-        self._sum = sum(map(record_digest, self._by_key.values())) % DIGEST_MOD
+        self._hash = hasher
+        self._sum = hasher.sum(self._by_key.values())
+        self._legacy: int | None = None
+        if legacy:
+            self.enable_legacy()
+
+    def rekey(self, hasher: Hasher) -> None:
+        """Recompute the v2 sum under another key (O(n))."""
+        self._hash = hasher
+        self._sum = hasher.sum(self._by_key.values())
+
+    def enable_legacy(self) -> None:
+        """Keep the legacy sum from now on (a first O(n) pass)."""
+        if self._legacy is None:
+            self._legacy = sum(map(legacy_record_digest, self._by_key.values()))
+
+    @property
+    def legacy_digest(self) -> int | None:
+        return None if self._legacy is None else self._legacy % LEGACY_DIGEST_MOD
+
+    @property
+    def hasher(self) -> Hasher:
+        return self._hash
 
     def get(self, key: str) -> R | None:
         return self._by_key.get(key)
@@ -61,14 +88,20 @@ class KeyedTable(Generic[R]):
         if old == record:
             return False, old
         self._by_key[key] = record
-        self._sum += record_digest(record) - (record_digest(old) if old is not None else 0)
+        h = self._hash
+        self._sum += h(record) - (h(old) if old is not None else 0)
+        if self._legacy is not None:
+            lg = legacy_record_digest
+            self._legacy += lg(record) - (lg(old) if old is not None else 0)
         return True, old
 
     def delete(self, key: str) -> R | None:
         """Remove by key; returns the removed record (None: nothing to remove)."""
         old = self._by_key.pop(key, None)
         if old is not None:
-            self._sum -= record_digest(old)
+            self._sum -= self._hash(old)
+            if self._legacy is not None:
+                self._legacy -= legacy_record_digest(old)
         return old
 
     def keys(self) -> KeysView[str]:
@@ -121,8 +154,14 @@ class ObjectSnapshot:
 
     __slots__ = ("_table",)
 
-    def __init__(self, records: Iterable[EndpointRecord] = ()) -> None:
-        self._table = ObjectTable()
+    def __init__(
+        self,
+        records: Iterable[EndpointRecord] = (),
+        hasher: Hasher = UNKEYED,
+        *,
+        legacy: bool = False,
+    ) -> None:
+        self._table = ObjectTable(hasher, legacy=legacy)
         self.add(records)
 
     def add(self, records: Iterable[EndpointRecord]) -> None:
@@ -130,8 +169,9 @@ class ObjectSnapshot:
         t = self._table
         objects, by_node = t._objects, t._by_node
         get, node_get = objects.get, by_node.get
-        digest = record_digest
-        total = count = 0
+        digest = t._hash
+        legacy = legacy_record_digest if t._legacy is not None else None
+        total = ltotal = count = 0
         # The hot loop of every full load: one pass, locals only, no per-record helpers.
         for r in records:
             if type(r) is not EndpointRecord:  # the one check worth its cost: it guards the index
@@ -144,6 +184,8 @@ class ObjectSnapshot:
             old = eps.get(hp)
             eps[hp] = r
             total += digest(r)
+            if legacy is not None:
+                ltotal += legacy(r) - (legacy(old) if old is not None else 0)
             if old is None:
                 count += 1
             else:
@@ -158,12 +200,15 @@ class ObjectSnapshot:
                 else:
                     ids.add(oid)
         t._sum = (t._sum + total) % DIGEST_MOD
+        if t._legacy is not None:
+            t._legacy = (t._legacy + ltotal) % LEGACY_DIGEST_MOD
         t._count += count
 
     def take(self) -> ObjectTable:
         """The finished table; the snapshot is empty afterwards."""
-        table, self._table = self._table, ObjectTable()
-        return table
+        t = self._table
+        self._table = ObjectTable(t._hash, legacy=t._legacy is not None)
+        return t
 
     @property
     def endpoint_count(self) -> int:
@@ -174,6 +219,17 @@ class ObjectSnapshot:
         """The digest the category will have once replaced (a receiver checks it first)."""
         return self._table.digest
 
+    @property
+    def legacy_digest(self) -> int | None:
+        return self._table.legacy_digest
+
+    @property
+    def hasher(self) -> Hasher:
+        return self._table.hasher
+
+    def rekey(self, hasher: Hasher) -> None:
+        self._table.rekey(hasher)
+
     def __repr__(self) -> str:
         t = self._table
         return f"<ObjectSnapshot {len(t)} objects, {t.endpoint_count} endpoints so far>"
@@ -182,13 +238,33 @@ class ObjectSnapshot:
 class ObjectTable:
     """Endpoint records by object id and ``(host, port)``, indexed by node name."""
 
-    __slots__ = ("_by_node", "_count", "_objects", "_sum")
+    __slots__ = ("_by_node", "_count", "_hash", "_legacy", "_objects", "_sum")
 
-    def __init__(self) -> None:
+    def __init__(self, hasher: Hasher = UNKEYED, *, legacy: bool = False) -> None:
         self._objects: dict[str, Endpoints] = {}
         self._by_node: dict[str, set[str]] = {}
         self._count = 0
+        self._hash = hasher
         self._sum = 0
+        self._legacy: int | None = 0 if legacy else None
+
+    def rekey(self, hasher: Hasher) -> None:
+        """Recompute the v2 sum under another key (O(n))."""
+        self._hash = hasher
+        self._sum = hasher.sum(self.records())
+
+    def enable_legacy(self) -> None:
+        """Keep the legacy sum from now on (a first O(n) pass)."""
+        if self._legacy is None:
+            self._legacy = sum(map(legacy_record_digest, self.records()))
+
+    @property
+    def legacy_digest(self) -> int | None:
+        return None if self._legacy is None else self._legacy % LEGACY_DIGEST_MOD
+
+    @property
+    def hasher(self) -> Hasher:
+        return self._hash
 
     # -- reads
 
@@ -228,11 +304,15 @@ class ObjectTable:
         if old == r:
             return False
         eps[hp] = r
+        h = self._hash
+        if self._legacy is not None:
+            lg = legacy_record_digest
+            self._legacy += lg(r) - (lg(old) if old is not None else 0)
         if old is None:
             self._count += 1
-            self._sum += record_digest(r)
+            self._sum += h(r)
         else:
-            self._sum += record_digest(r) - record_digest(old)
+            self._sum += h(r) - h(old)
             if old.node_name and old.node_name != r.node_name:
                 self._unlink(old.node_name, oid, eps)
         if r.node_name:
@@ -252,7 +332,9 @@ class ObjectTable:
         if not eps:
             del self._objects[oid]
         self._count -= 1
-        self._sum -= record_digest(old)
+        self._sum -= self._hash(old)
+        if self._legacy is not None:
+            self._legacy -= legacy_record_digest(old)
         if old.node_name:
             self._unlink(old.node_name, oid, eps)
         return oid

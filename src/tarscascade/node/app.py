@@ -165,6 +165,13 @@ class NodeAgent:
                     name,
                 )
 
+    def _rekeyed(self) -> None:
+        """The catalog took the upstream's digest key: this relay's own downstreams
+        subscribe again (and get it), the disk copy is written again under it."""
+        self.hub.rekeyed()
+        if self.disk is not None:
+            self.disk.rekeyed()
+
     def _log_once(self, key: tuple[str, str], msg: str, *args: object) -> None:
         if key not in self._refusals_logged:
             if len(self._refusals_logged) < 10_000:
@@ -328,6 +335,7 @@ class NodeAgent:
                 token_for=self.identity.subscribe_token,
                 proof_for=self.identity.heartbeat_proof,
                 on_refused=self._refused_upstream,
+                on_rekey=self._rekeyed,
             )
             self.client.set_descendant_floor(self.hub.descendant_floor)
             self.client.from_disk = self.loaded_from_disk
@@ -400,6 +408,7 @@ class NodeAgent:
 
     async def _load_disk(self, disk: DiskCopy) -> None:
         age = await disk.load()
+        self.hub.rekeyed()  # the copy's key, if it had one (no session exists yet)
         if age is None:
             return
         self.loaded_from_disk = self.has_data()

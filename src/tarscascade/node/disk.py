@@ -32,6 +32,7 @@ from typing import Any
 from tarscascade.cascade import decode_events, decode_records, encode_events, encode_records
 from tarscascade.cascade.states import COUNT_KEYS
 from tarscascade.catalog import NO_VERSION, Catalog
+from tarscascade.catalog.digests import key_id, legacy_sum
 from tarscascade.errors import DecodeError
 from tarscascade.model import Category, ChangeEvent, Record, Version
 from tarscascade.node.journal import (
@@ -51,6 +52,8 @@ from tarscascade.node.snapshot_file import (
     SnapshotError,
     age_seconds,
     read_image,
+    read_keys,
+    write_keys,
 )
 
 log = logging.getLogger(__name__)
@@ -112,6 +115,8 @@ class DiskCopy:
         self._aborted = False
         self._retry_delay = self.options.retry_initial
         self._wake = asyncio.Event()
+        #: the digest key the image on disk is under (``digest.key`` keeps it)
+        self._image_key: bytes | None = None
 
     # ------------------------------------------------------------------ status
 
@@ -148,24 +153,58 @@ class DiskCopy:
                 "snapshot in %s belongs to node %r: ignored", self.directory, image.node_name
             )
             return None
+        if not self._take_key(image):
+            return None
         expected = await self._load_image(image)
         if image.image_id:
             await self._replay(image.image_id, expected)
-        for cat, digest in expected.items():
-            if self.catalog.digest(cat) != digest:
+        for cat, (digest, legacy) in expected.items():
+            # a copy written before digest v2 carries the legacy digest: checked once
+            # with it (not kept), and the next image is written with the v2 one
+            have = legacy_sum(self.catalog.records(cat)) if legacy else self.catalog.digest(cat)
+            if legacy:
+                self.needs_image = True
+            if have != digest:
                 log.warning("disk copy of %s fails its digest: starting without it", cat)
                 self.catalog.replace_category(cat, [], NO_VERSION)
         return age_seconds(image)
 
-    async def _load_image(self, image: ReplicaImage) -> dict[Category, int]:
+    def _take_key(self, image: ReplicaImage) -> bool:
+        """Key the (still empty) catalog as the image's digests are: the key kept in
+        ``digest.key`` whose id the image names (the empty key for an image from
+        before the file). So a restarted node subscribes with its tier's key id and
+        rekeys nothing. False: the image's key is not there (its digests cannot be
+        checked: it is not used)."""
+        try:
+            keys = read_keys(self.directory)
+        except SnapshotError as exc:
+            log.warning("disk copy's digest key unreadable: starting without it (%s)", exc)
+            return False
+        want = image.key_id
+        key = next((k for k in keys if key_id(k).hex() == want), None) if want else b""
+        if key is None:
+            log.warning("disk copy's digest key is not in %s: starting without it", self.directory)
+            return False
+        self.catalog.rekey(key)
+        self._image_key = key
+        return True
+
+    def rekeyed(self) -> None:
+        """The catalog took another digest key: the next write is an image under it
+        (an image being written under the old one starts again)."""
+        self.needs_image = True
+        self._aborted = self._next is not None
+        self._wake.set()
+
+    async def _load_image(self, image: ReplicaImage) -> dict[Category, tuple[int, bool]]:
         expected = {}
         for cat, ci in image.categories.items():
             records = await asyncio.to_thread(decode_records, ci.payload, cat)
             self.catalog.replace_category(cat, records, ci.version)
-            expected[cat] = ci.digest
+            expected[cat] = (ci.digest, ci.legacy)
         return expected
 
-    async def _replay(self, image_id: str, expected: dict[Category, int]) -> None:
+    async def _replay(self, image_id: str, expected: dict[Category, tuple[int, bool]]) -> None:
         path = journal_path(self.directory, image_id)
         try:
             records, good, total = await asyncio.to_thread(read_journal, path, image_id)
@@ -184,7 +223,7 @@ class DiskCopy:
                 log.warning("disk journal record of %s not applied: %s", rec.category, exc)
                 gaps.add(rec.category)
                 continue
-            expected[rec.category] = rec.digest
+            expected[rec.category] = (rec.digest, rec.legacy)
         self.journal = await asyncio.to_thread(JournalFile, path, image_id, good or None)
         self.image_id = image_id
         self.needs_image = bool(gaps)
@@ -290,12 +329,18 @@ class DiskCopy:
         cat_ = self.catalog
         image_id = secrets.token_hex(8)
         counts = cat_.counts()
+        key = cat_.digest_key
         started = {c: (cat_.version(c), cat_.digest(c), counts[COUNT_KEYS[c]]) for c in Category}
         self.needs_image = False
         self._aborted = False
         self._next = []
         writer = await asyncio.to_thread(
-            ImageWriter, self.directory, self.node_name, image_id, started
+            ImageWriter,
+            self.directory,
+            self.node_name,
+            image_id,
+            started,
+            key_id=key_id(key).hex() if key else "",
         )
         journal: JournalFile | None = None
         try:
@@ -309,6 +354,11 @@ class DiskCopy:
             journal = await asyncio.to_thread(
                 JournalFile, journal_path(self.directory, image_id), image_id
             )
+            if key and key != self._image_key:
+                # the new key first, the old image's kept: a crash on either side of
+                # the commit leaves the image on disk with its key
+                old_key = [self._image_key] if self._image_key else []
+                await asyncio.to_thread(write_keys, self.directory, [key, *old_key])
             await asyncio.to_thread(writer.commit)
         except BaseException:
             self.needs_image = True
@@ -320,6 +370,10 @@ class DiskCopy:
             self._next = None
             raise
         old, self.journal, self.image_id = self.journal, journal, image_id
+        if key and self._image_key not in (None, key):
+            with contextlib.suppress(OSError):  # the old key is no longer needed
+                await asyncio.to_thread(write_keys, self.directory, [key])
+        self._image_key = key
         if old is not None:
             old.close()
         self._pending, self._next = self._next, None

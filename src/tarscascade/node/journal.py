@@ -48,6 +48,8 @@ class JournalRecord:
     to: Version
     digest: int  # the category's digest after the record
     payload: bytes
+    #: the digest is the legacy 64-bit one (a record written before digest v2)
+    legacy: bool = False
 
 
 def journal_path(directory: Path, image_id: str) -> Path:
@@ -62,6 +64,7 @@ def encode_record(rec: JournalRecord) -> bytes:
             "f": [rec.from_.epoch, rec.from_.revision],
             "t": [rec.to.epoch, rec.to.revision],
             "d": str(rec.digest),
+            **({} if rec.legacy else {"s": 2}),
         }
     )
     body = head + b"\n" + rec.payload
@@ -118,6 +121,7 @@ def _records(data: bytes, pos: int) -> Iterator[tuple[JournalRecord | None, int]
                 Version(str(head["t"][0]), int(head["t"][1])),
                 int(head["d"]),
                 body[nl + 1 :],
+                head.get("s") != 2,
             )
         except (orjson.JSONDecodeError, KeyError, ValueError, TypeError, IndexError):
             yield None, pos

@@ -54,6 +54,8 @@ class CategoryImage:
     digest: int
     count: int
     payload: bytes
+    #: the digest is the legacy 64-bit one (an image written before digest v2)
+    legacy: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,8 @@ class ReplicaImage:
     categories: Mapping[Category, CategoryImage]
     #: names the journal that completes this image ("" for a version 1 image: none)
     image_id: str = ""
+    #: hex id of the digest key its v2 digests are under ("": the empty key, or legacy)
+    key_id: str = ""
 
 
 class SnapshotError(Exception):
@@ -80,6 +84,7 @@ def write_image(directory: Path, image: ReplicaImage) -> Path:
                 "epoch": ci.version.epoch,
                 "revision": ci.version.revision,
                 "digest": str(ci.digest),
+                **({} if ci.legacy else {"digest_v": 2}),
                 "count": ci.count,
                 "length": len(ci.payload),
             }
@@ -122,6 +127,8 @@ class ImageWriter:
         node_name: str,
         image_id: str,
         started: Mapping[Category, tuple[Version, int, int]],
+        *,
+        key_id: str = "",
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
@@ -133,11 +140,13 @@ class ImageWriter:
             "node": node_name,
             "written_at": time.time(),
             "id": image_id,
+            "key_id": key_id,
             "categories": {
                 c.value: {
                     "epoch": v.epoch,
                     "revision": v.revision,
                     "digest": str(d),
+                    "digest_v": 2,
                     "count": n,
                 }
                 for c, (v, d, n) in started.items()
@@ -216,6 +225,7 @@ def _read_v1(path: Path, header: dict[str, Any], body: bytes, pos: int) -> Repli
             int(meta["digest"]),
             int(meta["count"]),
             body[pos : pos + n],
+            meta.get("digest_v") != 2,
         )
         pos += n
     if pos != len(body):
@@ -247,10 +257,51 @@ def _read_v2(path: Path, header: dict[str, Any], body: bytes, pos: int) -> Repli
             int(meta["digest"]),
             counts.get(cat, 0),
             join_payloads(payloads.get(cat, [])),
+            meta.get("digest_v") != 2,
         )
     return ReplicaImage(
-        str(header["node"]), float(header["written_at"]), cats, image_id=str(header["id"])
+        str(header["node"]),
+        float(header["written_at"]),
+        cats,
+        image_id=str(header["id"]),
+        key_id=str(header.get("key_id", "")),
     )
+
+
+KEY_FILE = "digest.key"
+
+
+def read_keys(directory: Path) -> list[bytes]:
+    """The digest keys kept beside the image (``digest.key``: one hex key a line, the
+    newest first); [] when there is none (a disk copy from before the file)."""
+    try:
+        text = (directory / KEY_FILE).read_text("ascii")
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SnapshotError(f"{directory / KEY_FILE}: {exc}") from exc
+    try:
+        return [bytes.fromhex(line) for line in text.split()]
+    except ValueError as exc:
+        raise SnapshotError(f"{directory / KEY_FILE}: {exc}") from exc
+
+
+def write_keys(directory: Path, keys: list[bytes]) -> None:
+    """Write ``digest.key`` atomically, mode 0600 (the key is a secret of the tier)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".digest-", dir=directory)  # created 0600
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write("".join(k.hex() + "\n" for k in keys))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, directory / KEY_FILE)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(directory)
 
 
 def age_seconds(image: ReplicaImage) -> float:

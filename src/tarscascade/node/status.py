@@ -49,7 +49,7 @@ def node_status(agent: NodeAgent) -> dict[str, Any]:
         "categories": {
             c.value: {
                 "version": {"epoch": cat.version(c).epoch, "revision": cat.version(c).revision},
-                "digest": f"{cat.digest(c):016x}",
+                "digest": f"{cat.digest(c):032x}",
             }
             for c in Category
         },

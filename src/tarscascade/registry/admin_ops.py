@@ -183,7 +183,7 @@ class RegistryAdmin:
             v = cat.version(c)
             cats[c.value] = {
                 "version": {"epoch": v.epoch, "revision": v.revision},
-                "digest": f"{cat.digest(c):016x}",
+                "digest": f"{cat.digest(c):032x}",
             }
         return {
             "epoch": self.core.epoch,

@@ -280,6 +280,12 @@ class RegistryCore:
 
     async def _reload_locked(self) -> None:
         snap: Snapshot = await asyncio.to_thread(self.store.load)
+        # The tier's digest key, read with every load: a restore may bring back another
+        # one (rekeyed before the records go in: the catalog is empty at start). The
+        # reload listeners then find the key changed (the cascade hub ends its sessions).
+        key: bytes = await asyncio.to_thread(self.store.digest_key)
+        if self.catalog.rekey(key):
+            log.info("catalog digests keyed with the tier's key (id %s)", self.catalog.key_id.hex())
         version = snap.version
         for cat in CATEGORIES:
             self.catalog.replace_category(cat, snap.records(cat), version)

@@ -62,6 +62,7 @@ class RegistryFeed:
     def on_reload(self) -> None:
         self._versions = self.core.catalog.versions()
         if self.hub is not None:
+            self.hub.rekeyed()  # a restore brought another key: sessions take it anew
             for cat in Category:
                 self.hub.reset(cat)
 

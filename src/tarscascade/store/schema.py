@@ -9,6 +9,7 @@ Every name is prefixed ``tc_`` so the tables can live next to TARS's own ``t_*``
 
 from __future__ import annotations
 
+import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -238,6 +239,24 @@ drain_waits = sa.Table(
 
 TIER_TABLES = (node_seen, leases, drain_waits)
 
+# --- the tier's digest key (schema v6) ----------------------------------------------
+# One random secret per database, made once: every registry on it keys its category
+# digests with it (catalog/digests.py says why a digest needs a key the record writers
+# do not know), and hands it to authenticated protocol 3 downstreams. Not a record
+# table: never in the change log, never in a snapshot. A backup of the database carries
+# it, so a restore brings back the key with the data.
+
+DIGEST_KEY_BYTES = 32
+
+digest_key = sa.Table(
+    "tc_digest_key",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),  # always 1
+    sa.Column("key_hex", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    **_MYSQL,
+)
+
 
 # --- migrations -------------------------------------------------------------------
 
@@ -259,6 +278,8 @@ def _v1_metadata() -> sa.MetaData:
             continue  # v4
         if table in TIER_TABLES:
             continue  # v5
+        if table.name == digest_key.name:
+            continue  # v6
         if table.name == endpoints.name:
             _endpoints_table(v1, version=1)
         else:
@@ -323,12 +344,31 @@ def _v5_tier(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=list(TIER_TABLES), checkfirst=True)
 
 
+def ensure_digest_key(conn: sa.Connection) -> bytes:
+    """The tier's digest key, made now if the table has none (v6, or a row deleted by
+    hand). Two makers racing: the loser's insert fails on the primary key and the
+    caller reads again (``SqlStore.digest_key``)."""
+    found = conn.execute(sa.select(digest_key.c.key_hex).where(digest_key.c.id == 1)).scalar()
+    if found is not None:
+        return bytes.fromhex(str(found))
+    key = secrets.token_bytes(DIGEST_KEY_BYTES)
+    conn.execute(digest_key.insert().values(id=1, key_hex=key.hex(), created_at=time.time()))
+    return key
+
+
+def _v6_digest_key(conn: sa.Connection) -> None:
+    # Idempotent like v1 (checkfirst, and a key only where there is none).
+    metadata.create_all(conn, tables=[digest_key], checkfirst=True)
+    ensure_digest_key(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "create the tc_* tables", _v1_create_tables),
     Migration(2, "tc_endpoints: adapter_name, tars_version", _v2_adapter_and_version),
     Migration(3, "the lineage table (epochs, the confirmed marker)", _v3_lineage),
     Migration(4, "tc_node_credentials (per-node secrets, hashed)", _v4_node_credentials),
     Migration(5, "the registry tier: tc_node_seen, tc_leases, tc_drain_waits", _v5_tier),
+    Migration(6, "tc_digest_key (the tier's secret digest key)", _v6_digest_key),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

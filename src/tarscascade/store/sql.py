@@ -185,6 +185,22 @@ class SqlStore:
         """The registry tier's shared state (sightings, leases, drain waits; unversioned)."""
         return PresenceTable(self._engine)
 
+    def digest_key(self) -> bytes:
+        """The tier's digest key (``tc_digest_key``): one random secret per database,
+        the same for every registry on it. Never logged, never in a record."""
+        self._check_open()
+        for retry in (True, False):
+            try:
+                with self._engine.begin() as conn:
+                    return schema.ensure_digest_key(conn)
+            except sa.exc.IntegrityError as exc:
+                if not retry:
+                    raise _translate("digest_key", exc) from exc
+                # another registry made it meanwhile: read theirs
+            except sa.exc.SQLAlchemyError as exc:
+                raise _translate("digest_key", exc) from exc
+        raise AssertionError("unreachable")
+
     @property
     def dialect(self) -> str:
         """``sqlite``, ``mysql``, ``mariadb`` or ``postgresql``."""

@@ -195,7 +195,7 @@ async def test_nodes_show_the_record_and_the_cascade_view(
         assert view["versions"]["objects"]["revision"] == objects.revision
         assert view["versions"]["objects"]["epoch"] == objects.epoch
         digest = core.catalog.digest(Category.OBJECTS)
-        assert view["versions"]["objects"]["digest"] == f"{digest:016x}"
+        assert view["versions"]["objects"]["digest"] == f"{digest:032x}"
         assert view["lag"]["objects"] == 0
         assert 0 <= view["last_heartbeat_age_s"] < WAIT
     one = (await client.get("/v1/nodes/node-1")).json()

@@ -131,10 +131,16 @@ class Cluster:
 
 
 def same_as(node: Node, reg: Registry) -> bool:
-    """The node holds exactly the registry's content and versions, every category."""
+    """The node holds exactly the registry's content and versions, every category
+    (content compared under the registry's key: a protocol 2 node keeps another)."""
+    mine = reg.core.catalog
     return all(
-        node.catalog.version(c) == reg.core.catalog.version(c)
-        and node.catalog.digest(c) == reg.core.catalog.digest(c)
+        node.catalog.version(c) == mine.version(c)
+        and (
+            node.catalog.digest(c) == mine.digest(c)
+            if node.catalog.key_id == mine.key_id
+            else mine.hasher.sum(node.catalog.records(c)) == mine.digest(c)
+        )
         for c in Category
     )
 

@@ -70,8 +70,11 @@ def test_a_snapshot_whose_digest_or_count_differ_is_refused() -> None:
     frames = snapshot_of(eps(3), 7, chunk=10**6)
     _, body = unframe(frames[0])
     chunk = decode_struct(SnapshotChunkF, body)
+    other = (int.from_bytes(chunk.digest128, "big") + 1).to_bytes(16, "big")
     for bad in (
-        dataclasses.replace(chunk, digest=chunk.digest + 1),
+        dataclasses.replace(chunk, digest128=other),
+        dataclasses.replace(chunk, digest128=chunk.digest128[:15]),  # malformed
+        dataclasses.replace(chunk, digest128=chunk.digest128 + b"\x00"),
         dataclasses.replace(chunk, count=4),
     ):
         result = Replica(catalog).handle(PUSH_SNAPSHOT, encode_struct(bad))

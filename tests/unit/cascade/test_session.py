@@ -46,7 +46,7 @@ def test_a_delta_to_a_reset_connection_is_not_counted_as_sent(
     rec = EndpointRecord("A.B.Obj", "10.0.0.1", 1)
     ev = ChangeEvent(2, Category.OBJECTS, Op.PUT, rec.key, rec)
     with caplog.at_level(logging.INFO, logger="tarscascade.cascade.session"):
-        s.on_delta(Category.OBJECTS, before, Version("e", 2), [ev], lambda: [b"frame"], 7)
+        s.on_delta(Category.OBJECTS, before, Version("e", 2), [ev], lambda: [b"frame"])
     assert conn.aborted
     assert dropped == ["connection closed"]
     assert s.closed

@@ -103,7 +103,7 @@ async def test_changes_during_a_long_snapshot_follow_it_without_another_snapshot
         cat.apply([ev], E)
         after = cat.version(CAT)
         up.logs[CAT].append(before, after, [ev])
-        s.on_delta(CAT, before, after, [ev], lambda: [], cat.digest(CAT))
+        s.on_delta(CAT, before, after, [ev], lambda: [])
     assert not up.covers(CAT, Version(E, 300))  # the log moved on past the snapshot
     conn.gate.set()
     for _ in range(200):

@@ -5,8 +5,10 @@ See docs/protocol.md. The equivalent TARS IDL::
     module tarscascade {
         struct VersionF { 0 require string epoch; 1 require long revision; };
         struct CategoryStateF {
-            0 require string category; 1 require VersionF version; 2 optional long digest;
+            0 require string category; 1 require VersionF version;
+            2 optional long digest;              // the legacy 64-bit digest (0: not kept)
             3 optional long count = -1;          // records held (-1: not said)
+            4 optional vector<byte> digest128;   // protocol 3: 16 bytes, big-endian
         };
         struct CategoryPlanF {
             0 require string category; 1 require int action; 2 require VersionF version;
@@ -26,10 +28,13 @@ See docs/protocol.md. The equivalent TARS IDL::
             0 require string nodeName; 1 require string token;
             2 require vector<CategoryStateF> held; 3 optional string address;
             4 optional int protocol = 1; 5 optional int heartbeatMs;
+            6 optional vector<byte> keyId;       // protocol 3: the id of its digest key
         };
         struct SubscribeRsp {
             0 require vector<CategoryPlanF> plan; 1 optional string upstream;
             2 optional FreshnessF freshness;
+            3 optional int protocol;             // the upstream's (absent: 2 or older)
+            4 optional vector<byte> digestKey;   // the tier's digest key (protocol 3)
         };
         struct HeartbeatReq {
             0 require string nodeName; 1 require vector<CategoryStateF> held;
@@ -46,8 +51,9 @@ See docs/protocol.md. The equivalent TARS IDL::
         };
         struct SnapshotChunkF {
             0 require string category; 1 require VersionF version; 2 require int seq;
-            3 require int total; 4 require vector<byte> payload; 5 optional long digest;
-            6 optional long count;
+            3 require int total; 4 require vector<byte> payload;
+            5 optional long digest;              // legacy 64-bit (0: not kept)
+            6 optional long count; 7 optional vector<byte> digest128;
         };
         struct DeltaF {
             0 require string category; 1 require VersionF from; 2 require VersionF to;
@@ -63,8 +69,11 @@ See docs/protocol.md. The equivalent TARS IDL::
 
 A node behind a relay sends a fresh proof in every heartbeat, ``info[PROOF_INFO_KEY]``.
 
-Digests are unsigned 64-bit values carried in a ``long``: ``to_wire_digest`` /
-``from_wire_digest`` map them to and from the signed range.
+Legacy digests are unsigned 64-bit values carried in a ``long``: ``to_wire_digest`` /
+``from_wire_digest`` map them to and from the signed range. Protocol 3 digests are 16
+bytes big-endian (``to_wire_digest128`` / ``from_wire_digest128``: empty is "not said",
+any other length is malformed). Old peers skip the new tags (the codec skips unknown
+tags), so a new message reads fine to them.
 """
 
 from __future__ import annotations
@@ -75,9 +84,12 @@ from tarscascade.wire.struct import struct_kind, tars_struct, tfield
 
 CASCADE_SERVANT = "tars.tarsregistry.CascadeObj"
 #: 2 added BEHIND/HOLD plans, freshness, counts, descendant addresses and ack floors;
-#: an upstream still serves protocol 1 downstreams (docs/protocol.md, "Versions").
-PROTOCOL_VERSION = 2
+#: 3 added 128-bit keyed digests, the key id in subscribe and the key in its answer;
+#: an upstream still serves protocol 1 and 2 downstreams (docs/protocol.md, "Versions").
+PROTOCOL_VERSION = 3
 OLDEST_PROTOCOL = 1
+#: the first protocol with 128-bit keyed digests
+DIGEST128_PROTOCOL = 3
 
 #: HeartbeatReq.info key: a leaf's latest proof for its relay (auth/proofs.py)
 PROOF_INFO_KEY = "tarscascade.proof"
@@ -112,6 +124,19 @@ def from_wire_digest(d: int) -> int:
     return d + (1 << 64) if d < 0 else d
 
 
+def to_wire_digest128(d: int) -> bytes:
+    return d.to_bytes(16, "big")
+
+
+def from_wire_digest128(b: bytes) -> int | None:
+    """The digest, or None when not given; ValueError when not exactly 16 bytes."""
+    if not b:
+        return None
+    if len(b) != 16:
+        raise ValueError(f"a 128-bit digest of {len(b)} bytes")
+    return int.from_bytes(b, "big")
+
+
 @tars_struct
 class VersionF:
     epoch: str = tfield(0, STRING, require=True, default="")
@@ -127,6 +152,7 @@ class CategoryStateF:
     version: VersionF = tfield(1, VERSION_F, require=True, default_factory=VersionF)
     digest: int = tfield(2, INT64_K, default=0)
     count: int = tfield(3, INT64_K, default=-1, skip_default=True)
+    digest128: bytes = tfield(4, BYTES, default=b"", skip_default=True)
 
 
 STATE_LIST = list_of(struct_kind(CategoryStateF))
@@ -172,6 +198,7 @@ class SubscribeReq:
     address: str = tfield(3, STRING, default="")
     protocol: int = tfield(4, INT32_K, default=OLDEST_PROTOCOL, skip_default=True)
     heartbeatMs: int = tfield(5, INT32_K, default=0, skip_default=True)
+    keyId: bytes = tfield(6, BYTES, default=b"", skip_default=True)
 
 
 @tars_struct
@@ -179,6 +206,8 @@ class SubscribeRsp:
     plan: list[CategoryPlanF] = tfield(0, PLAN_LIST, require=True, default_factory=list)
     upstream: str = tfield(1, STRING, default="")
     freshness: FreshnessF = tfield(2, FRESHNESS_F, default_factory=FreshnessF)
+    protocol: int = tfield(3, INT32_K, default=0, skip_default=True)
+    digestKey: bytes = tfield(4, BYTES, default=b"", skip_default=True)
 
 
 @tars_struct
@@ -213,6 +242,7 @@ class SnapshotChunkF:
     payload: bytes = tfield(4, BYTES, require=True, default=b"")
     digest: int = tfield(5, INT64_K, default=0)
     count: int = tfield(6, INT64_K, default=0)
+    digest128: bytes = tfield(7, BYTES, default=b"", skip_default=True)
 
 
 @tars_struct
