@@ -32,6 +32,7 @@ SUITE = {
     "chaos": "bench.bench_chaos",
     "dbtars": "bench.bench_dbtars",
     "cli": "bench.bench_cli",
+    "writes": "bench.bench_writes",
     "listing": "bench.bench_listing",
     "dashboard": "bench.bench_dashboard",
     "tier": "bench.bench_tier",

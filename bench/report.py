@@ -439,6 +439,26 @@ def _cli(r: R) -> list[Row]:
     ]
 
 
+def _writes(r: R) -> list[Row]:
+    one, many = r["single"], r["batch"]
+    lat, cpu = one["latency_ms"], one["registry_cpu_ms_per_write"]
+    return [
+        (
+            "writes: admin API PATCH of one endpoint, issued -> answered (no nodes; SQLite,"
+            " durable); registry CPU per write",
+            f"p50 {lat['p50']:g} ms, p99 {lat['p99']:g} ms; {cpu:g} ms",
+            f"{r['targets']['single_p50']}; CPU {r['targets']['single_cpu']}",
+        ),
+        (
+            f"writes: POST /v1/batch of {many['endpoints_per_request']} endpoint updates, per"
+            " request; per endpoint: latency, registry CPU",
+            f"p50 {many['latency_ms']['p50']:g} ms; {many['latency_ms_per_endpoint']:g} ms,"
+            f" {many['registry_cpu_ms_per_endpoint']:g} ms",
+            "—",
+        ),
+    ]
+
+
 def _listing(r: R) -> list[Row]:
     n = _n(r["endpoints"])
     rows: list[Row] = [
@@ -542,6 +562,7 @@ EXTRACT: dict[str, Callable[[R], list[Row]]] = {
     "chaos": _chaos,
     "dbtars": _dbtars,
     "cli": _cli,
+    "writes": _writes,
     "listing": _listing,
     "dashboard": _dashboard,
     "tier": _tier,
