@@ -9,6 +9,7 @@ hold on the fleet).
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -150,12 +151,21 @@ def restore(
         before = Served(snap.epoch, snap.revision, len(snap.endpoints))
     else:  # the file is gone: what a registry last served from it, if it left a marker
         before = read_marker(marker_path(path))
-    _copy(source, path)
     why = reason or f"restored from {source.name} at {time.strftime('%Y-%m-%d %H:%M:%S')}"
-    with _open(db) as store:
-        lineage = store.new_epoch(f"store restore: {why}", before, _max_loss(max_loss))
-        if confirm and not lineage.confirmed:
-            lineage = store.confirm_epoch("store restore --confirm", lineage.epoch)
+    # The new epoch is started in a staging copy, which then goes in place in one step: a
+    # running registry never sees the restored data without its epoch (it would call the
+    # rollback itself, under its own reason, and the restore would start a second epoch).
+    staging = path.with_name(f".{path.name}.restore-{os.getpid()}")
+    try:
+        _copy(source, staging)
+        with _open(f"sqlite:///{staging}") as store:
+            lineage = store.new_epoch(f"store restore: {why}", before, _max_loss(max_loss))
+            if confirm and not lineage.confirmed:
+                lineage = store.confirm_epoch("store restore --confirm", lineage.epoch)
+        _copy(staging, path)
+    finally:
+        for leftover in (staging, *staging.parent.glob(f"{staging.name}-*")):  # -wal, -shm
+            leftover.unlink(missing_ok=True)
     typer.echo(f"restored {source} into {path}")
     _say_lineage(lineage)
 
