@@ -73,6 +73,13 @@ class Child:
         out.close()
         self.lives += 1
 
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            return ""
+        return f"; {self.name}'s log ends:\n" + "\n".join(text)
+
     async def kill(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
             self.proc.send_signal(signal.SIGKILL)
@@ -194,7 +201,9 @@ class Chaos:
             )
             await self.nodes[name].start()
         for name in NODE_NAMES:
-            await self._until(lambda n=name: self._node_has_data(n), 60, f"node {name}")
+            await self._until(
+                lambda n=name: self._node_has_data(n), 60, f"node {name}", self.nodes[name]
+            )
 
     async def _registry_up(self) -> bool:
         assert self._http is not None
@@ -216,13 +225,21 @@ class Chaos:
         st = await self._node_status(name)
         return bool(st and st["has_data"])
 
-    async def _until(self, check: Any, timeout: float, what: str) -> float:
+    async def _until(
+        self, check: Any, timeout: float, what: str, child: Child | None = None
+    ) -> float:
+        """Wait for ``check``; a child that exits meanwhile fails at once, and either
+        failure says what the child logged last (a port taken, a crash)."""
         start = time.monotonic()
         while True:
             if await check():
                 return time.monotonic() - start
-            if time.monotonic() - start > timeout:
-                raise TimeoutError(f"{what} not ready within {timeout} s")
+            proc = child.proc if child is not None else None
+            exited = proc is not None and proc.returncode is not None
+            if exited or time.monotonic() - start > timeout:
+                why = "exited" if exited else f"not ready within {timeout} s"
+                tail = child.log_tail() if child is not None else ""
+                raise TimeoutError(f"{what} {why}{tail}")
             await asyncio.sleep(0.1)
 
     # ------------------------------------------------------------------ writes
