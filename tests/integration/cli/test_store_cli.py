@@ -67,7 +67,8 @@ async def test_backup_and_restore_under_a_running_registry(tmp_path: Path) -> No
         # data before its epoch (it would have started one of its own, "detected by a
         # registry", and the restore's would have come second)
         assert core.lineage.previous_epoch == served.epoch
-        assert not list(tmp_path.glob(".registry.db.restore-*"))  # the staging copy is gone
+        staged = await asyncio.to_thread(lambda: list(tmp_path.glob(".registry.db.restore-*")))
+        assert not staged  # the staging copy is gone
         st = await status(db)
         assert st["epoch"] == core.epoch
         assert st["lineage"]["previous_endpoints"] == 3
