@@ -216,6 +216,10 @@ async def test_offline_nodes_are_named_and_the_cli_fails_unless_allowed(
 async def test_the_last_active_endpoint_is_refused_without_force(db_url: str) -> None:
     async with tier(db_url, 1) as t:
         await t.add_node_on("n", 0)
+        # the node's own record is written by the registry after it subscribed: wait for
+        # it, so the "nothing written" below is about the drain alone (a fresh-clone run
+        # saw the registration land between the two reads)
+        await t.registered_everywhere(["n"])
         await _endpoints(t, 1, 2)
         admin = t.admin(0)
         assert (await admin.drain(OBJ, HOST, 1, timeout=WAIT)).complete
@@ -224,6 +228,7 @@ async def test_the_last_active_endpoint_is_refused_without_force(db_url: str) ->
             await admin.drain(OBJ, HOST, 2, timeout=WAIT)
         after = await asyncio.to_thread(t.core(0).store.load)
         assert after.revision == before.revision  # nothing written
+        assert after.endpoints == before.endpoints
         assert _active(t.nodes["n"].catalog, 2)
         res = await admin.drain(OBJ, HOST, 2, timeout=WAIT, force=True)
         assert res.complete
