@@ -204,6 +204,13 @@ class Catalog:
             if r.node_name == node_name
         ]
 
+    def object_counts(self, object_id: str) -> tuple[int, int]:
+        """``(endpoints, active)`` of one object, without ordering its records."""
+        eps = self._objects.get(object_id)
+        if not eps:
+            return 0, 0
+        return len(eps), sum(1 for r in eps.values() if self.is_active(r))
+
     def has_object(self, object_id: str) -> bool:
         return self._objects.get(object_id) is not None
 
