@@ -7,7 +7,8 @@ per request) and records how late each answer is against its schedule. Meanwhile
 
 * before: the old route, one walk of the whole catalog plus JSON per request (issue 18);
 * after: the paginated listing (``registry/listing.py``), cold (its first build) and then
-  every page of 1,000 encoded as the route encodes it.
+  every page of 1,000 encoded as the route encodes it; three times each with a fresh
+  listing: the median run is reported, and the verdict judges the worst of all six.
 
 200,000 objects x 5 endpoints (quick: 20,000 x 5).
 
@@ -33,6 +34,16 @@ from tarscascade.registry.listing import ObjectListing
 TARGET_MS = 10.0
 PERIOD_S = 0.001
 PAGE = 1_000
+REPEATS = 3
+
+
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median worst lateness, with every run's worst beside it."""
+    ordered = sorted(runs, key=lambda r: r["queryf_worst_late_ms"])
+    return {
+        **ordered[len(ordered) // 2],
+        "worst_late_ms_each": [r["queryf_worst_late_ms"] for r in runs],
+    }
 
 
 class Core:
@@ -143,13 +154,17 @@ async def _run(objects: int) -> dict[str, Any]:
                 return pages
             cursor = page.next_cursor
 
-    out: dict[str, Any] = {"objects": objects, "endpoints": objects * 5}
+    out: dict[str, Any] = {"objects": objects, "endpoints": objects * 5, "repeats": REPEATS}
     out["before_one_request"] = await _measure(before, answerer, ids)
-    out["after_cold"] = await _measure(after, answerer, ids)
-    out["after_warm"] = await _measure(after, answerer, ids)
-    worst = max(
-        out["after_cold"]["queryf_worst_late_ms"], out["after_warm"]["queryf_worst_late_ms"]
-    )
+    colds, warms = [], []
+    for _ in range(REPEATS):  # a fresh listing each time: its first build, then a re-listing
+        listing.close()
+        listing = ObjectListing(Core(catalog))
+        colds.append(await _measure(after, answerer, ids))
+        warms.append(await _measure(after, answerer, ids))
+    out["after_cold"], out["after_warm"] = _median_run(colds), _median_run(warms)
+    worst = max(r["queryf_worst_late_ms"] for r in colds + warms)
+    out["worst_of_all_repeats_ms"] = worst
     out["target"] = verdict(worst, TARGET_MS)
     return out
 
