@@ -45,7 +45,7 @@ import pymysql
 from tests.integration.dbtars.schema import ddl
 from tests.integration.dbtars.writers import Adapter, TarsWriters
 
-from bench.common import cli, verdict
+from bench.common import cli, start_profile, verdict
 from tarscascade.cascade import ClientOptions
 from tarscascade.model import Category
 from tarscascade.node.app import NodeAgent, NodeConfig
@@ -389,10 +389,13 @@ async def _run(quick: bool) -> dict[str, Any]:
         rev0 = reg.get("/v1/status")["revision"]
         cpu0, wall0 = reg.cpu(), time.monotonic()
         beats.start()
+        spy = start_profile(reg.proc.pid, sz["steady_s"], "dbtars-steady")
         await asyncio.sleep(sz["steady_s"])
         stop.set()
         beats.join(30)
         cpu1, wall1 = reg.cpu(), time.monotonic()
+        if spy is not None:
+            spy.wait(30)
         after = reg.get("/v1/dbtars")
         rev1 = reg.get("/v1/status")["revision"]
         wall = wall1 - wall0
@@ -407,7 +410,10 @@ async def _run(quick: bool) -> dict[str, Any]:
             "db_rows_read_per_s": round((src1["rows_read"] - src0["rows_read"]) / wall, 2),
         }
         # a full load + diff with nothing to change (what F, a takeover or a reload runs)
+        spy = start_profile(reg.proc.pid, 8, "dbtars-full-load")
         rsp = await asyncio.to_thread(httpx.post, reg.http + "/v1/dbtars/reload", timeout=WAIT_S)
+        if spy is not None:
+            spy.wait(30)
         st = rsp.json()["stats"]
         full = {
             "load_s": st["last_full_load_s"],

@@ -116,3 +116,21 @@ def socket_bytes(port: int) -> dict[str, int]:
         elif field.startswith("bytes_received:"):
             received += int(field.split(":", 1)[1])
     return {"sent": sent, "received": received, "connections": conns}
+
+
+#: set to a folder to have benchmarks that support it record py-spy profiles there
+PROFILE_ENV = "TARSCASCADE_BENCH_PROFILE"
+
+
+def start_profile(pid: int, seconds: float, name: str) -> subprocess.Popen[bytes] | None:
+    """py-spy on ``pid`` for ``seconds`` when $TARSCASCADE_BENCH_PROFILE names a folder:
+    collapsed stacks (``<folder>/<name>.txt``, one line per stack with its sample count)."""
+    folder = os.environ.get(PROFILE_ENV)
+    if not folder:
+        return None
+    out = Path(folder) / f"{name}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).with_name("py-spy")
+    cmd = [str(spy), "record", "-p", str(pid), "-d", str(max(1, round(seconds)))]
+    cmd += ["-r", "200", "-f", "raw", "-o", str(out), "--nonblocking"]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
