@@ -159,6 +159,9 @@ def registry(
         30.0, help="Seconds without heartbeat before a node is dead."
     ),
     reload_interval: float = typer.Option(60.0, help="Anti-entropy full reload period (0 = off)."),
+    reload_budget: float = typer.Option(
+        0.01, help="Share of the time anti-entropy may take: a slow reload spaces the next."
+    ),
     tars_db: str = typer.Option(
         "",
         envvar="TARSCASCADE_TARS_DB",
@@ -222,7 +225,11 @@ def registry(
         node_auth=node_auth,
         insecure=insecure,
         tls=_tls(tls_cert, tls_key, tls_ca, tls_client_auth),
-        options=RegistryOptions(node_timeout=node_timeout, reload_interval=reload_interval),
+        options=RegistryOptions(
+            node_timeout=node_timeout,
+            reload_interval=reload_interval,
+            reload_budget=reload_budget,
+        ),
         tars_db=tars_db or None,
         import_options=ImportOptions(
             poll_interval=tars_db_poll,
