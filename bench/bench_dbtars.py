@@ -59,6 +59,9 @@ TARGET_IDC_S = 2.0
 TARGET_CPU_SHARE = 0.05
 TARGET_FULL_LOAD_S = 5.0
 WAIT_S = 60.0  # a bound per change, not an expectation
+#: the steady phase is also measured in this many windows; the full load is repeated as
+#: often (the median is reported)
+WINDOWS = 3
 REGISTRY_ROW = ("10.255.0.1:17890", {"tars.tarsregistry.QueryObj": "tcp -h 10.255.0.1 -p 17890"})
 #: TARS's figures for the same events (db_tars.md §2.1, §6.4), for the side-by-side table
 TARS = {
@@ -387,10 +390,14 @@ async def _run(quick: bool) -> dict[str, Any]:
         beats = threading.Thread(target=_heartbeats, args=(db, sz, stop, counts), daemon=True)
         before = reg.get("/v1/dbtars")
         rev0 = reg.get("/v1/status")["revision"]
-        cpu0, wall0 = reg.cpu(), time.monotonic()
         beats.start()
         spy = start_profile(reg.proc.pid, sz["steady_s"], "dbtars-steady")
-        await asyncio.sleep(sz["steady_s"])
+        shares = []
+        cpu0, wall0 = reg.cpu(), time.monotonic()
+        for _ in range(WINDOWS):  # the registry's CPU per window too: how even it is
+            c, w = reg.cpu(), time.monotonic()
+            await asyncio.sleep(sz["steady_s"] / WINDOWS)
+            shares.append((reg.cpu() - c) / (time.monotonic() - w))
         stop.set()
         beats.join(30)
         cpu1, wall1 = reg.cpu(), time.monotonic()
@@ -404,20 +411,28 @@ async def _run(quick: bool) -> dict[str, Any]:
             "seconds": round(wall, 1),
             "tarsnodes": sz["nodes"],
             "writes": counts,
+            # judged over the whole phase: periodic work (anti-entropy) belongs in it
             "registry_cpu_share": round((cpu1 - cpu0) / wall, 4),
+            "registry_cpu_share_per_window": [round(x, 4) for x in shares],
             "cascade_events": rev1 - rev0,
             "db_queries_per_s": round((src1["queries"] - src0["queries"]) / wall, 2),
             "db_rows_read_per_s": round((src1["rows_read"] - src0["rows_read"]) / wall, 2),
         }
         # a full load + diff with nothing to change (what F, a takeover or a reload runs)
         spy = start_profile(reg.proc.pid, 8, "dbtars-full-load")
-        rsp = await asyncio.to_thread(httpx.post, reg.http + "/v1/dbtars/reload", timeout=WAIT_S)
+        loads = []
+        for _ in range(WINDOWS):
+            rsp = await asyncio.to_thread(
+                httpx.post, reg.http + "/v1/dbtars/reload", timeout=WAIT_S
+            )
+            loads.append(rsp.json()["stats"])
         if spy is not None:
             spy.wait(30)
-        st = rsp.json()["stats"]
+        st = sorted(loads, key=lambda x: x["last_full_load_s"])[len(loads) // 2]
         full = {
             "load_s": st["last_full_load_s"],
             "select_s": st["last_full_read_s"],
+            "load_s_each": [x["last_full_load_s"] for x in loads],
             "endpoints": st["endpoints"],
         }
         costs = _db_costs(db)

@@ -396,17 +396,22 @@ def _dbtars(r: R) -> list[Row]:
         d = lat[key]
         figure = f"p50 {d['p50']:g} s, p99 {d['p99']:g} s (TARS: {r['tars'][key]})"
         rows.append((f"db_tars ({n}): {label} → served by every node", figure, v[verdict_key]))
+    thirds = ", ".join(f"{x * 100:.1f}" for x in st.get("registry_cpu_share_per_window", []))
     rows.append(
         (
-            f"db_tars: steady state, {st['tarsnodes']:,} tarsnodes heartbeating",
-            f"{st['registry_cpu_share'] * 100:.1f} % of a core, {st['cascade_events']} events,"
+            f"db_tars: steady state, {st['tarsnodes']:,} tarsnodes heartbeating"
+            f" ({st['seconds']:g} s; per third in brackets)",
+            f"{st['registry_cpu_share'] * 100:.1f} % of a core"
+            f" ({thirds}),"
+            f" {st['cascade_events']} events,"
             f" {st['db_queries_per_s']:g} queries/s, {st['db_rows_read_per_s']:g} rows/s",
             f"{v['steady_cpu']}; events {v['steady_events']}",
         )
     )
     rows.append(
         (
-            f"db_tars: full load + diff of {full['endpoints']:,} endpoints",
+            f"db_tars: full load + diff of {full['endpoints']:,} endpoints"
+            f" (median of {len(full.get('load_s_each', [0]))})",
             f"{full['load_s']:.2f} s ({full['select_s']:.2f} s of SELECTs)",
             v["full_load"],
         )
