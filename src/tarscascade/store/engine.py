@@ -23,6 +23,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.pool import QueuePool
 
 from tarscascade.errors import StoreError
+from tarscascade.store.statements import cached
 
 POOL_SIZE = 4  # the registry reaches the store from a few worker threads, not hundreds
 MAX_OVERFLOW = 4
@@ -163,15 +164,10 @@ def migration_lock(engine: sa.Engine) -> Iterator[sa.Connection]:
                 conn.commit()
 
 
-_UPSERTS: dict[tuple[str, str], sa.Executable] = {}
-
-
 def upsert(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert ``rows`` or update the existing rows with the same primary key."""
-    cache_key = (conn.dialect.name, table.name)
-    stmt = _UPSERTS.get(cache_key)
-    if stmt is None:
-        stmt = _UPSERTS[cache_key] = _build_upsert(conn.dialect.name, table)
+    dialect = conn.dialect.name
+    stmt = cached(("upsert", dialect, table), lambda: _build_upsert(dialect, table))
     conn.execute(stmt, list(rows))
 
 

@@ -228,10 +228,6 @@ def identity(category: Category, key: str) -> tuple[RecordTable, dict[str, Any]]
     raise bad
 
 
-def key_filter(rt: RecordTable, pk: dict[str, Any]) -> sa.ColumnElement[bool]:
-    return sa.and_(*(rt.table.c[name] == value for name, value in pk.items()))
-
-
 def pk_of(rt: RecordTable, row: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(row[c.name] for c in rt.table.primary_key.columns)
 

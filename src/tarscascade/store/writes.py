@@ -36,6 +36,7 @@ from tarscascade.store.base import (
     loses_too_much,
 )
 from tarscascade.store.engine import upsert
+from tarscascade.store.statements import cached
 
 _meta = schema.meta
 _log = schema.change_log
@@ -169,39 +170,39 @@ def _check_expect(
         )
 
 
-# One statement object per (table, kind), built once with bind parameters: building a
-# SQLAlchemy expression per op and its cache key cost ~1 ms a row (py-spy, issue 17),
-# more than the database's own work. Keys bind as k_<column>, SET values as v_<column>
-# (a bind parameter may not share a column's name in an UPDATE).
-_STATEMENTS: dict[tuple[sa.Table, str], Any] = {}
+# Statements by primary key (kept in the store's statement cache): keys bind as
+# k_<column>, SET values as v_<column> (a bind parameter may not share a column's name in
+# an UPDATE).
 
 
 def _by_key(table: sa.Table) -> sa.ColumnElement[bool]:
     return sa.and_(*(c == sa.bindparam(f"k_{c.name}") for c in table.primary_key.columns))
 
 
+def _build(table: sa.Table, kind: str) -> Any:
+    if kind == "select":
+        # FOR UPDATE: also against writers that bypass the counter lock
+        return sa.select(*table.columns).where(_by_key(table)).with_for_update()
+    if kind == "read":
+        return sa.select(*table.columns).where(_by_key(table))
+    if kind == "insert":
+        return table.insert()
+    if kind == "update":
+        # every column but the key: a record's row always carries all of them
+        values: dict[str, Any] = {
+            c.name: sa.bindparam(f"v_{c.name}") for c in _value_columns(table)
+        }
+        return table.update().where(_by_key(table)).values(values)
+    assert kind == "delete", kind
+    return table.delete().where(_by_key(table))
+
+
 def _statement(table: sa.Table, kind: str) -> Any:
-    stmt = _STATEMENTS.get((table, kind))
-    if stmt is None:
-        if kind == "select":
-            # FOR UPDATE: also against writers that bypass the counter lock
-            stmt = sa.select(*table.columns).where(_by_key(table)).with_for_update()
-        elif kind == "insert":
-            stmt = table.insert()
-        else:
-            stmt = table.delete().where(_by_key(table))
-        _STATEMENTS[(table, kind)] = stmt
-    return stmt
+    return cached((kind, table), lambda: _build(table, kind))
 
 
-def _update_statement(table: sa.Table, columns: Iterable[str]) -> Any:
-    """UPDATE of these columns by primary key (a record type always sets the same ones)."""
-    kind = "update:" + ",".join(sorted(columns))
-    stmt = _STATEMENTS.get((table, kind))
-    if stmt is None:
-        values: dict[str, Any] = {n: sa.bindparam(f"v_{n}") for n in kind[7:].split(",")}
-        stmt = _STATEMENTS[(table, kind)] = table.update().where(_by_key(table)).values(values)
-    return stmt
+def _value_columns(table: sa.Table) -> list[sa.Column[Any]]:
+    return [c for c in table.columns if not c.primary_key]
 
 
 def _key_params(p: Prepared) -> dict[str, Any]:
@@ -296,8 +297,8 @@ def apply(
                 continue
             _, row = rows.to_row(after)  # checked against the column limits again
             params = _key_params(p)
-            params.update((f"v_{k}", v) for k, v in row.items() if k not in p.pk_values)
-            conn.execute(_update_statement(p.rt.table, row.keys() - p.pk_values.keys()), params)
+            params.update((f"v_{c.name}", row[c.name]) for c in _value_columns(p.rt.table))
+            conn.execute(_statement(p.rt.table, "update"), params)
             event(p, Op.PUT, after)
             results.append(after)
     _flush_puts(conn, pending)
@@ -314,9 +315,8 @@ def adopt(
     events: list[ChangeEvent] = []
     for category, key in keys:
         rt, pk_values = rows.identity(category, key)
-        found = conn.execute(
-            sa.select(*rt.table.columns).where(rows.key_filter(rt, pk_values))
-        ).first()
+        params = {f"k_{name}": value for name, value in pk_values.items()}
+        found = conn.execute(_statement(rt.table, "read"), params).first()
         revision += 1
         if found is None:
             events.append(ChangeEvent(revision, category, Op.DELETE, key, None))
