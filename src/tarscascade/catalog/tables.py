@@ -45,10 +45,46 @@ Endpoints = dict[HostPort, EndpointRecord]
 _NO_IDS: frozenset[str] = frozenset()
 
 
-class KeyedTable(Generic[R]):
+class _DigestSums:
+    """A table's category digest kept as running sums of per-record hashes: the v2 sum
+    under the table's key, and the legacy one once asked for (a protocol-2 peer)."""
+
+    __slots__ = ("_hash", "_legacy", "_sum")
+
+    _hash: Hasher
+    _legacy: int | None
+    _sum: int
+
+    def _all_records(self) -> Iterable[Record]:
+        raise NotImplementedError
+
+    def rekey(self, hasher: Hasher) -> None:
+        """Recompute the v2 sum under another key (O(n))."""
+        self._hash = hasher
+        self._sum = hasher.sum(self._all_records())
+
+    def enable_legacy(self) -> None:
+        """Keep the legacy sum from now on (a first O(n) pass)."""
+        if self._legacy is None:
+            self._legacy = sum(map(legacy_record_digest, self._all_records()))
+
+    @property
+    def digest(self) -> int:
+        return self._sum % DIGEST_MOD
+
+    @property
+    def legacy_digest(self) -> int | None:
+        return None if self._legacy is None else self._legacy % LEGACY_DIGEST_MOD
+
+    @property
+    def hasher(self) -> Hasher:
+        return self._hash
+
+
+class KeyedTable(_DigestSums, Generic[R]):
     """Records of one small category by key, with the category digest."""
 
-    __slots__ = ("_by_key", "_hash", "_legacy", "_sum")
+    __slots__ = ("_by_key",)
 
     def __init__(
         self, records: Iterable[R] = (), hasher: Hasher = UNKEYED, *, legacy: bool = False
@@ -60,23 +96,8 @@ class KeyedTable(Generic[R]):
         if legacy:
             self.enable_legacy()
 
-    def rekey(self, hasher: Hasher) -> None:
-        """Recompute the v2 sum under another key (O(n))."""
-        self._hash = hasher
-        self._sum = hasher.sum(self._by_key.values())
-
-    def enable_legacy(self) -> None:
-        """Keep the legacy sum from now on (a first O(n) pass)."""
-        if self._legacy is None:
-            self._legacy = sum(map(legacy_record_digest, self._by_key.values()))
-
-    @property
-    def legacy_digest(self) -> int | None:
-        return None if self._legacy is None else self._legacy % LEGACY_DIGEST_MOD
-
-    @property
-    def hasher(self) -> Hasher:
-        return self._hash
+    def _all_records(self) -> Iterable[R]:
+        return self._by_key.values()
 
     def get(self, key: str) -> R | None:
         return self._by_key.get(key)
@@ -120,10 +141,6 @@ class KeyedTable(Generic[R]):
         out += [(Op.PUT, k, r) for k, r in theirs.items() if mine.get(k) != r]
         out.sort(key=_change_key)
         return out
-
-    @property
-    def digest(self) -> int:
-        return self._sum % DIGEST_MOD
 
     def __len__(self) -> int:
         return len(self._by_key)
@@ -235,10 +252,10 @@ class ObjectSnapshot:
         return f"<ObjectSnapshot {len(t)} objects, {t.endpoint_count} endpoints so far>"
 
 
-class ObjectTable:
+class ObjectTable(_DigestSums):
     """Endpoint records by object id and ``(host, port)``, indexed by node name."""
 
-    __slots__ = ("_by_node", "_count", "_hash", "_legacy", "_objects", "_sum")
+    __slots__ = ("_by_node", "_count", "_objects")
 
     def __init__(self, hasher: Hasher = UNKEYED, *, legacy: bool = False) -> None:
         self._objects: dict[str, Endpoints] = {}
@@ -248,23 +265,8 @@ class ObjectTable:
         self._sum = 0
         self._legacy: int | None = 0 if legacy else None
 
-    def rekey(self, hasher: Hasher) -> None:
-        """Recompute the v2 sum under another key (O(n))."""
-        self._hash = hasher
-        self._sum = hasher.sum(self.records())
-
-    def enable_legacy(self) -> None:
-        """Keep the legacy sum from now on (a first O(n) pass)."""
-        if self._legacy is None:
-            self._legacy = sum(map(legacy_record_digest, self.records()))
-
-    @property
-    def legacy_digest(self) -> int | None:
-        return None if self._legacy is None else self._legacy % LEGACY_DIGEST_MOD
-
-    @property
-    def hasher(self) -> Hasher:
-        return self._hash
+    def _all_records(self) -> Iterator[EndpointRecord]:
+        return self.records()
 
     # -- reads
 
@@ -279,10 +281,6 @@ class ObjectTable:
 
     def records(self) -> Iterator[EndpointRecord]:
         return chain.from_iterable(eps.values() for eps in self._objects.values())
-
-    @property
-    def digest(self) -> int:
-        return self._sum % DIGEST_MOD
 
     @property
     def endpoint_count(self) -> int:
