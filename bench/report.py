@@ -37,6 +37,39 @@ def _codec(r: R) -> list[Row]:
     ]
 
 
+def _tarsio(r: R) -> list[Row]:
+    hot, conf = r["hot_paths"], r["conformance"]
+
+    def row(what: str, cases: R) -> Row:
+        vs = list(cases.values())
+        ours = " / ".join(f"{v['ours_us']:.3g}" for v in vs)
+        theirs = " / ".join(f"{v['tarsio_us']:.3g}" for v in vs)
+        return (
+            f"tarsio {r['tarsio_version']} vs ours: {what}",
+            f"ours {ours} µs; tarsio {theirs} µs",
+            "tarsio " + " / ".join(f"{v['speedup']:.2f}×" for v in vs) + " faster",
+        )
+
+    vectors = conf["vectors"].values()
+    kinds = ", ".join(f"{k} {n}" for k, n in conf["mismatches_by_kind"].items())
+    return [
+        row(
+            "RequestPacket decode (captured InSameGroup; 4Any; 4Any + its args)",
+            hot["request_decode"],
+        ),
+        row("findObjectById4Any answer encode, 1 / 10 / 100 EndpointF", hot["endpoints_encode"]),
+        row("findObjectById4Any answer decode, 1 / 10 / 100 EndpointF", hot["endpoints_decode"]),
+        (
+            "tarsio conformance: captured vectors decoded equal; round trips equal both ways; "
+            "mismatches; malformed input accepted",
+            f"{sum(v['decoded_equal'] for v in vectors)}/{len(vectors)}; "
+            f"{conf['round_trip_equal_both_ways']}/{conf['round_trip_cases']}; "
+            f"{len(conf['mismatches'])}{f' ({kinds})' if kinds else ''}; {len(conf['lenient'])}",
+            r["verdict"],
+        ),
+    ]
+
+
 def _transport(r: R) -> list[Row]:
     return [
         (
@@ -573,6 +606,7 @@ EXTRACT: dict[str, Callable[[R], list[Row]]] = {
     "listing": _listing,
     "dashboard": _dashboard,
     "tier": _tier,
+    "tarsio": _tarsio,
     "suite": _suite,
 }
 
