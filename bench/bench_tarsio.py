@@ -701,16 +701,16 @@ def run(quick: bool) -> dict[str, Any]:
     try:
         import tarsio  # a peer measured, not a dependency
     except ImportError as exc:
-        why = f"tarsio is not installed ({exc}); pip install -e '.[peers]' ({PIN})"
-        print(f"SKIPPED: {why}", file=sys.stderr)
-        return {"skipped": why}
+        missing = f"tarsio is not installed ({exc}); pip install -e '.[peers]' ({PIN})"
+        print(f"SKIPPED: {missing}", file=sys.stderr)
+        return {"skipped": missing}
     m = Mirror(tarsio)
     conformance = _conformance(m)
     hot = _hot_paths(m, quick)
     speedups = [v["speedup"] for path in hot.values() for v in path.values()]
     faster = min(speedups) > 1.0
     adopt = faster and conformance["conformant"]
-    why = []
+    why: list[str] = []
     if not faster:
         why.append(f"slower on a hot path (speedup {min(speedups):g})")
     if not conformance["conformant"]:
