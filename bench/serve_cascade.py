@@ -36,6 +36,7 @@ from tarscascade.registry.core import RegistryCore, RegistryOptions
 from tarscascade.registry.feed import attach_cascade
 from tarscascade.store import Put, SqlStore
 from tarscascade.transport import TarsServer
+from tarscascade.transport.server import ServerOptions
 
 BENCH_OBJ = "Bench.Propagation.Obj"
 
@@ -154,7 +155,10 @@ async def serve(db: str) -> None:
     hub = await attach_cascade(core, token=None, options=HubOptions())
     reg = Registry(core, hub)
     hub_ref.append(reg)
-    async with TarsServer([hub.servant]) as server:
+    # every simulated node connects from 127.0.0.1: lift the per-address bound (in a
+    # fleet each host has its own address; the total bound still holds)
+    opts = ServerOptions(max_connections_per_ip=None)
+    async with TarsServer([hub.servant], options=opts) as server:
         await command_loop(server, core, reg.command)
     await hub.aclose()
     await core.aclose()
