@@ -36,6 +36,7 @@ SUITE = {
     "listing": "bench.bench_listing",
     "dashboard": "bench.bench_dashboard",
     "tier": "bench.bench_tier",
+    "capacity": "bench.bench_capacity",
     "tarsio": "bench.bench_tarsio",  # a peer codec (issue 17); SKIPPED without tarsio
 }
 

@@ -86,16 +86,27 @@ class Watchdog:
 class Proc:
     """A child speaking the READY/SYNCED + one-JSON-line-per-command protocol."""
 
-    def __init__(self, cmd: list[str], ready: str, watchdog: Watchdog | None = None) -> None:
+    def __init__(self, cmd: list[str], ready: str | None, watchdog: Watchdog | None = None) -> None:
+        self.cmd = cmd
         self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         if watchdog is not None:
             watchdog.add(self.p)
+        self.fields: list[str] = []
+        if ready is not None:
+            self.wait_ready(ready)
+
+    @classmethod
+    def spawn(cls, cmd: list[str]) -> Proc:
+        """Started, not waited for: several children then start together."""
+        return cls(cmd, None)
+
+    def wait_ready(self, ready: str) -> None:
         assert self.p.stdout is not None
         line = self.p.stdout.readline()
         if not line.startswith(ready):
             self.p.kill()
             self.p.wait()
-            raise RuntimeError(f"{' '.join(cmd)} did not start: {line!r}")
+            raise RuntimeError(f"{' '.join(self.cmd)} did not start: {line!r}")
         self.fields = line.split()[1:]
 
     def ask(self, command: str) -> Any:

@@ -37,6 +37,37 @@ def _codec(r: R) -> list[Row]:
     ]
 
 
+def _capacity(r: R) -> list[Row]:
+    m = r["model"]
+    rows: list[Row] = [
+        (
+            "capacity model, calibrated on "
+            + " and ".join(str(c["nodes"]) for c in r["calibration"])
+            + " nodes: CPU per write fixed + per node; per idle heartbeat; latency per node",
+            f"{m['c_w_ms']:g} ms + {m['c_n_us']:g} µs × N; {m['c_hb_us']:g} µs × "
+            f"{m['h_per_node_s']:g}/s × N; {m['d0_ms']:g} ms + {m['c_l_us']:g} µs × N",
+            "—",
+        )
+    ]
+    labels = {
+        "idle_cpu_share": "idle registry CPU",
+        "cpu_per_update_s": "registry CPU per write",
+        "latency_p50_s": "paced change → last node p50",
+    }
+    for n, c in r["checks"].items():
+        against = c["against_model"]
+        figure = "; ".join(
+            f"{labels[k]} {v['measured']:.4g} vs {v['predicted']:.4g}"
+            f" ({v['measured_over_predicted']:g}×)"
+            for k, v in against.items()
+        )
+        verdicts = "; ".join(f"{labels[k].split()[-1]} {v['verdict']}" for k, v in against.items())
+        rows.append(
+            (f"capacity model at {int(n):,} nodes: measured vs predicted", figure, verdicts)
+        )
+    return rows
+
+
 def _tarsio(r: R) -> list[Row]:
     hot, conf = r["hot_paths"], r["conformance"]
 
@@ -606,6 +637,7 @@ EXTRACT: dict[str, Callable[[R], list[Row]]] = {
     "listing": _listing,
     "dashboard": _dashboard,
     "tier": _tier,
+    "capacity": _capacity,
     "tarsio": _tarsio,
     "suite": _suite,
 }
