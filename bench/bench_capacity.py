@@ -1,4 +1,4 @@
-"""Capacity model: calibrated on small fleets, checked against 1,000 and 3,000 nodes.
+"""Capacity model: calibrated on small fleets, checked against 1,000 and 2,000 nodes.
 
 The model (README, *Capacity model*) says what one registry (or relay) core costs:
 
@@ -10,10 +10,12 @@ The model (README, *Capacity model*) says what one registry (or relay) core cost
   sends to its sessions one after the other on one core (``c_l``, the send, is a part of
   ``c_n``: the acks are handled as they come back); ``d0`` is what one node sees.
 
+3,000 nodes do not settle on this machine (see ``measure``): the checks stop at 2,000.
+
 Calibration: fleets of ``CAL_SMALL`` and ``CAL_LARGE`` nodes; two points give ``c_w`` and
 ``c_n``, ``d0`` and ``c_l``; ``c_hb`` and ``h`` come from the larger, measured after
 ``SETTLE_S`` (an idle node's heartbeat interval stretches to its longest first). Check: the same
-figures measured at 1,000 and 3,000 nodes against the prediction, within ±30 %.
+figures measured at 1,000 and 2,000 nodes against the prediction, within ±30 %.
 Processes as in ``bench_cascade`` (a registry; node processes of 1,000 CascadeClients
 each at a lower priority), all on this machine: at 3,000 nodes the nodes' own work
 shares the 2 cores with the registry, which the model does not know about — the check
@@ -24,54 +26,34 @@ says how far that goes.
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-from bench.bench_cascade import NODE_NICE, Proc, base_records, propagation, registry
+from bench.bench_cascade import fleet, propagation
 from bench.common import cli
-from tarscascade.store import SqlStore
 
 TOLERANCE = 0.30
 CAL_SMALL, CAL_LARGE = 10, 300
-CHECKS = (1_000, 3_000)
+#: 3,000 simulated nodes do not settle on this machine (see measure): 2,000 is the top
+CHECKS = (1_000, 2_000)
 PER_PROCESS = 1_000
+BASE_OBJECTS = 20  # x 5 endpoints in every replica
 IDLE_S = 10
 SETTLE_S = 25
 WRITES = 100
 INTERVAL_S = 0.25  # paced: each write alone (the last node has it long before the next)
 
 
-def fleet(tmp: str, name: str, n: int) -> tuple[Proc, list[Proc], float]:
-    """A registry and ``n`` nodes started all at once (bench_cascade starts its node
-    processes one after the other: each process's registrations then reach every node
-    already there, N^2 deliveries that 3,000 nodes in waves of 1,000 never got through
-    on this machine within 300 s — a cold start of a grown fleet, not its running cost)."""
-    db = f"sqlite:///{Path(tmp) / f'{name}.db'}"
-    store = SqlStore.open(db)
-    store.bulk_load(base_records(200))
-    store.close()
-    reg = registry(db)
-    port = int(reg.fields[0])
-    t0 = time.perf_counter()
-    count = max(1, -(-n // PER_PROCESS))
-    cmds = [
-        [*NODE_NICE, sys.executable, "-m", "bench.cascade_nodes", "--port", str(port),
-         "--count", str(n // count), "--prefix", f"{name}-p{i}-n", "--timeout", "300"]
-        for i in range(count)
-    ]  # fmt: skip
-    procs = [Proc.spawn(cmd) for cmd in cmds]
-    for p in procs:
-        p.wait_ready("SYNCED ")
-    ok = reg.ask(f"nodes {n // count * count} 300")
-    assert ok["ok"], ok
-    return reg, procs, time.perf_counter() - t0
-
-
 def measure(tmp: str, n: int, quick: bool) -> dict[str, Any]:
-    reg, procs, start_s = fleet(tmp, f"cap{n}", n)
+    # All at once, and a small replica: the simulated nodes share 2 cores with the
+    # registry. Every node's registration is a nodes-category change that reaches every
+    # node: N^2 node records at a cold start, 9,000,000 at 3,000 nodes, 3,000,000 per node
+    # process. Those processes then answer no heartbeat for ~40 s, the registry drops
+    # their sessions, they subscribe (and register) again, and the fleet never settles
+    # (seen with 100 and with 1,000 endpoints per replica, all at once or in waves).
+    n_procs = max(1, -(-n // PER_PROCESS))
+    reg, procs, start_s = fleet(tmp, f"cap{n}", n, n_procs, at_once=True, base_objects=BASE_OBJECTS)
     try:
         time.sleep(2 if quick else SETTLE_S)
         idle = reg.ask(f"idle {3 if quick else IDLE_S}")

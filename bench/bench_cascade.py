@@ -95,11 +95,6 @@ class Proc:
         if ready is not None:
             self.wait_ready(ready)
 
-    @classmethod
-    def spawn(cls, cmd: list[str]) -> Proc:
-        """Started, not waited for: several children then start together."""
-        return cls(cmd, None)
-
     def wait_ready(self, ready: str) -> None:
         assert self.p.stdout is not None
         line = self.p.stdout.readline()
@@ -135,10 +130,13 @@ def registry(db: str) -> Proc:
 NODE_NICE = ["nice", "-n", "5"]
 
 
-def nodes(port: int, count: int, prefix: str, timeout: float = 300.0) -> Proc:
+def nodes(
+    port: int, count: int, prefix: str, timeout: float = 300.0, ready: str | None = "SYNCED "
+) -> Proc:
+    """``count`` nodes in one process; waited for until synced unless ``ready`` is None."""
     cmd = [*NODE_NICE, sys.executable, "-m", "bench.cascade_nodes", "--port", str(port)]
     cmd += ["--count", str(count), "--prefix", prefix, "--timeout", str(timeout)]
-    return Proc(cmd, "SYNCED ")
+    return Proc(cmd, ready)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -224,16 +222,32 @@ def base_records(objects: int) -> list[EndpointRecord]:
     ]
 
 
-def fleet(tmp: str, name: str, n_nodes: int, n_procs: int) -> tuple[Proc, list[Proc], float]:
+def fleet(
+    tmp: str,
+    name: str,
+    n_nodes: int,
+    n_procs: int,
+    *,
+    at_once: bool = False,
+    base_objects: int = 200,
+) -> tuple[Proc, list[Proc], float]:
+    """A registry with ``base_objects`` x 5 endpoints and ``n_nodes`` nodes in ``n_procs``
+    processes, started one after the other (each process's registrations then reach
+    every node already there) or, with ``at_once``, together."""
     db = f"sqlite:///{Path(tmp) / f'{name}.db'}"
     store = SqlStore.open(db)
-    store.bulk_load(base_records(200))
+    store.bulk_load(base_records(base_objects))
     store.close()
     reg = registry(db)
     port = int(reg.fields[0])
     t0 = time.perf_counter()
     per = n_nodes // n_procs
-    procs = [nodes(port, per, f"{name}-p{i}-n") for i in range(n_procs)]
+    if at_once:
+        procs = [nodes(port, per, f"{name}-p{i}-n", ready=None) for i in range(n_procs)]
+        for p in procs:
+            p.wait_ready("SYNCED ")
+    else:
+        procs = [nodes(port, per, f"{name}-p{i}-n") for i in range(n_procs)]
     ok = reg.ask(f"nodes {per * n_procs} 300")
     assert ok["ok"], ok
     return reg, procs, time.perf_counter() - t0
