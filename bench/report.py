@@ -61,7 +61,8 @@ def _capacity(r: R) -> list[Row]:
             f" ({v['measured_over_predicted']:g}×)"
             for k, v in against.items()
         )
-        verdicts = "; ".join(f"{labels[k].split()[-1]} {v['verdict']}" for k, v in against.items())
+        short = {"idle_cpu_share": "idle", "cpu_per_update_s": "write", "latency_p50_s": "p50"}
+        verdicts = "; ".join(f"{short[k]} {v['verdict']}" for k, v in against.items())
         rows.append(
             (f"capacity model at {int(n):,} nodes: measured vs predicted", figure, verdicts)
         )
