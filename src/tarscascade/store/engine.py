@@ -23,7 +23,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.pool import QueuePool
 
 from tarscascade.errors import StoreError
-from tarscascade.store.statements import cached
+from tarscascade.store.statements import cached, value_columns
 
 POOL_SIZE = 4  # the registry reaches the store from a few worker threads, not hundreds
 MAX_OVERFLOW = 4
@@ -173,7 +173,7 @@ def upsert(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]])
 
 def _build_upsert(dialect: str, table: sa.Table) -> sa.Executable:
     keys = [c.name for c in table.primary_key.columns]
-    values = [c.name for c in table.columns if not c.primary_key]
+    values = value_columns(table)
     if dialect == "sqlite":
         lite = sqlite.insert(table)
         return lite.on_conflict_do_update(

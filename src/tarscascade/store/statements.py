@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
+
 S = TypeVar("S")
 
 _CACHE: dict[Hashable, Any] = {}
@@ -22,3 +24,11 @@ def cached(key: Hashable, build: Callable[[], S]) -> S:
     if stmt is None:
         stmt = _CACHE[key] = build()
     return stmt
+
+
+def value_columns(table: sa.Table) -> tuple[str, ...]:
+    """The names of ``table``'s columns outside its primary key (what an UPDATE sets),
+    worked out once per table: an update binds them for every row."""
+    return cached(
+        ("value_columns", table), lambda: tuple(c.name for c in table.columns if not c.primary_key)
+    )

@@ -36,7 +36,7 @@ from tarscascade.store.base import (
     loses_too_much,
 )
 from tarscascade.store.engine import upsert
-from tarscascade.store.statements import cached
+from tarscascade.store.statements import cached, value_columns
 
 _meta = schema.meta
 _log = schema.change_log
@@ -189,9 +189,7 @@ def _build(table: sa.Table, kind: str) -> Any:
         return table.insert()
     if kind == "update":
         # every column but the key: a record's row always carries all of them
-        values: dict[str, Any] = {
-            c.name: sa.bindparam(f"v_{c.name}") for c in _value_columns(table)
-        }
+        values: dict[str, Any] = {n: sa.bindparam(f"v_{n}") for n in value_columns(table)}
         return table.update().where(_by_key(table)).values(values)
     assert kind == "delete", kind
     return table.delete().where(_by_key(table))
@@ -201,16 +199,12 @@ def _statement(table: sa.Table, kind: str) -> Any:
     return cached((kind, table), lambda: _build(table, kind))
 
 
-def _value_columns(table: sa.Table) -> list[sa.Column[Any]]:
-    return [c for c in table.columns if not c.primary_key]
-
-
-def _key_params(p: Prepared) -> dict[str, Any]:
-    return {f"k_{name}": value for name, value in p.pk_values.items()}
+def _key_params(pk_values: dict[str, Any]) -> dict[str, Any]:
+    return {f"k_{name}": value for name, value in pk_values.items()}
 
 
 def _current(conn: sa.Connection, p: Prepared) -> Record | None:
-    found = conn.execute(_statement(p.rt.table, "select"), _key_params(p)).first()
+    found = conn.execute(_statement(p.rt.table, "select"), _key_params(p.pk_values)).first()
     return None if found is None else p.rt.from_row(found)
 
 
@@ -268,7 +262,7 @@ def apply(
             event(p, Op.PUT, op.record)
             results.append(op.record)
         elif isinstance(op, Delete):
-            gone = conn.execute(_statement(p.rt.table, "delete"), _key_params(p))
+            gone = conn.execute(_statement(p.rt.table, "delete"), _key_params(p.pk_values))
             if gone.rowcount == 0:
                 missing.append(op.key)
             else:
@@ -296,8 +290,8 @@ def apply(
                 results.append(before)  # nothing to change: no event, no push
                 continue
             _, row = rows.to_row(after)  # checked against the column limits again
-            params = _key_params(p)
-            params.update((f"v_{c.name}", row[c.name]) for c in _value_columns(p.rt.table))
+            params = _key_params(p.pk_values)
+            params.update((f"v_{n}", row[n]) for n in value_columns(p.rt.table))
             conn.execute(_statement(p.rt.table, "update"), params)
             event(p, Op.PUT, after)
             results.append(after)
@@ -315,8 +309,7 @@ def adopt(
     events: list[ChangeEvent] = []
     for category, key in keys:
         rt, pk_values = rows.identity(category, key)
-        params = {f"k_{name}": value for name, value in pk_values.items()}
-        found = conn.execute(_statement(rt.table, "read"), params).first()
+        found = conn.execute(_statement(rt.table, "read"), _key_params(pk_values)).first()
         revision += 1
         if found is None:
             events.append(ChangeEvent(revision, category, Op.DELETE, key, None))
