@@ -227,22 +227,6 @@ class RegistryAdmin:
         d["adapter"] = r.adapter  # the name keepAlive must use (adapter_name or its default)
         return d
 
-    def list_objects(self) -> list[dict[str, Any]]:
-        cat = self.core.catalog
-        out = []
-        for oid in sorted(cat.object_ids()):
-            eps = cat.get_object(oid)
-            active = sum(1 for e in eps if cat.is_active(e))
-            out.append(
-                {
-                    "object_id": oid,
-                    "endpoints": len(eps),
-                    "active": active,
-                    "inactive": len(eps) - active,
-                }
-            )
-        return out
-
     def get_object(self, object_id: str) -> list[EndpointRecord]:
         eps: tuple[EndpointRecord, ...] = self.core.catalog.get_object(object_id)
         if not eps:
