@@ -82,6 +82,19 @@ def stats(clients: list[CascadeClient], inactive: list[list[object]]) -> dict[st
     }
 
 
+async def reconnect(clients: list[CascadeClient], timeout: float) -> dict[str, float]:
+    """Start every (new) client at once: seconds until all are synced, the fewest
+    objects any holds."""
+    t0 = time.perf_counter()
+    for c in clients:
+        c.start()
+    async with asyncio.timeout(timeout):
+        for c in clients:
+            await c.synced.wait()
+    took = time.perf_counter() - t0
+    return {"s": took, "keys": min(c.catalog.counts()["endpoints"] for c in clients)}
+
+
 async def run(
     upstreams: list[int],
     count: int,
@@ -110,19 +123,22 @@ async def run(
         elif cat is Category.OBJECTS and events is None:
             replaced.append(time.perf_counter())
 
-    clients = [
-        CascadeClient(
-            Catalog(),
-            ups,
-            node_name=f"{prefix}{i}",
-            # as a node agent runs: freeze the long-lived replica after a large snapshot
-            options=ClientOptions(
-                heartbeat_interval=heartbeat, call_timeout=30.0, freeze_gc_after_snapshot=True
-            ),
-            on_applied=on_applied,
-        )
-        for i, ups in enumerate(upstream_lists(upstreams, count))
-    ]
+    def make_clients(catalogs: list[Catalog]) -> list[CascadeClient]:
+        return [
+            CascadeClient(
+                catalogs[i],
+                ups,
+                node_name=f"{prefix}{i}",
+                # as a node agent runs: freeze the long-lived replica after a large snapshot
+                options=ClientOptions(
+                    heartbeat_interval=heartbeat, call_timeout=30.0, freeze_gc_after_snapshot=True
+                ),
+                on_applied=on_applied,
+            )
+            for i, ups in enumerate(upstream_lists(upstreams, count))
+        ]
+
+    clients = make_clients([Catalog() for _ in range(count)])
     if watch:
         for c in clients:
             watch_active(c.catalog, c.node_name, inactive)
@@ -150,6 +166,13 @@ async def run(
                 applied.clear()
             elif line.strip() == "stats":
                 print(json.dumps(stats(clients, inactive)), flush=True)
+            elif line.split()[:1] == ["reconnect"]:
+                fresh = line.split()[1:] == ["fresh"]
+                for c in clients:
+                    await c.aclose()
+                catalogs = [Catalog() if fresh else c.catalog for c in clients]
+                clients = make_clients(catalogs)
+                print(json.dumps(await reconnect(clients, timeout)), flush=True)
     finally:
         for c in clients:
             await c.aclose()

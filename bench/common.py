@@ -118,6 +118,29 @@ def socket_bytes(port: int) -> dict[str, int]:
     return {"sent": sent, "received": received, "connections": conns}
 
 
+def sent_per_connection(port: int) -> dict[str, int]:
+    """Bytes sent (acked by the peer) per established TCP connection whose local port is
+    ``port``, keyed by the peer's address: after a reconnect, the connections not seen
+    before are the new ones."""
+    out = subprocess.run(
+        ["ss", "-tinH", "state", "established", f"( sport = :{port} )"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    sent: dict[str, int] = {}
+    peer = ""
+    for line in out.splitlines():
+        if line and not line[0].isspace():  # "Recv-Q Send-Q local peer", then its details
+            peer = line.split()[-1]
+            sent[peer] = 0
+        elif peer:
+            for field in line.split():
+                if field.startswith("bytes_acked:"):
+                    sent[peer] = int(field.split(":", 1)[1])
+    return sent
+
+
 #: set to a folder to have benchmarks that support it record py-spy profiles there
 PROFILE_ENV = "TARSCASCADE_BENCH_PROFILE"
 

@@ -13,7 +13,6 @@ The consumers (informers) are in ``bench.etcd_watchers``, on ``grpc.aio``.
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import socket
 import subprocess
@@ -22,9 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
-import orjson
 
 from bench.etcdpb import rpc_pb2, rpc_pb2_grpc
+from tarscascade.cascade.payload import encode_records
 from tarscascade.model import EndpointRecord
 
 if TYPE_CHECKING:
@@ -43,8 +42,10 @@ def etcd_key(rec: EndpointRecord) -> str:
 
 
 def etcd_value(rec: EndpointRecord) -> bytes:
-    """The endpoint's fields as JSON: raw bytes, gRPC carries bytes (no base64)."""
-    return orjson.dumps(dataclasses.asdict(rec))
+    """The endpoint as the same compact JSON row a cascade payload carries for it (a
+    positional array, no field names), so both systems move the same bytes of data:
+    raw, gRPC carries bytes (no base64)."""
+    return encode_records([rec])
 
 
 def prefix_end(prefix: str) -> bytes:
