@@ -59,6 +59,7 @@ from tarscascade.wire.idl.cascadef import (
     PROTOCOL_VERSION,
     SUBSCRIBE,
     UP_TO_DATE,
+    ZLIB_ENCODING,
     AckReq,
     CategoryPlanF,
     CategoryStateF,
@@ -525,6 +526,7 @@ class CascadeClient:
             protocol=speaks,
             heartbeatMs=round(self._longest_heartbeat() * 1000),
             keyId=self.catalog.key_id if speaks >= DIGEST128_PROTOCOL else b"",
+            encodings=[ZLIB_ENCODING],
         )
         mark = self._progress.mark()
         self._early_pushes = []

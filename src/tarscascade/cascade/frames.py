@@ -57,9 +57,11 @@ def snapshot_frame(
     max_frame: int = DEFAULT_MAX_FRAME,
     *,
     digest128: int | None = None,
+    encoding: str = "",
 ) -> bytes:
     """One chunk; ``legacy``: the 64-bit digest (None: not kept, sent as 0),
-    ``digest128``: the v2 digest (None: not sent)."""
+    ``digest128``: the v2 digest (None: not sent); ``encoding``: of ``payload``
+    ("": plain, ``ZLIB_ENCODING``: compressed)."""
     chunk = SnapshotChunkF(
         category=str(category),
         version=version_f(version),
@@ -69,6 +71,7 @@ def snapshot_frame(
         digest=to_wire_digest(legacy or 0),
         count=count,
         digest128=b"" if digest128 is None else to_wire_digest128(digest128),
+        encoding=encoding,
     )
     return encode_push(PUSH_SNAPSHOT, encode_struct(chunk), max_frame)
 

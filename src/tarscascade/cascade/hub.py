@@ -61,6 +61,7 @@ from tarscascade.wire.idl.cascadef import (
     OK,
     OLDEST_PROTOCOL,
     PROOF_INFO_KEY,
+    ZLIB_ENCODING,
     AckReq,
     CategoryPlanF,
     HeartbeatReq,
@@ -398,6 +399,7 @@ class CascadeHub:
             self._dropped,
             protocol=req.protocol,
             scheme=scheme,
+            compressed=ZLIB_ENCODING in req.encodings,
             # the downstream's interval is jittered by up to a fifth: allow a quarter
             heartbeat_timeout=opts.missed_heartbeats * interval * 1.25 + 1.0,
             clock=self._clock,

@@ -18,15 +18,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from tarscascade.cascade.payload import decode_events, decode_records
+from tarscascade.cascade.payload import (
+    PayloadError,
+    decode_events,
+    decode_records,
+    decompress_payload,
+)
 from tarscascade.catalog import Catalog, CatalogError, ObjectSnapshot
 from tarscascade.catalog.digests import legacy_sum
 from tarscascade.errors import DecodeError
 from tarscascade.model import Category, ChangeEvent, Record, Version
+from tarscascade.wire.framing import DEFAULT_MAX_FRAME
 from tarscascade.wire.idl.cascadef import (
     PUSH_DELTA,
     PUSH_RESYNC,
     PUSH_SNAPSHOT,
+    ZLIB_ENCODING,
     DeltaF,
     ResyncF,
     SnapshotChunkF,
@@ -227,7 +234,7 @@ class Replica:
             self._drop(cat)
             return PushResult(Outcome.RESYNC, cat, reason="snapshot chunks out of order")
         try:
-            records = decode_records(chunk.payload, cat)
+            records = decode_records(chunk_payload(chunk), cat)
             if asm.objects is not None:
                 asm.objects.add(records)  # type: ignore[arg-type]  # objects: endpoints
             else:
@@ -336,3 +343,13 @@ class Replica:
             self.on_applied(cat, before, after, events)
         except Exception:  # the replica is consistent either way; report the hook's bug
             log.exception("on_applied hook failed")
+
+
+def chunk_payload(chunk: SnapshotChunkF) -> bytes:
+    """A chunk's records payload, inflated if it came compressed (never past what a
+    plain frame could carry); PayloadError for an encoding this node never offered."""
+    if not chunk.encoding:
+        return chunk.payload
+    if chunk.encoding == ZLIB_ENCODING:
+        return decompress_payload(chunk.payload, DEFAULT_MAX_FRAME)
+    raise PayloadError(f"unknown payload encoding {chunk.encoding!r}")

@@ -45,6 +45,7 @@ class Session:
         *,
         protocol: int = PROTOCOL_VERSION,
         scheme: Scheme = Scheme.V2,
+        compressed: bool = False,
         heartbeat_timeout: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -54,6 +55,8 @@ class Session:
         self.peer = peer
         self.state = state
         self.protocol = protocol
+        #: the downstream reads compressed snapshot chunks
+        self.compressed = compressed
         #: no heartbeat or ack for this long: the downstream is gone whatever TCP says
         self.heartbeat_timeout = heartbeat_timeout
         self.clock = clock
@@ -287,7 +290,7 @@ class Session:
         started = self.clock()
         sent_bytes = 0
         for seq in range(snap.total):
-            frame = await snap.frame(seq)
+            frame = await snap.frame(seq, self.compressed)
             if self.closed or not conn.push_frame(frame):
                 raise SessionGone
             up.stats.snapshot_chunks_sent += 1

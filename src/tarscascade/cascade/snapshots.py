@@ -22,11 +22,12 @@ from collections.abc import Callable, Sequence
 from functools import partial
 
 from tarscascade.cascade.frames import DEFAULT_CHUNK_BYTES, snapshot_frame, snapshot_payloads
-from tarscascade.cascade.payload import encode_records
+from tarscascade.cascade.payload import compress_payload, encode_records
 from tarscascade.catalog import Catalog
 from tarscascade.catalog.digests import Scheme
 from tarscascade.model import Category, Record, Version
 from tarscascade.wire.framing import DEFAULT_MAX_FRAME
+from tarscascade.wire.idl.cascadef import ZLIB_ENCODING
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ class EncodedSnapshot:
         count: int,
         total: int,
         legacy: int | None = None,
+        *,
+        compress: bool = False,
     ) -> None:
         self.category = category
         self.version = version
@@ -60,6 +63,10 @@ class EncodedSnapshot:
         self.count = count
         self.total = total
         self.frames: list[bytes] = []
+        #: with ``compress``, every chunk also with its payload zlib-compressed, for the
+        #: downstreams that read it (built with the plain one: once per snapshot)
+        self.compress = compress
+        self.zframes: list[bytes] = []
         self.error: BaseException | None = None
         self._grown = asyncio.Event()
 
@@ -77,9 +84,33 @@ class EncodedSnapshot:
     def failed(self) -> bool:
         return self.error is not None
 
-    def add(self, frame: bytes) -> None:
+    def add(self, frame: bytes, zframe: bytes | None = None) -> None:
         self.frames.append(frame)
+        if zframe is not None:
+            self.zframes.append(zframe)
         self._wake()
+
+    def add_payload(self, payload: bytes, max_frame: int, digest128: int | None) -> None:
+        """The next chunk from its payload: the plain frame and, with ``compress``, the
+        compressed one; ``digest128``: the v2 digest to send (None: not sent)."""
+        seq = len(self.frames)
+
+        def frame(body: bytes, encoding: str) -> bytes:
+            return snapshot_frame(
+                self.category,
+                self.version,
+                self.legacy,
+                self.count,
+                seq,
+                self.total,
+                body,
+                max_frame,
+                digest128=digest128,
+                encoding=encoding,
+            )
+
+        zframe = frame(compress_payload(payload), ZLIB_ENCODING) if self.compress else None
+        self.add(frame(payload, ""), zframe)
 
     def fail(self, error: BaseException) -> None:
         self.error = error
@@ -90,13 +121,14 @@ class EncodedSnapshot:
         grown, self._grown = self._grown, asyncio.Event()
         grown.set()
 
-    async def frame(self, seq: int) -> bytes:
-        """Chunk ``seq``, waiting for the builder if it is not encoded yet."""
+    async def frame(self, seq: int, compressed: bool = False) -> bytes:
+        """Chunk ``seq`` (compressed when asked and built so), waiting for the builder
+        if it is not encoded yet."""
         while len(self.frames) <= seq:
             if self.error is not None:
                 raise SnapshotFailed(str(self.error)) from self.error
             await self._grown.wait()
-        return self.frames[seq]
+        return self.zframes[seq] if compressed and self.compress else self.frames[seq]
 
     @property
     def nbytes(self) -> int:
@@ -118,29 +150,25 @@ def encode_snapshot(
     max_frame: int = DEFAULT_MAX_FRAME,
     *,
     legacy: int | None = None,
+    compress: bool = False,
 ) -> EncodedSnapshot:
     """A whole snapshot at once, chunks cut exactly (small categories, and the fallback).
 
     ``digest``: the v2 digest (None: not sent, as a protocol 2 upstream would);
-    ``legacy``: the legacy one (None: not kept, sent as 0)."""
+    ``legacy``: the legacy one (None: not kept, sent as 0); ``compress``: also build
+    the compressed chunks."""
     payloads = list(snapshot_payloads(records, chunk_bytes))
     snap = EncodedSnapshot(
-        Category(category), version, digest or 0, len(records), len(payloads), legacy
+        Category(category),
+        version,
+        digest or 0,
+        len(records),
+        len(payloads),
+        legacy,
+        compress=compress,
     )
-    for seq, payload in enumerate(payloads):
-        snap.add(
-            snapshot_frame(
-                category,
-                version,
-                legacy,
-                len(records),
-                seq,
-                len(payloads),
-                payload,
-                max_frame,
-                digest128=digest,
-            )
-        )
+    for payload in payloads:
+        snap.add_payload(payload, max_frame, digest)
     return snap
 
 
@@ -154,10 +182,13 @@ class SnapshotCache:
         max_frame: int = DEFAULT_MAX_FRAME,
         *,
         digest128: bool = True,
+        compress: bool = True,
     ) -> None:
         self.catalog = catalog
         #: False: chunks carry no 128-bit digest (simulates a protocol 2 upstream)
         self.digest128 = digest128
+        #: also build compressed chunks (for downstreams offering ``ZLIB_ENCODING``)
+        self.compress = compress
         self.chunk_bytes = chunk_bytes
         self.max_frame = max_frame
         self._latest: dict[Category, EncodedSnapshot] = {}
@@ -219,6 +250,7 @@ class SnapshotCache:
             self.chunk_bytes,
             self.max_frame,
             legacy=legacy,
+            compress=self.compress,
         )
 
     def _start(self, cat: Category, progressive: bool) -> EncodedSnapshot:
@@ -230,7 +262,9 @@ class SnapshotCache:
         records = list(self.catalog.records(cat))
         step = self._plan(records)
         total = max(1, math.ceil(len(records) / step))
-        snap = EncodedSnapshot(cat, version, digest, len(records), total, legacy)
+        snap = EncodedSnapshot(
+            cat, version, digest, len(records), total, legacy, compress=self.compress
+        )
         task = asyncio.get_running_loop().create_task(
             self._build(snap, records, step), name=f"snapshot-build:{cat}"
         )
@@ -258,19 +292,7 @@ class SnapshotCache:
                 payload = encode_records(records[seq * step : (seq + 1) * step])
                 if len(payload) > limit and step > 1:
                     raise SnapshotFailed(f"chunk {seq} is {len(payload)} bytes, plan was {step}")
-                snap.add(
-                    snapshot_frame(
-                        snap.category,
-                        snap.version,
-                        snap.legacy,
-                        snap.count,
-                        seq,
-                        snap.total,
-                        payload,
-                        self.max_frame,
-                        digest128=snap.digest if self.digest128 else None,
-                    )
-                )
+                snap.add_payload(payload, self.max_frame, snap.digest if self.digest128 else None)
                 await asyncio.sleep(0)  # one chunk at a time: sessions send meanwhile
         except SnapshotFailed as exc:
             log.info("snapshot of %s to be rebuilt exactly: %s", snap.category, exc)

@@ -74,6 +74,9 @@ class HubOptions:
     #: the newest protocol this upstream speaks (lower it to act as an older upstream:
     #: tests of rolling upgrades)
     max_protocol: int = PROTOCOL_VERSION
+    #: also encode snapshot chunks zlib-compressed, for downstreams that read them (they
+    #: say so in subscribe): a fraction of the bytes at a cold start, once per snapshot
+    compress_snapshots: bool = True
 
 
 @dataclass(slots=True)
@@ -137,6 +140,7 @@ class Upstream:
             options.chunk_bytes,
             options.max_frame,
             digest128=options.max_protocol >= DIGEST128_PROTOCOL,
+            compress=options.compress_snapshots,
         )
         self.snapshot_slots = asyncio.Semaphore(options.max_concurrent_snapshots)
         #: catch-up frames per (category, from) for the category's current version:

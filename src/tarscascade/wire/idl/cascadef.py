@@ -29,6 +29,7 @@ See docs/protocol.md. The equivalent TARS IDL::
             2 require vector<CategoryStateF> held; 3 optional string address;
             4 optional int protocol = 1; 5 optional int heartbeatMs;
             6 optional vector<byte> keyId;       // protocol 3: the id of its digest key
+            7 optional vector<string> encodings; // snapshot payload encodings it reads
         };
         struct SubscribeRsp {
             0 require vector<CategoryPlanF> plan; 1 optional string upstream;
@@ -54,6 +55,7 @@ See docs/protocol.md. The equivalent TARS IDL::
             3 require int total; 4 require vector<byte> payload;
             5 optional long digest;              // legacy 64-bit (0: not kept)
             6 optional long count; 7 optional vector<byte> digest128;
+            8 optional string encoding;          // of the payload ("": TARS records as is)
         };
         struct DeltaF {
             0 require string category; 1 require VersionF from; 2 require VersionF to;
@@ -90,6 +92,11 @@ PROTOCOL_VERSION = 3
 OLDEST_PROTOCOL = 1
 #: the first protocol with 128-bit keyed digests
 DIGEST128_PROTOCOL = 3
+
+#: SnapshotChunkF.encoding of a zlib-compressed payload, offered in SubscribeReq.encodings:
+#: an upstream compresses chunks only for a downstream that offered it (older ones ignore
+#: tag 7 and 8 and get plain chunks)
+ZLIB_ENCODING = "zlib"
 
 #: HeartbeatReq.info key: a leaf's latest proof for its relay (auth/proofs.py)
 PROOF_INFO_KEY = "tarscascade.proof"
@@ -199,6 +206,7 @@ class SubscribeReq:
     protocol: int = tfield(4, INT32_K, default=OLDEST_PROTOCOL, skip_default=True)
     heartbeatMs: int = tfield(5, INT32_K, default=0, skip_default=True)
     keyId: bytes = tfield(6, BYTES, default=b"", skip_default=True)
+    encodings: list[str] = tfield(7, list_of(STRING), default_factory=list, skip_default=True)
 
 
 @tars_struct
@@ -243,6 +251,7 @@ class SnapshotChunkF:
     digest: int = tfield(5, INT64_K, default=0)
     count: int = tfield(6, INT64_K, default=0)
     digest128: bytes = tfield(7, BYTES, default=b"", skip_default=True)
+    encoding: str = tfield(8, STRING, default="", skip_default=True)
 
 
 @tars_struct
