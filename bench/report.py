@@ -278,6 +278,7 @@ def _ratio(etcd: float, cascade: float) -> str:
 
 
 def _etcd(r: R) -> list[Row]:
+    """Summary rows; the side-by-side table is :func:`etcd_table`."""
     rows: list[Row] = []
     for key, v in r.items():
         if not key.startswith("consumers_"):
@@ -286,31 +287,81 @@ def _etcd(r: R) -> list[Row]:
         cp, ep = c["paced"]["issued_to_all_ms"], e["paced"]["issued_to_all_ms"]
         rows.append(
             (
-                f"vs etcd, {w} consumers, paced: write issued → "
+                f"vs etcd (native gRPC), {w} consumers, paced: write issued → "
                 "seen by all, p50 / p99 (cascade; etcd)",
                 f"{cp['p50']:g} / {cp['p99']:g} ms; {ep['p50']:g} / {ep['p99']:g} ms",
-                f"p99 {_ratio(ep['p99'], cp['p99'])}",
-            )
-        )
-        cc, ec = c["paced"], e["paced"]
-        rows.append(
-            (
-                f"vs etcd, {w} consumers: central-server CPU per update (cascade; etcd)",
-                f"{cc['server_cpu_ms_per_update_net']:.1f} ms; "
-                f"{ec['server_cpu_ms_per_update_net']:.1f} ms",
-                _ratio(ec["server_cpu_ms_per_update_net"], cc["server_cpu_ms_per_update_net"]),
-            )
-        )
-        cb, eb = c["burst"]["all_delivered_ms"], e["burst"]["all_delivered_ms"]
-        rows.append(
-            (
-                f"vs etcd, {w} consumers: a burst of {c['burst']['updates_per_round']} writes "
-                "fully delivered (cascade; etcd)",
-                f"{cb:,.0f} ms; {eb:,.0f} ms",
-                _ratio(eb, cb),
+                f"p99 {_ratio(ep['p99'], cp['p99'])}; every figure: the table below",
             )
         )
     return rows
+
+
+def _f(v: float, unit: str) -> str:
+    if unit == "B":
+        return f"{v / 1000:,.1f} KB"
+    if unit == "%":
+        return f"{v:.2f} %"
+    return f"{v:,.3g} {unit}" if v < 100 else f"{v:,.0f} {unit}"
+
+
+#: the side-by-side rows: label, path into one system's results, unit, issue 17's target
+ETCD_ROWS: list[tuple[str, tuple[str, ...], str, str]] = [
+    ("write answered p50, issued → answered (paced)", ("paced", "write_answered_ms", "p50"),
+     "ms", "≤ 2 ms with no nodes (writes row)"),
+    ("central server CPU per update", ("paced", "server_cpu_ms_per_update_net"), "ms", "—"),
+    ("… per update per consumer", ("paced", "server_cpu_us_per_update_per_consumer"), "µs",
+     "≤ 8 µs at 1,000"),
+    ("consumer CPU per applied event", ("paced", "consumer_cpu_us_per_event"), "µs",
+     "≤ 15 µs"),
+    ("last consumer has the write, from issued, p50 (paced)",
+     ("paced", "issued_to_all_ms", "p50"), "ms", "—"),
+    ("… p99", ("paced", "issued_to_all_ms", "p99"), "ms", "—"),
+    ("… from answered, p99", ("paced", "answered_to_all_ms", "p99"), "ms", "—"),
+    ("probe consumer (own process, normal priority), from issued, p99",
+     ("paced", "issued_to_probe_ms", "p99"), "ms", "—"),
+    ("burst: every write delivered to every consumer", ("burst", "all_delivered_ms"), "ms",
+     "—"),
+    ("idle server CPU, consumers connected", ("idle", "server_cpu_percent"), "%",
+     "≤ 1 % at 1,000"),
+    ("cold start: all consumers synced", ("cold_start", "all_synced_s"), "s", "≤ etcd's"),
+    ("cold start: bytes sent per consumer", ("cold_start", "bytes_per_consumer"), "B",
+     "≤ etcd's"),
+    ("reconnect storm, fresh consumers: all back", ("storm_fresh", "all_back_s"), "s", "—"),
+    ("reconnect storm, resuming (held versions / revision): all back",
+     ("storm_resume", "all_back_s"), "s", "—"),
+    ("server RSS", ("server_rss_mb",), "MB", "—"),
+]  # fmt: skip
+
+
+def etcd_table(r: R) -> str:
+    """Every compared figure, etcd and cascade side by side, per W (issue 17's table)."""
+    runs = [v for k, v in r.items() if k.startswith("consumers_")]
+    if not runs:
+        return ""
+    head = "| figure | " + " | ".join(
+        f"W={v['consumers']:,} etcd | W={v['consumers']:,} cascade" for v in runs
+    )
+    lines = [head + " | target |", "|---" * (2 + 2 * len(runs)) + "|"]
+    for label, path, unit, target in ETCD_ROWS:
+        cells = []
+        for v in runs:
+            for system in ("etcd", "cascade"):
+                value: Any = v[system]
+                for key in path:
+                    value = value[key]
+                cells.append(_f(float(value), unit))
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {target} |")
+    slope = r.get("server_cpu_us_per_update_per_consumer")
+    if slope:
+        lines.append(
+            "| central CPU per update per extra consumer (slope between the two W) | "
+            + " | ".join(
+                f"{_f(slope['etcd'], 'µs')} | {_f(slope['cascade'], 'µs')}" if i == 0 else "| "
+                for i in range(len(runs))
+            )
+            + " | ≤ 8 µs |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _storm(r: R) -> list[Row]:
@@ -680,7 +731,17 @@ def table(quick: bool) -> str:
         f"{' (quick mode)' if quick else ''}.\n\n"
         "| benchmark | figure | target |\n|---|---|---|\n"
     )
-    return head + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows) + "\n"
+    body = head + "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows) + "\n"
+    path = RESULTS / f"etcd{'-quick' if quick else ''}-latest.json"
+    if path.exists():
+        results = json.loads(path.read_text())["results"]
+        if "skipped" not in results:
+            body += (
+                "\nAgainst etcd, side by side (`bench_etcd`: etcd through its native gRPC API, "
+                "the cascade through its admin HTTP API; medians over rounds):\n\n"
+                + etcd_table(results)
+            )
+    return body
 
 
 def main(argv: list[str] | None = None) -> int:
