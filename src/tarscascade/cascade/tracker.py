@@ -17,6 +17,7 @@ import asyncio
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from tarscascade.cascade.states import Held, is_at_least
 from tarscascade.model import Category, Version
@@ -41,6 +42,20 @@ class NodeState:
     proof: str = ""
     snapshots_sent: int = 0
     deltas_sent: int = 0
+
+
+class NodeView(NamedTuple):
+    """What the fleet log compares every round, per node: the fields of
+    :class:`NodeState` it reads, with what the node holds and its lag worked out, and
+    nothing copied that it does not read (``CascadeHub.fleet_view``)."""
+
+    connected: bool
+    via: str
+    address: str
+    held: dict[Category, Version]
+    lag: dict[Category, int | None]
+    last_heartbeat: float
+    last_ack: float
 
 
 @dataclass(slots=True, eq=False)

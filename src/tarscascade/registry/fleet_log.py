@@ -1,6 +1,6 @@
 """One log line per fleet state change that matters, never one per request.
 
-Every second the watcher compares what the cascade hub knows of each node with what it
+About every second the watcher compares what the cascade hub knows of each node with what it
 knew before and logs the transitions: a node ``joined`` or ``left`` the cascade, fell
 ``behind`` (some revision the registry had :data:`BEHIND_AFTER_S` ago still not held:
 a node is behind for a few milliseconds after every write, and under a steady stream of
@@ -10,7 +10,10 @@ the registry's epoch changed. Each line carries ``event`` and the node's fields 
 ``extra`` data, so ``--log-format json`` emits them as keys.
 
 :meth:`FleetWatcher.check` is the decision (pure: the states and the time in, the
-events out); :meth:`run` is the loop around it.
+events out); :meth:`run` is the loop around it. A round is O(nodes), so rounds are paced
+to take at most :data:`BUDGET` of a core (a round over 1,000 nodes takes a few ms, every
+second; over 20,000 nodes, one every few seconds): the times in the lines come from the
+nodes' own timestamps, so a later round still reports them right.
 """
 
 from __future__ import annotations
@@ -18,17 +21,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tarscascade.cascade import CascadeHub, NodeState
+from tarscascade.cascade import CascadeHub, NodeState, NodeView
+from tarscascade.registry.core import paced_wait
 
 log = logging.getLogger("tarscascade.fleet")
 
 BEHIND_AFTER_S = 5.0
 STALE_AFTER_S = 15.0
 INTERVAL_S = 1.0
+#: the share of a core the rounds may take (past it, they come less often than INTERVAL_S)
+BUDGET = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +74,7 @@ class FleetWatcher:
         self._seen: dict[str, _Seen] = {}
         self._epoch: str | None = None
 
-    def check(self, states: dict[str, NodeState], now: float) -> list[FleetEvent]:
+    def check(self, states: Mapping[str, NodeState | NodeView], now: float) -> list[FleetEvent]:
         out: list[FleetEvent] = []
         epoch = self.epoch()
         if self._epoch is not None and epoch != self._epoch:
@@ -93,14 +99,15 @@ class FleetWatcher:
             if not st.connected:
                 continue
             lag = {c.value: n for c, n in st.lag.items() if n != 0}
-            held = {c.value: v.revision for c, v in st.held.items()}
             if not lag:
                 seen.behind_since, seen.target = None, None
-            elif seen.target is None or _reached(held, seen.target):
-                seen.behind_since = now  # a new stretch: is what the registry has now held?
-                seen.target = {
-                    c: held.get(c, 0) + n if n is not None else _NEVER for c, n in lag.items()
-                }
+            else:
+                held = {c.value: v.revision for c, v in st.held.items()}
+                if seen.target is None or _reached(held, seen.target):
+                    seen.behind_since = now  # a new stretch: is what the registry had held?
+                    seen.target = {
+                        c: held.get(c, 0) + n if n is not None else _NEVER for c, n in lag.items()
+                    }
             heard = max(st.last_heartbeat, st.last_ack)
             if heard and now - heard > STALE_AFTER_S:
                 condition = "stale"
@@ -134,13 +141,14 @@ class FleetWatcher:
             return FleetEvent("node_behind", text, where | {"lag": lag})
         return FleetEvent("node_current", f"node {name} is current again", where)
 
-    async def run(self, interval: float = INTERVAL_S) -> None:
+    async def run(self, interval: float = INTERVAL_S, budget: float = BUDGET) -> None:
         while True:
-            for ev in self.check(self.hub.node_states(), self.clock()):
+            started = time.perf_counter()
+            for ev in self.check(self.hub.fleet_view(), self.clock()):
                 level = (
                     logging.INFO
                     if ev.event in ("node_joined", "node_current")
                     else (logging.WARNING)
                 )
                 log.log(level, ev.message, extra={"event": ev.event, **ev.fields})
-            await asyncio.sleep(interval)
+            await asyncio.sleep(paced_wait(interval, time.perf_counter() - started, budget))

@@ -3,11 +3,18 @@ moment (every write makes every node briefly behind), none repeated."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import itertools
+import time
 from typing import Any
 
-from tarscascade.cascade import NodeState
-from tarscascade.model import Category
+from tarscascade.cascade import CascadeHub, NodeState
+from tarscascade.cascade.states import Held
+from tarscascade.catalog import Catalog
+from tarscascade.model import Category, Version
 from tarscascade.registry.fleet_log import BEHIND_AFTER_S, STALE_AFTER_S, FleetWatcher
+from tarscascade.testing import eventually
 
 
 class Epoch:
@@ -96,3 +103,60 @@ def test_a_node_following_a_stream_of_writes_is_not_behind() -> None:
         assert events(w, stuck + i, at(600, 1 + 20 * i, stuck + i)) == []
     late = stuck + BEHIND_AFTER_S
     assert events(w, late, at(600, 120, late)) == [("node_behind", "a")]
+
+
+class SlowHub:
+    """A hub whose view takes ``cost`` seconds of CPU (a large fleet), counting rounds."""
+
+    def __init__(self, cost: float) -> None:
+        self.cost = cost
+        self.rounds: list[float] = []
+
+    def fleet_view(self) -> dict[str, NodeState]:
+        self.rounds.append(time.perf_counter())
+        end = time.perf_counter() + self.cost
+        while time.perf_counter() < end:
+            pass
+        return {}
+
+
+async def test_rounds_over_a_large_fleet_keep_to_their_budget() -> None:
+    hub = SlowHub(cost=0.02)
+    w = FleetWatcher(hub=hub, epoch=Epoch())  # type: ignore[arg-type]
+    task = asyncio.create_task(w.run(interval=0.001, budget=0.25))
+    try:
+        await eventually(lambda: len(hub.rounds) >= 4, timeout=10, what="four rounds")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    gaps = [b - a for a, b in itertools.pairwise(hub.rounds)]
+    # 20 ms of work in at most a quarter of the time: rounds at least 80 ms apart, not 1 ms
+    assert min(gaps) >= 0.08
+
+
+async def test_the_fleet_view_reads_like_the_node_states() -> None:
+    cat = Catalog()
+    for c in Category:
+        cat.replace_category(c, [], Version("e", 9))
+    hub = CascadeHub(cat, authenticate=lambda name, token: True)
+    hub.tracker.connected("direct", "10.0.0.1:1")
+    hub.tracker.record("direct", {Category.OBJECTS: Held(Version("e", 7), 0)}, heartbeat=True)
+    hub.tracker.connected("old", "10.0.0.2:1")
+    hub.tracker.record("old", {Category.OBJECTS: Held(Version("x", 50), 0)}, heartbeat=True)
+    hub.tracker.disconnected("old")
+    states, view = hub.node_states(), hub.fleet_view()
+    assert set(view) == set(states) == {"direct", "old"}
+    for name, st in states.items():
+        v = view[name]
+        assert (v.connected, v.via, v.address, v.held, v.lag) == (
+            st.connected,
+            st.via,
+            st.address,
+            st.held,
+            st.lag,
+        )
+        assert (v.last_heartbeat, v.last_ack) == (st.last_heartbeat, st.last_ack)
+    assert view["direct"].lag[Category.OBJECTS] == 2
+    assert view["old"].lag[Category.OBJECTS] is None  # another epoch
+    await hub.aclose()
