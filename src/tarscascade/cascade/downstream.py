@@ -133,6 +133,9 @@ class ClientStats:
     resyncs: int = 0  # pushes that did not fit, or the upstream asked
     heartbeats: int = 0
     heartbeat_failures: int = 0
+    #: heartbeats whose answer did not come within the interval while the upstream kept
+    #: sending (this node is behind reading its pushes): not failures, the next one goes
+    heartbeats_late: int = 0
     acks_sent: int = 0
     #: acks not sent because nothing they would say had changed
     acks_skipped: int = 0
@@ -664,10 +667,18 @@ class CascadeClient:
                 info={PROOF_INFO_KEY: proof} if proof else {},
             )
             try:
-                ret, rsp = await channel.call(CASCADE_SERVANT, HEARTBEAT, req)
+                # Never wait longer than an interval for the answer, so the upstream
+                # hears from us at least every two intervals however far behind our
+                # reading is (the answer queues behind the pushes sent before it).
+                timeout = min(opts.call_timeout, max(interval, opts.heartbeat_interval))
+                ret, rsp = await channel.call(CASCADE_SERVANT, HEARTBEAT, req, timeout=timeout)
             except (ConnectionClosedError, ConnectError) as exc:
                 raise _Disconnected from exc
             except (CallTimeoutError, OverloadError, ServerError) as exc:
+                late = isinstance(exc, CallTimeoutError)
+                if late and channel.received_within(opts.call_timeout):
+                    self.stats.heartbeats_late += 1  # the upstream is there: we are slow
+                    continue
                 failures += 1
                 interval = opts.heartbeat_interval
                 self.stats.heartbeat_failures += 1

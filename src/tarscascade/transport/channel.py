@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +69,7 @@ class _ClientProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         ch = self.channel
+        ch.last_received = time.monotonic()
         try:
             events = self.rpc.receive_data(data)
         except ProtocolError:
@@ -126,6 +128,8 @@ class Channel:
         self._closed = False
         self._reconnector: asyncio.Task[None] | None = None
         self.connects = 0
+        #: when (monotonic) bytes last came from the peer; 0.0: never
+        self.last_received = 0.0
 
     # -- connection management
     @property
@@ -136,6 +140,12 @@ class Channel:
     @property
     def pending_count(self) -> int:
         return len(self._pending)
+
+    def received_within(self, seconds: float) -> bool:
+        """Whether the peer sent anything in the last ``seconds``: a call that timed out
+        while it did is stuck behind our own reading (pushes ahead of its answer in the
+        stream), not lost to a dead peer."""
+        return self.last_received > 0 and time.monotonic() - self.last_received <= seconds
 
     async def wait_disconnected(self) -> None:
         """Return when the current connection is lost (at once when not connected).
