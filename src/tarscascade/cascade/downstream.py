@@ -81,6 +81,10 @@ HEALTHY_AFTER_S = 5.0
 MAX_RESYNC_STREAK = 3
 
 
+#: pushes applied in one go from the backlog that came before a subscribe's answer
+EARLY_SLICE = 64
+
+
 @dataclass(slots=True)
 class ClientOptions:
     heartbeat_interval: float = 3.0
@@ -468,12 +472,15 @@ class CascadeClient:
             if self.upstream is not None and self.upstream != (host, port):
                 self.stats.failovers += 1
             self.upstream = (host, port)
-            await self._subscribe(channel)
+            early = await self._subscribe(channel, drain=False)
             self.connected = True
             if self._behind and not accept_behind and len(self.upstreams) > 1:
                 raise _Behind
             try:
                 async with asyncio.TaskGroup() as tg:
+                    # the pushes that came before the answer, beside the heartbeats: a
+                    # busy node's backlog must not keep its upstream from hearing it
+                    tg.create_task(self._drain_early(early))
                     tg.create_task(self._heartbeats(channel))
                     tg.create_task(self._acks(channel))
                     tg.create_task(self._resubscriber(channel))
@@ -491,6 +498,7 @@ class CascadeClient:
                 _reraise_unexpected(group)
         finally:
             self.connected = False
+            self._early_pushes = None
             self._replica.reset()
             await channel.aclose()
 
@@ -508,7 +516,9 @@ class CascadeClient:
                 if self._behind:
                     raise _Behind
 
-    async def _subscribe(self, channel: Channel) -> None:
+    async def _subscribe(self, channel: Channel, *, drain: bool = True) -> list[ResponsePacket]:
+        """Subscribe on ``channel``; the pushes that came before the answer are applied
+        (``drain``) or left to the caller's :meth:`_drain_early` (returned)."""
         self._replica.reset()  # leftovers of an earlier subscription never complete
         self._last_ack = None  # the (new) session has heard nothing from us yet
         speaks = self.options.protocol
@@ -532,13 +542,35 @@ class CascadeClient:
             encodings=[ZLIB_ENCODING],
         )
         mark = self._progress.mark()
-        self._early_pushes = []
+        early: list[ResponsePacket] = []
+        self._early_pushes = early
         try:
             await self._subscribe_call(channel, req, speaks, mark)
-        finally:
-            early, self._early_pushes = self._early_pushes, None
-        for packet in early:  # in the order they came, now under the answer's key
-            self._on_push(packet)
+        except BaseException:
+            if self._early_pushes is early:
+                self._early_pushes = None
+            raise
+        if drain:
+            await self._drain_early(early)
+        return early
+
+    async def _drain_early(self, early: list[ResponsePacket]) -> None:
+        """Apply the pushes that came before the subscribe answer was taken, in the
+        order they came, now under the answer's key. Pushes still arriving join the
+        queue until it is empty. On a busy node the queue can be thousands of deltas:
+        it yields to the loop every :data:`EARLY_SLICE` of them. A newer subscribe
+        (its own queue) ends this one."""
+        done = 0
+        while self._early_pushes is early:
+            if done == len(early):
+                self._early_pushes = None  # no await since the check: nothing is lost
+                return
+            self._apply_push(early[done])
+            done += 1
+            if done == EARLY_SLICE:
+                del early[:done]
+                done = 0
+                await asyncio.sleep(0)
 
     async def _subscribe_call(
         self, channel: Channel, req: SubscribeReq, speaks: int, mark: dict[Category, int]
@@ -592,6 +624,9 @@ class CascadeClient:
         if self._early_pushes is not None:
             self._early_pushes.append(packet)
             return
+        self._apply_push(packet)
+
+    def _apply_push(self, packet: ResponsePacket) -> None:
         func = packet.status.get(STATUS_PUSH_FUNC, "")
         result = self._replica.handle(func, packet.sBuffer)
         cat, stats = result.category, self.stats
