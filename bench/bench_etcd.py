@@ -146,6 +146,9 @@ class Side:
     probe: Consumers
     write: Callable[[], list[float]]
     w: int
+    #: the cascade's registry log: sessions it dropped (etcd has no session liveness)
+    log: Path | None = None
+    _dropped: int = 0
 
     @property
     def procs(self) -> list[Consumers]:
@@ -165,6 +168,40 @@ class Side:
             "connections": len(new),
             "bytes_per_consumer": round(sum(new.values()) / n),
             "consumer_process_rss_mb": [float(p.fields[1]) for p in self.procs],
+        }
+
+    def take_dropped(self) -> int:
+        """Sessions the registry dropped (not heard from within their timeout) since
+        the last call; etcd has no session liveness: 0."""
+        if self.log is None:
+            return 0
+        total = self.log.read_text(errors="replace").count("dropping cascade session")
+        new, self._dropped = total - self._dropped, total
+        return new
+
+    def settle(self, timeout: float = 180.0) -> dict[str, Any]:
+        """Until every consumer is connected and none re-subscribed for 5 s: a cold start
+        that overloads the consumer processes ends with sessions dropped and taken up
+        again, and the stream is measured on the fleet once it is steady."""
+        if self.log is None:
+            return {"settled_s": 0.0, "sessions_dropped": 0}
+        t0 = time.monotonic()
+        last: tuple[int, int] | None = None
+        since = t0
+        while True:
+            stats = [p.ask("stats") for p in self.procs]
+            connected = sum(s["connected"] for s in stats)
+            subs = sum(s["stats"]["subscribes"] + s["stats"]["resubscribes"] for s in stats)
+            if (connected, subs) != last:
+                last, since = (connected, subs), time.monotonic()
+            elif connected == self.w + 1 and time.monotonic() - since >= 5.0:
+                break
+            if time.monotonic() - t0 > timeout:
+                raise RuntimeError(f"{self.name}: the fleet did not settle in {timeout:g} s")
+            time.sleep(0.5)
+        return {
+            "settled_s": round(time.monotonic() - t0, 1),
+            "sessions_dropped": self.take_dropped(),
         }
 
     def idle(self, seconds: float) -> dict[str, float]:
@@ -270,6 +307,7 @@ def summarize(rounds: list[dict[str, Any]], w: int) -> dict[str, Any]:
 
 def measure(side: Side, plan: Plan) -> dict[str, Any]:
     out: dict[str, Any] = {"cold_start": side.cold_start()}
+    out["cold_start"].update(side.settle())
     out["idle"] = idle = side.idle(plan.idle_s)
     rate = idle["server_cpu_percent"] / 100
     paced: list[dict[str, Any]] = []
@@ -280,8 +318,11 @@ def measure(side: Side, plan: Plan) -> dict[str, Any]:
     out["paced"] = {"interval_s": plan.interval, **summarize(paced, plan.w)}
     out["burst"] = summarize(burst, plan.w)
     out["server_rss_mb"] = round(psutil.Process(side.server_pid).memory_info().rss / 2**20, 1)
+    out["sessions_dropped_in_streams"] = side.take_dropped()
     out["storm_fresh"] = side.storm("fresh")
+    out["storm_fresh"].update(side.settle())
     out["storm_resume"] = side.storm("resume")
+    out["storm_resume"]["sessions_dropped"] = side.take_dropped()
     return out
 
 
@@ -328,7 +369,9 @@ def cascade(tmp: str, plan: Plan, objects: int, dog: Watchdog) -> dict[str, Any]
                     "--count", str(count), "--prefix", prefix, "--timeout", "180"]  # fmt: skip
 
         procs = consumers(plan, cmd, dog)
-        side = Side("cascade", reg.p.pid, reg.tars_port, procs[:-1], procs[-1], write, plan.w)
+        side = Side(
+            "cascade", reg.p.pid, reg.tars_port, procs[:-1], procs[-1], write, plan.w, reg.log
+        )
         out = measure(side, plan)
         out["consumer_stats"] = procs[0].ask("stats")["stats"]
         out["registry_log"] = reg.log_summary()
@@ -394,6 +437,7 @@ FIGURES: list[tuple[str, tuple[str, ...], str]] = [
     ("idle server CPU", ("idle", "server_cpu_percent"), "%"),
     ("cold start all synced", ("cold_start", "all_synced_s"), "s"),
     ("cold start bytes/consumer", ("cold_start", "bytes_per_consumer"), "B"),
+    ("cold start sessions dropped", ("cold_start", "sessions_dropped"), "n"),
     ("storm fresh all back", ("storm_fresh", "all_back_s"), "s"),
     ("storm resume all back", ("storm_resume", "all_back_s"), "s"),
     ("server RSS", ("server_rss_mb",), "MB"),

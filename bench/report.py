@@ -297,6 +297,8 @@ def _etcd(r: R) -> list[Row]:
 
 
 def _f(v: float, unit: str) -> str:
+    if not unit:
+        return f"{v:,.0f}"
     if unit == "B":
         return f"{v / 1000:,.1f} KB"
     if unit == "%":
@@ -326,7 +328,12 @@ ETCD_ROWS: list[tuple[str, tuple[str, ...], str, str]] = [
     ("cold start: all consumers synced", ("cold_start", "all_synced_s"), "s", "≤ etcd's"),
     ("cold start: bytes sent per consumer", ("cold_start", "bytes_per_consumer"), "B",
      "≤ etcd's"),
+    ("cold start: sessions the server dropped (not heard from in time), taken up again",
+     ("cold_start", "sessions_dropped"), "", "0"),
+    ("… then until every consumer is connected and steady for 5 s",
+     ("cold_start", "settled_s"), "s", "—"),
     ("reconnect storm, fresh consumers: all back", ("storm_fresh", "all_back_s"), "s", "—"),
+    ("… sessions the server dropped during it", ("storm_fresh", "sessions_dropped"), "", "0"),
     ("reconnect storm, resuming (held versions / revision): all back",
      ("storm_resume", "all_back_s"), "s", "—"),
     ("server RSS", ("server_rss_mb",), "MB", "—"),
