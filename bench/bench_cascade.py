@@ -105,10 +105,18 @@ class Proc:
         self.fields = line.split()[1:]
 
     def ask(self, command: str) -> Any:
+        self.tell(command)
+        return self.answer()
+
+    def tell(self, command: str) -> None:
+        """Send a command without waiting (several children then work on it together)."""
         assert self.p.stdin is not None
-        assert self.p.stdout is not None
         self.p.stdin.write(command + "\n")
         self.p.stdin.flush()
+
+    def answer(self) -> Any:
+        """The answer to the command told."""
+        assert self.p.stdout is not None
         return json.loads(self.p.stdout.readline())
 
     def stop(self) -> None:

@@ -25,7 +25,6 @@ import contextlib
 import os
 import random
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import cli
+from bench.common import cli, free_port
 from tarscascade.testing.faultproxy import FaultProxy
 
 OBJECTS = [f"Chaos.Svc{i}.Obj" for i in range(5)]
@@ -44,12 +43,6 @@ OBJECTS = [f"Chaos.Svc{i}.Obj" for i in range(5)]
 BASE_HOST = "10.99.0.1"
 NODE_NAMES = ("n1", "n2", "relay", "leaf")
 HTTP_TIMEOUT = 5.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

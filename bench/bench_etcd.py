@@ -54,7 +54,6 @@ CPU times come in 10 ms ticks. Without etcd on PATH the benchmark is skipped.
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import statistics
 import subprocess
@@ -69,7 +68,7 @@ import httpx
 import psutil
 
 from bench.bench_cascade import NODE_NICE, Proc, Watchdog, base_records, pct, summary_ms
-from bench.common import cli, sent_per_connection
+from bench.common import cli, dig, sent_per_connection
 from bench.etcd_grpc import PREFIX, Etcd, EtcdClient, etcd_key, etcd_value
 from bench.registry_proc import Registry
 from tarscascade.model import EndpointRecord
@@ -95,9 +94,12 @@ def cpu_s(pids: list[int]) -> float:
 
 
 class Consumers(Proc):
-    """A consumer process: ``consumers`` replicas (cascade nodes or etcd watchers)."""
+    """A consumer process of ``consumers`` replicas (cascade nodes or etcd watchers),
+    started and not waited for: the processes of a cold start start together."""
 
-    consumers: int
+    def __init__(self, cmd: list[str], consumers: int, dog: Watchdog) -> None:
+        super().__init__(cmd, None, dog)
+        self.consumers = consumers
 
 
 def collect(procs: list[Consumers], writes: Writes, timeout: float) -> dict[int, list[float]]:
@@ -117,12 +119,6 @@ def collect(procs: list[Consumers], writes: Writes, timeout: float) -> dict[int,
         if all(len(t) >= want for t in seen.values()) or time.monotonic() > deadline:
             return seen
         time.sleep(0.05)
-
-
-def spawn(cmd: list[str], count: int, dog: Watchdog) -> Consumers:
-    p = Consumers(cmd, None, dog)
-    p.consumers = count
-    return p
 
 
 @dataclasses.dataclass
@@ -160,7 +156,7 @@ class Side:
         for p in self.procs:
             p.wait_ready("SYNCED ")
             synced.append(float(p.fields[0]))
-        new = {k: v for k, v in sent_per_connection(self.port).items() if k not in before}
+        new = self.new_connections(before)
         n = self.w + 1
         return {
             "all_synced_s": round(max(synced), 3),
@@ -169,6 +165,10 @@ class Side:
             "bytes_per_consumer": round(sum(new.values()) / n),
             "consumer_process_rss_mb": [float(p.fields[1]) for p in self.procs],
         }
+
+    def new_connections(self, before: dict[str, int]) -> dict[str, int]:
+        """Bytes sent per connection to the consumers not in ``before`` (the new ones)."""
+        return {k: v for k, v in sent_per_connection(self.port).items() if k not in before}
 
     def take_dropped(self) -> int:
         """Sessions the registry dropped (not heard from within their timeout) since
@@ -254,15 +254,9 @@ class Side:
         ``resume``): seconds until the slowest process has all of its back."""
         before = sent_per_connection(self.port)
         for p in self.procs:
-            assert p.p.stdin is not None
-            p.p.stdin.write(f"reconnect {how}\n")
-            p.p.stdin.flush()
-        answers = []
-        for p in self.procs:
-            assert p.p.stdout is not None
-            line = p.p.stdout.readline()
-            answers.append(json.loads(line))
-        new = {k: v for k, v in sent_per_connection(self.port).items() if k not in before}
+            p.tell(f"reconnect {how}")
+        answers = [p.answer() for p in self.procs]
+        new = self.new_connections(before)
         return {
             "all_back_s": round(max(a["s"] for a in answers), 3),
             "keys_min": min(a["keys"] for a in answers),
@@ -331,9 +325,9 @@ def consumers(plan: Plan, cmd: Callable[[int, str], list[str]], dog: Watchdog) -
     all started together (a cold start)."""
     per = plan.w // plan.procs
     procs = [
-        spawn([*NODE_NICE, *cmd(per, f"w{plan.w}-p{i}-")], per, dog) for i in range(plan.procs)
+        Consumers([*NODE_NICE, *cmd(per, f"w{plan.w}-p{i}-")], per, dog) for i in range(plan.procs)
     ]
-    procs.append(spawn(cmd(1, f"w{plan.w}-probe-"), 1, dog))
+    procs.append(Consumers(cmd(1, f"w{plan.w}-probe-"), 1, dog))
     return procs
 
 
@@ -442,13 +436,6 @@ FIGURES: list[tuple[str, tuple[str, ...], str]] = [
     ("storm resume all back", ("storm_resume", "all_back_s"), "s"),
     ("server RSS", ("server_rss_mb",), "MB"),
 ]
-
-
-def dig(doc: dict[str, Any], path: tuple[str, ...]) -> float:
-    value: Any = doc
-    for key in path:
-        value = value[key]
-    return float(value)
 
 
 def compare(c: dict[str, Any], e: dict[str, Any], w: int, lines: list[str]) -> dict[str, Any]:

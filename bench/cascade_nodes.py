@@ -11,7 +11,11 @@ applied since the last dump (``time.time()``), and ``stats`` with one JSON line:
 clients' counters summed (``ClientStats``: connects, failovers, snapshots received, ...),
 how many nodes are connected and to which upstream port, the lowest and highest objects
 revision the nodes hold, and (with ``--watch-active``) every endpoint a node's catalog
-turned inactive: ``[node, endpoint key, time.time()]``. It exits when stdin closes.
+turned inactive: ``[node, endpoint key, time.time()]``; ``reconnect fresh`` or
+``reconnect resume``: every node closes its connection at once and comes back as a new
+client, with an empty catalog or with the one it held (subscribing with its versions),
+answered with ``{"s": seconds until all are synced, "keys": fewest endpoints held}``.
+It exits when stdin closes.
 """
 
 from __future__ import annotations
@@ -82,17 +86,15 @@ def stats(clients: list[CascadeClient], inactive: list[list[object]]) -> dict[st
     }
 
 
-async def reconnect(clients: list[CascadeClient], timeout: float) -> dict[str, float]:
-    """Start every (new) client at once: seconds until all are synced, the fewest
-    objects any holds."""
+async def start_all(clients: list[CascadeClient], timeout: float) -> float:
+    """Start every client at once: seconds until all are synced."""
     t0 = time.perf_counter()
     for c in clients:
         c.start()
     async with asyncio.timeout(timeout):
         for c in clients:
             await c.synced.wait()
-    took = time.perf_counter() - t0
-    return {"s": took, "keys": min(c.catalog.counts()["endpoints"] for c in clients)}
+    return time.perf_counter() - t0
 
 
 async def run(
@@ -143,13 +145,8 @@ async def run(
         for c in clients:
             watch_active(c.catalog, c.node_name, inactive)
     t0 = time.perf_counter()
-    for c in clients:
-        c.start()
     try:
-        async with asyncio.timeout(timeout):
-            for c in clients:
-                await c.synced.wait()
-        synced_s = time.perf_counter() - t0
+        synced_s = await start_all(clients, timeout)
         replaced_s = (max(replaced) - t0) if replaced else synced_s
         gc.collect()
         # The replicas are long-lived: keep the collector from rescanning them, as a node
@@ -172,7 +169,9 @@ async def run(
                     await c.aclose()
                 catalogs = [Catalog() if fresh else c.catalog for c in clients]
                 clients = make_clients(catalogs)
-                print(json.dumps(await reconnect(clients, timeout)), flush=True)
+                took = await start_all(clients, timeout)
+                keys = min(c.catalog.counts()["endpoints"] for c in clients)
+                print(json.dumps({"s": took, "keys": keys}), flush=True)
     finally:
         for c in clients:
             await c.aclose()

@@ -7,6 +7,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
@@ -49,6 +50,22 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "commit": commit,
     }
+
+
+def free_port() -> int:
+    """A loopback port free now (another process may take it before it is bound: start
+    with a retry, as ``etcd_grpc.Etcd`` does)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def dig(doc: dict[str, Any], path: tuple[str, ...]) -> float:
+    """The number at ``path`` (keys, outermost first) in a benchmark's results."""
+    value: Any = doc
+    for key in path:
+        value = value[key]
+    return float(value)
 
 
 def median(values: list[float]) -> float:
@@ -97,48 +114,46 @@ def cli(
     return 0
 
 
-def socket_bytes(port: int) -> dict[str, int]:
-    """Kernel byte counters summed over the established TCP connections whose local port
-    is ``port`` (``ss -tin``): what the server sent and received on them, no overhead.
-    Connections that closed in between are not counted, so keep them open."""
+def _connections(port: int) -> dict[str, dict[str, int]]:
+    """Kernel byte counters (``ss -tin``) per established TCP connection whose local port
+    is ``port``, keyed by the peer's address: ``sent`` (acked by the peer), ``received``."""
     out = subprocess.run(
         ["ss", "-tinH", "state", "established", f"( sport = :{port} )"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    sent = received = conns = 0
-    for field in out.split():
-        if field.startswith("rtt:"):
-            conns += 1
-        elif field.startswith("bytes_acked:"):
-            sent += int(field.split(":", 1)[1])
-        elif field.startswith("bytes_received:"):
-            received += int(field.split(":", 1)[1])
-    return {"sent": sent, "received": received, "connections": conns}
+    conns: dict[str, dict[str, int]] = {}
+    counters: dict[str, int] | None = None
+    for line in out.splitlines():
+        if line and not line[0].isspace():  # "Recv-Q Send-Q local peer", then its details
+            counters = conns[line.split()[-1]] = {"sent": 0, "received": 0}
+        elif counters is not None:
+            for field in line.split():
+                if field.startswith("bytes_acked:"):
+                    counters["sent"] = int(field.split(":", 1)[1])
+                elif field.startswith("bytes_received:"):
+                    counters["received"] = int(field.split(":", 1)[1])
+    return conns
+
+
+def socket_bytes(port: int) -> dict[str, int]:
+    """Kernel byte counters summed over the established TCP connections whose local port
+    is ``port``: what the server sent and received on them, no overhead. Connections
+    that closed in between are not counted, so keep them open."""
+    conns = _connections(port).values()
+    return {
+        "sent": sum(c["sent"] for c in conns),
+        "received": sum(c["received"] for c in conns),
+        "connections": len(conns),
+    }
 
 
 def sent_per_connection(port: int) -> dict[str, int]:
     """Bytes sent (acked by the peer) per established TCP connection whose local port is
     ``port``, keyed by the peer's address: after a reconnect, the connections not seen
     before are the new ones."""
-    out = subprocess.run(
-        ["ss", "-tinH", "state", "established", f"( sport = :{port} )"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    sent: dict[str, int] = {}
-    peer = ""
-    for line in out.splitlines():
-        if line and not line[0].isspace():  # "Recv-Q Send-Q local peer", then its details
-            peer = line.split()[-1]
-            sent[peer] = 0
-        elif peer:
-            for field in line.split():
-                if field.startswith("bytes_acked:"):
-                    sent[peer] = int(field.split(":", 1)[1])
-    return sent
+    return {peer: c["sent"] for peer, c in _connections(port).items()}
 
 
 #: set to a folder to have benchmarks that support it record py-spy profiles there

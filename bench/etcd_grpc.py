@@ -14,7 +14,6 @@ The consumers (informers) are in ``bench.etcd_watchers``, on ``grpc.aio``.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
+from bench.common import free_port
 from bench.etcdpb import rpc_pb2, rpc_pb2_grpc
 from tarscascade.cascade.payload import encode_records
 from tarscascade.model import EndpointRecord
@@ -54,12 +54,6 @@ def prefix_end(prefix: str) -> bytes:
     if not raw or raw[-1] == 0xFF:
         raise ValueError(f"no simple range end for prefix {prefix!r}")
     return raw[:-1] + bytes([raw[-1] + 1])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class EtcdClient:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.__main__ import SUITE
-from bench.common import RESULTS, verdict
+from bench.common import RESULTS, dig, verdict
 
 Row = tuple[str, str, str]  # what, figure, target / verdict
 R = dict[str, Any]
@@ -350,22 +350,16 @@ def etcd_table(r: R) -> str:
     )
     lines = [head + " | target |", "|---" * (2 + 2 * len(runs)) + "|"]
     for label, path, unit, target in ETCD_ROWS:
-        cells = []
-        for v in runs:
-            for system in ("etcd", "cascade"):
-                value: Any = v[system]
-                for key in path:
-                    value = value[key]
-                cells.append(_f(float(value), unit))
+        cells = [_f(dig(v[system], path), unit) for v in runs for system in ("etcd", "cascade")]
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {target} |")
     slope = r.get("server_cpu_us_per_update_per_consumer")
     if slope:
+        # one figure for all W: under the first pair of columns, the others left empty
+        cells = [_f(slope["etcd"], "µs"), _f(slope["cascade"], "µs")]
+        cells += [""] * (2 * len(runs) - 2)
         lines.append(
             "| central CPU per update per extra consumer (slope between the two W) | "
-            + " | ".join(
-                f"{_f(slope['etcd'], 'µs')} | {_f(slope['cascade'], 'µs')}" if i == 0 else "| "
-                for i in range(len(runs))
-            )
+            + " | ".join(cells)
             + " | ≤ 8 µs |"
         )
     return "\n".join(lines) + "\n"
