@@ -244,7 +244,10 @@ class CascadeClient:
         #: when (monotonic) the replica was last seen fresh; None: never
         self._fresh_at: float | None = None
         self._replica = Replica(
-            catalog, on_applied, freeze_gc=self.options.freeze_gc_after_snapshot
+            catalog,
+            on_applied,
+            freeze_gc=self.options.freeze_gc_after_snapshot,
+            max_frame=self.options.max_frame,
         )
         self._descendants = descendants
         self._floor: Callable[[], dict[Category, Version]] | None = None

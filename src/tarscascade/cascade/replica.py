@@ -143,11 +143,15 @@ class Replica:
         clock: Callable[[], float] = time.monotonic,
         *,
         freeze_gc: bool = False,
+        max_frame: int = DEFAULT_MAX_FRAME,
     ) -> None:
         self.catalog = catalog
         self.on_applied = on_applied
         self.clock = clock
         self.freeze_gc = freeze_gc
+        #: a compressed chunk inflates to at most this: what a plain chunk could be on
+        #: the node's connection
+        self.max_frame = max_frame
         #: False: the 128-bit digests of snapshot chunks are not read (the session
         #: compares legacy digests: this node speaks protocol 2, or its upstream does)
         self.digest128 = True
@@ -234,7 +238,7 @@ class Replica:
             self._drop(cat)
             return PushResult(Outcome.RESYNC, cat, reason="snapshot chunks out of order")
         try:
-            records = decode_records(chunk_payload(chunk), cat)
+            records = decode_records(chunk_payload(chunk, self.max_frame), cat)
             if asm.objects is not None:
                 asm.objects.add(records)  # type: ignore[arg-type]  # objects: endpoints
             else:
@@ -345,11 +349,12 @@ class Replica:
             log.exception("on_applied hook failed")
 
 
-def chunk_payload(chunk: SnapshotChunkF) -> bytes:
-    """A chunk's records payload, inflated if it came compressed (never past what a
-    plain frame could carry); PayloadError for an encoding this node never offered."""
+def chunk_payload(chunk: SnapshotChunkF, limit: int) -> bytes:
+    """A chunk's records payload, inflated if it came compressed (to at most ``limit``
+    bytes: what a plain frame could carry); PayloadError for an encoding this node never
+    offered."""
     if not chunk.encoding:
         return chunk.payload
     if chunk.encoding == ZLIB_ENCODING:
-        return decompress_payload(chunk.payload, DEFAULT_MAX_FRAME)
+        return decompress_payload(chunk.payload, limit)
     raise PayloadError(f"unknown payload encoding {chunk.encoding!r}")

@@ -15,9 +15,10 @@ from tarscascade.cascade.payload import (
     encode_records,
 )
 from tarscascade.cascade.replica import Outcome, Replica
-from tarscascade.cascade.snapshots import SnapshotCache
+from tarscascade.cascade.snapshots import SnapshotCache, encode_snapshot
 from tarscascade.catalog import Catalog
 from tarscascade.model import Category, EndpointRecord, Version
+from tarscascade.wire.framing import DEFAULT_MAX_FRAME
 from tarscascade.wire.idl.cascadef import ZLIB_ENCODING, SnapshotChunkF
 from tarscascade.wire.rpc import ClientRpc, Push
 from tarscascade.wire.struct import decode_struct
@@ -125,3 +126,30 @@ def test_a_chunk_the_node_cannot_read_asks_a_resync_and_changes_nothing(
     assert "bad snapshot payload" in out.reason
     assert held.digest(Category.OBJECTS) == digest
     assert held.version(Category.OBJECTS) == V
+
+
+async def test_the_inflation_bound_is_the_node_s_own_frame_limit() -> None:
+    """A node whose connection takes larger frames takes compressed chunks as large; one
+    with the default limit refuses them (a plain chunk that size would not reach it)."""
+    big = 64 << 20
+    source = catalog_of(records(120_000))
+    recs = list(source.records(Category.OBJECTS))
+    snap = encode_snapshot(
+        Category.OBJECTS,
+        V,
+        source.digest(Category.OBJECTS),
+        recs,
+        chunk_bytes=big,
+        max_frame=big,
+        compress=True,
+    )
+    assert snap.total == 1
+    (push,) = ClientRpc(big).receive_data(snap.zframes[0])
+    assert isinstance(push, Push)
+    (plain,) = ClientRpc(big).receive_data(snap.frames[0])
+    assert isinstance(plain, Push)
+    assert len(decode_struct(SnapshotChunkF, plain.packet.sBuffer).payload) > DEFAULT_MAX_FRAME
+    assert Replica(Catalog()).handle(push.func, push.packet.sBuffer).outcome is Outcome.RESYNC
+    roomy = Replica(Catalog(), max_frame=big)
+    assert roomy.handle(push.func, push.packet.sBuffer).outcome is Outcome.APPLIED
+    assert roomy.catalog.digest(Category.OBJECTS) == source.digest(Category.OBJECTS)
