@@ -537,11 +537,7 @@ class SqlStore:
             try:
                 with begin_write(engine) as conn:
                     # Lock the counter first: everything after runs one writer at a time.
-                    epoch, revision, floor = conn.execute(
-                        sa.select(
-                            _meta.c.epoch, _meta.c.revision, _meta.c.log_floor
-                        ).with_for_update()
-                    ).one()
+                    epoch, revision, floor = conn.execute(writes.lock_counter()).one()
                     if check_lineage:
                         self._check_lineage(epoch, int(revision), seen)
                     self._check_file()

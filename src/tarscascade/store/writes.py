@@ -96,7 +96,7 @@ def finish(conn: sa.Connection, events: list[ChangeEvent], revision: int) -> Non
         return
     now = time.time()
     conn.execute(
-        _log.insert(),
+        cached(("insert", _log), _log.insert),
         [
             {
                 "revision": e.revision,
@@ -109,7 +109,7 @@ def finish(conn: sa.Connection, events: list[ChangeEvent], revision: int) -> Non
             for e in events
         ],
     )
-    conn.execute(_meta.update().values(revision=revision))
+    conn.execute(_advance_counter(), {"new_revision": revision})
 
 
 def _flush_puts(
@@ -197,6 +197,21 @@ def _build(table: sa.Table, kind: str) -> Any:
 
 def _statement(table: sa.Table, kind: str) -> Any:
     return cached((kind, table), lambda: _build(table, kind))
+
+
+def lock_counter() -> Any:
+    """The counter's row, locked: every write reads it first (one writer at a time)."""
+    return cached(
+        ("lock", _meta),
+        lambda: sa.select(_meta.c.epoch, _meta.c.revision, _meta.c.log_floor).with_for_update(),
+    )
+
+
+def _advance_counter() -> Any:
+    return cached(
+        ("advance", _meta),
+        lambda: _meta.update().values(revision=sa.bindparam("new_revision")),
+    )
 
 
 def _key_params(pk_values: dict[str, Any]) -> dict[str, Any]:
