@@ -289,9 +289,19 @@ class ChangeEvent:
     record: Record | None  # None for deletions
 
 
+_FIELD_NAMES = {t: tuple(f.name for f in dataclasses.fields(t)) for t in RECORD_TYPES.values()}
+
+
+def record_fields(record: Record) -> dict[str, Any]:
+    """Every field by name. Each is a plain value (tuples of them at most), so a shallow
+    copy is what ``dataclasses.asdict`` gives, at a tenth of its cost (it deep-copies:
+    0.05 ms an endpoint, twice per admin write, issue 17)."""
+    return {name: getattr(record, name) for name in _FIELD_NAMES[type(record)]}
+
+
 def record_to_dict(record: Record) -> dict[str, Any]:
     """A JSON-ready dict with a ``type`` tag (used by the change log and the admin API)."""
-    d = dataclasses.asdict(record)
+    d = record_fields(record)
     d["type"] = _TYPE_NAMES[type(record)]
     return d
 

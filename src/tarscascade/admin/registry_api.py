@@ -88,6 +88,7 @@ from tarscascade.model import (
     GroupRule,
     NodeRecord,
     State,
+    record_fields,
 )
 from tarscascade.registry.admin_ops import (
     RegistryAdmin,
@@ -302,7 +303,7 @@ def _written(admin: RegistryAdmin, res: WriteResult, key: str) -> Json:
     if isinstance(record, EndpointRecord):
         out[key] = endpoint_view(admin, record)
     elif record is not None:
-        out[key] = dataclasses.asdict(record)
+        out[key] = record_fields(record)
     return out
 
 

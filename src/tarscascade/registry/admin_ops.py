@@ -41,6 +41,7 @@ from tarscascade.model import (
     Version,
     endpoint_key,
     node_name_error,
+    record_fields,
     record_from_endpoint,
 )
 from tarscascade.registry.core import Committed, RegistryCore
@@ -222,7 +223,7 @@ class RegistryAdmin:
         return ages
 
     def endpoint_view(self, r: EndpointRecord) -> dict[str, Any]:
-        d = dataclasses.asdict(r)
+        d = record_fields(r)
         d["active"] = self.core.catalog.is_active(r)
         d["adapter"] = r.adapter  # the name keepAlive must use (adapter_name or its default)
         return d
