@@ -149,8 +149,11 @@ class RequestMetricsMiddleware:
             self.metrics.observe_request(self._route(scope), method, status)
 
     def _route(self, scope: Scope) -> str:
-        # Matched here rather than read from scope["route"]: requests refused by the
-        # guard (401/413) never reach the router but should still count per route.
+        routed = scope.get("route")  # the router's match, when the request reached it
+        if routed is not None:
+            return str(getattr(routed, "path", "?"))
+        # Requests refused by the guard (401/413) never reach the router but should
+        # still count per route: matched here.
         partial = None
         for route in self.routes:
             match, _ = route.matches(scope)
