@@ -21,7 +21,12 @@ from fastapi.staticfiles import StaticFiles
 
 from tarscascade import __version__
 from tarscascade.admin.dashboard import STATIC_DIR, render, sse
-from tarscascade.admin.http import RequestMetricsMiddleware, error_response, install_error_handlers
+from tarscascade.admin.http import (
+    FASTAPI_TELEMETRY_OFF,
+    RequestMetricsMiddleware,
+    error_response,
+    install_error_handlers,
+)
 from tarscascade.admin.node_metrics import NodeMetrics
 from tarscascade.catalog.encoded import QueryMethod
 from tarscascade.errors import EndpointSyntaxError, ValidationError
@@ -61,7 +66,12 @@ def parse_wait(text: str) -> float:
 def create_node_app(agent: NodeAgent, *, metrics: NodeMetrics | None = None) -> FastAPI:
     """The ASGI app of one node agent; serve it with uvicorn (127.0.0.1:19380 by default)."""
     metrics = metrics if metrics is not None else NodeMetrics(agent)
-    app = FastAPI(title="tarscascade node agent API", version=__version__, description=DESCRIPTION)
+    app = FastAPI(
+        title="tarscascade node agent API",
+        version=__version__,
+        description=DESCRIPTION,
+        telemetry=FASTAPI_TELEMETRY_OFF,
+    )
     install_error_handlers(app)
     # straight onto app.router: the metrics middleware labels requests by route template
     _ops_routes(app.router, agent, metrics)

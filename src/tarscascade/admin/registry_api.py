@@ -35,7 +35,12 @@ from tarscascade.admin.guard import (
     UnsafeListenError,
     check_listen_safety,
 )
-from tarscascade.admin.http import RequestMetricsMiddleware, error_response, install_error_handlers
+from tarscascade.admin.http import (
+    FASTAPI_TELEMETRY_OFF,
+    RequestMetricsMiddleware,
+    error_response,
+    install_error_handlers,
+)
 from tarscascade.admin.metrics import RegistryMetrics
 from tarscascade.admin.models import (
     READ_ERRORS,
@@ -198,7 +203,10 @@ def create_registry_app(
     """The ASGI app; serve it with uvicorn after :func:`check_listen_safety`."""
     metrics = metrics if metrics is not None else RegistryMetrics(admin.core)
     app = FastAPI(
-        title="tarscascade registry admin API", version=__version__, description=DESCRIPTION
+        title="tarscascade registry admin API",
+        version=__version__,
+        description=DESCRIPTION,
+        telemetry=FASTAPI_TELEMETRY_OFF,
     )
     install_error_handlers(app)
     listing = ObjectListing(admin.core)
