@@ -25,6 +25,7 @@ import contextlib
 import logging
 import random
 import ssl
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -57,6 +58,7 @@ from tarscascade.wire.idl.cascadef import (
     OK,
     PROOF_INFO_KEY,
     PROTOCOL_VERSION,
+    PUSH_ACK_NOW,
     SUBSCRIBE,
     UP_TO_DATE,
     ZLIB_ENCODING,
@@ -251,12 +253,17 @@ class CascadeClient:
         )
         self._descendants = descendants
         self._floor: Callable[[], dict[Category, Version]] | None = None
+        self._on_ack_asked: Callable[[], object] | None = None
         #: pushes applied so far (a heartbeat interval grows only while this stands still)
         self._applied = 0
         self._last_ack: tuple[dict[str, tuple[str, int, int]], tuple[object, ...]] | None = None
         self._rng = self.options.rng
         self._task: asyncio.Task[None] | None = None
         self._ack_wanted = asyncio.Event()
+        #: when the next ack is due (monotonic; None: nothing to acknowledge)
+        self._ack_due: float | None = None
+        #: how soon the upstream wanted its last live change acknowledged, seconds
+        self._upstream_within = 0.0
         self._resubscribe_wanted = asyncio.Event()
         #: pushes read while a subscribe's answer is still on its way to ``_subscribe``
         #: (the reader hands pushes over at once, the answer a loop turn later): applied
@@ -298,8 +305,23 @@ class CascadeClient:
         await self.aclose()
 
     def request_ack(self) -> None:
-        """Send an ack soon (a relay calls this when a descendant acknowledged)."""
-        self._ack_wanted.set()
+        """Send an ack soon (a relay calls this when a descendant acknowledged): as soon
+        as the upstream wanted its last change acknowledged."""
+        self._want_ack(self._upstream_within)
+
+    @property
+    def upstream_wants_prompt_acks(self) -> bool:
+        """The change being applied now is to be acknowledged at once (a relay asks its
+        own downstreams alike when it republishes the change)."""
+        return self._replica.ack_within <= 0
+
+    def _want_ack(self, within: float) -> None:
+        """Acknowledge within ``within`` seconds (at least the ack coalescing); a
+        deadline earlier than the one pending replaces it."""
+        due = time.monotonic() + max(within, self.options.ack_coalesce)
+        if self._ack_due is None or due < self._ack_due:
+            self._ack_due = due
+            self._ack_wanted.set()
 
     def request_heartbeat(self) -> None:
         """Heartbeat now (a relay calls this when a new node subscribed to it, so the
@@ -309,6 +331,10 @@ class CascadeClient:
     def set_descendant_floor(self, floor: Callable[[], dict[Category, Version]]) -> None:
         """A relay's acks carry this floor (a version all its descendants hold)."""
         self._floor = floor
+
+    def set_on_ack_asked(self, hook: Callable[[], object]) -> None:
+        """A relay passes its upstream's "acknowledge now" on to its own downstreams."""
+        self._on_ack_asked = hook
 
     # ------------------------------------------------------------------ freshness
 
@@ -631,6 +657,13 @@ class CascadeClient:
 
     def _apply_push(self, packet: ResponsePacket) -> None:
         func = packet.status.get(STATUS_PUSH_FUNC, "")
+        if func == PUSH_ACK_NOW:
+            # someone upstream waits for acks: these, and a relay's floor, go at once
+            self._upstream_within = 0.0
+            self._want_ack(0.0)
+            if self._on_ack_asked is not None:
+                self._on_ack_asked()
+            return
         result = self._replica.handle(func, packet.sBuffer)
         cat, stats = result.category, self.stats
         if result.outcome is Outcome.APPLIED and cat is not None:
@@ -646,7 +679,9 @@ class CascadeClient:
             if self._progress.applied(cat, snapshot=result.snapshot):
                 self.synced.set()
             self._applied += 1
-            self._ack_wanted.set()
+            if not result.snapshot:
+                self._upstream_within = result.ack_within
+            self._want_ack(result.ack_within)
         elif result.outcome is Outcome.PENDING:
             stats.snapshot_chunks_received += 1
         elif result.outcome is Outcome.IGNORED:
@@ -751,13 +786,22 @@ class CascadeClient:
 
     async def _acks(self, channel: Channel) -> None:
         """One-way acks: what we hold and (a relay) the floor of what our descendants
-        hold, coalesced over a few ms and sent only when that changed."""
-        coalesce = self.options.ack_coalesce
+        hold, sent only when that changed, when due: after a few ms of coalescing, or
+        as late as the upstream asked (``DeltaF.ackWithinMs``: nobody waits for them)."""
         while True:
             await self._ack_wanted.wait()
-            if coalesce > 0:
-                await asyncio.sleep(coalesce)
-            self._ack_wanted.clear()
+            while True:  # sleep until due; an earlier deadline wakes and shortens it
+                self._ack_wanted.clear()
+                due = self._ack_due
+                left = 0.0 if due is None else due - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    async with asyncio.timeout(left):
+                        await self._ack_wanted.wait()
+                except TimeoutError:
+                    break
+            self._ack_due = None
             catalog = self.catalog
             states = {}
             for c in Category:

@@ -13,6 +13,7 @@ from tarscascade.errors import FrameError
 from tarscascade.model import Category, ChangeEvent, Record, Version
 from tarscascade.wire.framing import DEFAULT_MAX_FRAME
 from tarscascade.wire.idl.cascadef import (
+    PUSH_ACK_NOW,
     PUSH_DELTA,
     PUSH_RESYNC,
     PUSH_SNAPSHOT,
@@ -83,17 +84,19 @@ def delta_frames(
     events: Sequence[ChangeEvent],
     max_events: int = DEFAULT_DELTA_EVENTS,
     max_frame: int = DEFAULT_MAX_FRAME,
+    ack_within_ms: int = 0,
 ) -> list[bytes]:
     """Frames taking a category from ``from_`` to ``to``: one per ``max_events`` events.
 
     Each intermediate delta ends at its last event's revision, which is the version a
     downstream holds after applying it; an empty list of events is a *bookmark* (the
-    content did not change, the version moves).
+    content did not change, the version moves). ``ack_within_ms``: how soon the
+    downstream should acknowledge (0: at once).
     """
     if not events:
-        return [_delta_frame(category, from_, to, [], max_frame)]
+        return [_delta_frame(category, from_, to, [], max_frame, ack_within_ms)]
     frames: list[bytes] = []
-    _split_deltas(frames, category, from_, to, events, max_events, max_frame)
+    _split_deltas(frames, category, from_, to, events, max_events, max_frame, ack_within_ms)
     return frames
 
 
@@ -105,18 +108,19 @@ def _split_deltas(
     events: Sequence[ChangeEvent],
     max_events: int,
     max_frame: int,
+    ack_within_ms: int,
 ) -> None:
     start = from_
     for i in range(0, len(events), max_events):
         part = events[i : i + max_events]
         end = to if i + max_events >= len(events) else Version(to.epoch, part[-1].revision)
         try:
-            out.append(_delta_frame(category, start, end, part, max_frame))
+            out.append(_delta_frame(category, start, end, part, max_frame, ack_within_ms))
         except FrameError:
             if len(part) == 1:
                 raise
             # unusually long records: cut this part finer rather than fail the push
-            _split_deltas(out, category, start, end, part, len(part) // 2, max_frame)
+            _split_deltas(out, category, start, end, part, len(part) // 2, max_frame, ack_within_ms)
         start = end
 
 
@@ -126,14 +130,20 @@ def _delta_frame(
     to: Version,
     events: Sequence[ChangeEvent],
     max_frame: int,
+    ack_within_ms: int = 0,
 ) -> bytes:
     delta = DeltaF(
         category=str(category),
         from_=version_f(from_),
         to=version_f(to),
         payload=encode_events(events),
+        ackWithinMs=ack_within_ms,
     )
     return encode_push(PUSH_DELTA, encode_struct(delta), max_frame)
+
+
+#: the push asking a downstream to acknowledge what it holds now
+ACK_NOW_FRAME = encode_push(PUSH_ACK_NOW, b"")
 
 
 def resync_frame(category: str, reason: str, max_frame: int = DEFAULT_MAX_FRAME) -> bytes:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
@@ -106,10 +107,12 @@ class CascadeHub:
         freshness: Callable[[], Freshness] | None = None,
         clock: Callable[[], float] | None = None,
         authorize_descendants: Callable[[str, Sequence[NodeAckF]], Collection[str]] | None = None,
+        prompt_acks: Callable[[], bool] | None = None,
     ) -> None:
         self.catalog = catalog
         self.options = options or HubOptions()
         self._up = Upstream(catalog, self.options)
+        self._up.ack_within_ms = self._ack_within_ms
         self.stats: HubStats = self._up.stats
         self.tracker = AckTracker(self.options.max_offline_nodes)
         self._authenticate = authenticate
@@ -119,6 +122,11 @@ class CascadeHub:
         self._on_heartbeat = on_heartbeat
         self._freshness = freshness or (lambda: FRESH)
         self._clock = clock or time.monotonic
+        #: besides its own (tracker waiters, ``prompt_acks_for``): whether changes are
+        #: wanted acknowledged at once now (a drain elsewhere in the tier; a relay's
+        #: upstream that wants its own change acknowledged at once)
+        self._prompt_acks = prompt_acks
+        self._prompt_until = -math.inf
         self._sweeper: asyncio.Task[None] | None = None
         #: sessions holding changes for their ack, and the one task timing the holds
         self._held: dict[Session, None] = {}
@@ -160,12 +168,19 @@ class CascadeHub:
         self._up.logs[cat].append(from_version, to_version, events)
         frames: list[bytes] = []
         opts = self.options
+        within_ms = self._ack_within_ms()
 
         def shared() -> list[bytes]:  # encoded once, on first use, for every session
             if not frames:
                 frames.extend(
                     delta_frames(
-                        cat, from_version, to_version, events, opts.delta_events, opts.max_frame
+                        cat,
+                        from_version,
+                        to_version,
+                        events,
+                        opts.delta_events,
+                        opts.max_frame,
+                        within_ms,
                     )
                 )
             return frames
@@ -180,6 +195,21 @@ class CascadeHub:
             if self._holder is None:
                 self._holder = self._spawn(self._flush_holds(), "cascade-holds")
         self._enforce_budget()
+
+    def prompt_acks_for(self, seconds: float) -> None:
+        """Changes published in the next ``seconds`` are to be acknowledged at once (a
+        drain calls this before its write: it waits for the acks)."""
+        self._prompt_until = max(self._prompt_until, self._clock() + seconds)
+
+    def _ack_within_ms(self) -> int:
+        """How soon the downstreams should acknowledge the change published now: at once
+        (0) while anyone waits for acks, else within ``lazy_ack``."""
+        lazy = self.options.lazy_ack
+        if lazy <= 0 or self.tracker.waiting or self._clock() < self._prompt_until:
+            return 0
+        if self._prompt_acks is not None and self._prompt_acks():
+            return 0
+        return int(lazy * 1000)
 
     async def _flush_holds(self) -> None:
         """Send the changes held for sessions whose ack did not come in time (one task
@@ -338,8 +368,40 @@ class CascadeHub:
         """Wait until every connected (or every given) node acked ``version`` or later.
 
         Returns ``(elapsed seconds, nodes still behind)`` — empty when all got there.
+        Nodes behind are asked to acknowledge at once: a change published while nobody
+        waited was sent with a lazy ``ackWithinMs``.
         """
+        if self.options.lazy_ack > 0:
+            tracker = self.tracker
+            names = tracker.connected_names() if nodes is None else nodes
+            self.ask_acks_now(
+                [
+                    n
+                    for n in names
+                    if (st := tracker.get(n)) is None
+                    or not tracker.satisfies(st, category, version)
+                ]
+            )
         return await self.tracker.wait(category, version, nodes, timeout)
+
+    def ask_acks_now(self, names: Collection[str] | None = None) -> int:
+        """Ask these nodes (default: every session here) to acknowledge what they hold
+        now; for a node behind a relay, its relay (which asks its own downstreams).
+        Returns the sessions asked."""
+        if names is None:
+            targets = list(self._sessions.values())
+        else:
+            found: dict[Session, None] = {}
+            for name in names:
+                s = self._sessions.get(name)
+                if s is None and (st := self.tracker.get(name)) is not None and st.via:
+                    s = self._sessions.get(st.via)
+                if s is not None:
+                    found[s] = None
+            targets = list(found)
+        for s in targets:
+            s.ask_ack()
+        return len(targets)
 
     # ------------------------------------------------------------------ requests
 

@@ -72,6 +72,8 @@ class PushResult:
     snapshot: bool = False
     bookmark: bool = False  # a delta without events: the version moved, not the content
     reason: str = ""
+    #: how soon the upstream wants it acknowledged, seconds (0: at once)
+    ack_within: float = 0.0
 
 
 class GcPause:
@@ -155,6 +157,10 @@ class Replica:
         #: False: the 128-bit digests of snapshot chunks are not read (the session
         #: compares legacy digests: this node speaks protocol 2, or its upstream does)
         self.digest128 = True
+        #: the push being applied: how soon its upstream wants it acknowledged, seconds
+        #: (0: at once). Set before ``on_applied`` runs, so a relay republishing the
+        #: change asks its own downstreams alike.
+        self.ack_within = 0.0
         self._assembly: dict[Category, _Assembly] = {}
 
     def reset(self) -> None:
@@ -181,6 +187,7 @@ class Replica:
         return asm
 
     def handle(self, func: str, body: bytes) -> PushResult:
+        self.ack_within = 0.0
         try:
             if func == PUSH_SNAPSHOT:
                 return self._chunk(decode_struct(SnapshotChunkF, body))
@@ -321,6 +328,7 @@ class Replica:
             return PushResult(Outcome.RESYNC, cat, reason=f"bad delta payload: {exc}")
         if events and (events[0].revision <= from_.revision or events[-1].revision > to.revision):
             return PushResult(Outcome.RESYNC, cat, reason=f"delta {from_}->{to}: revisions outside")
+        self.ack_within = max(0, delta.ackWithinMs) / 1000.0
         try:
             if events:
                 self.catalog.apply(events, to.epoch)
@@ -332,7 +340,7 @@ class Replica:
         except CatalogError as exc:
             return PushResult(Outcome.RESYNC, cat, reason=f"delta refused: {exc}")
         self._applied(cat, from_, to, events)
-        return PushResult(Outcome.APPLIED, cat, bookmark=not events)
+        return PushResult(Outcome.APPLIED, cat, bookmark=not events, ack_within=self.ack_within)
 
     def _applied(
         self,

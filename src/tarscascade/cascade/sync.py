@@ -21,11 +21,12 @@ Around that, a category is in one of these states:
     The guard holds this upstream's lineage back from the downstream, which keeps its
     own; re-planned at every heartbeat (an operator may confirm the new lineage).
 ``holding``
-    Live, but the downstream has not acknowledged what it was sent yet (it is still
-    applying, or its acks are on their way): new changes wait in the change log, and
-    go out as one delta compacted by key when the ack comes (:meth:`acked`) or the
-    hold times out (:meth:`flush`). A busy node gets one delta per burst, not one per
-    commit; an idle one gets every change at once.
+    Live, but the downstream has not acknowledged what it was sent moments ago (less
+    than ``coalesce_hold``: it is still applying, or its acks are on their way): new
+    changes wait in the change log, and go out as one delta compacted by key when the
+    ack comes (:meth:`acked`) or the hold times out (:meth:`flush`). A busy node gets
+    one delta per burst, not one per commit; an idle one gets every change at once,
+    and so does one whose acks are lazy (``HubOptions.lazy_ack``) once the hold passed.
 
 Events in: :meth:`subscribe`, :meth:`heartbeat`, :meth:`acked`, :meth:`publish`,
 :meth:`flush`, :meth:`whole`, :meth:`reset`, the worker's :meth:`take_job` / :meth:`catch_up` /
@@ -37,6 +38,7 @@ Every "what to do" decision is :func:`~tarscascade.cascade.rules.plan`'s.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -107,6 +109,8 @@ class SessionSync:
     scheme: Scheme = Scheme.V2
     #: live categories whose changes wait for the downstream's ack, and since when
     holding: dict[Category, float] = field(default_factory=dict)
+    #: when each category's last push was written
+    pushed_at: dict[Category, float] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ plans
 
@@ -266,9 +270,17 @@ class SessionSync:
                 self.request(cat)  # caught up with the node: the worker takes it from here
             return None
         if sent == from_:
-            if self.acked.get(cat, sent) != sent and self.upstream.options.coalesce_hold > 0:
-                # still applying (or acking) the previous push: send this with what follows
-                self.holding[cat] = self.clock()
+            hold = self.upstream.options.coalesce_hold
+            now = self.clock()
+            if (
+                self.acked.get(cat, sent) != sent
+                and now - self.pushed_at.get(cat, -math.inf) < hold
+            ):
+                # The previous push, written moments ago, is not acknowledged: the
+                # downstream may still be applying it, so this goes with what follows.
+                # Later than ``hold`` it goes out at once: the ack may be lazy (asked
+                # within ``lazy_ack``), and waiting for it would hold every change.
+                self.holding[cat] = now
                 self.upstream.stats.coalesced_changes += 1
                 return None
             return Push(cat, shared(), to, digest, PushKind.DELTA)
@@ -276,8 +288,11 @@ class SessionSync:
             return None  # it has this already (it came to us ahead of our source)
         if sent is not None and sent.epoch == to.epoch and from_.revision < sent.revision:
             newer = [ev for ev in events if ev.revision > sent.revision]
-            opts = self.upstream.options
-            frames = delta_frames(cat, sent, to, newer, opts.delta_events, opts.max_frame)
+            up = self.upstream
+            opts = up.options
+            frames = delta_frames(
+                cat, sent, to, newer, opts.delta_events, opts.max_frame, up.ack_within_ms()
+            )
             return Push(cat, frames, to, digest, PushKind.DELTA)
         self.upstream.stats.resyncs += 1
         self.request(cat)
@@ -323,6 +338,7 @@ class SessionSync:
         """``push`` was written: the downstream will hold its version."""
         self.sent[push.category] = push.to
         self.sent_digest[push.category] = push.digest
+        self.pushed_at[push.category] = self.clock()
 
     # ------------------------------------------------------------------ the worker
 

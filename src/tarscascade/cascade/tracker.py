@@ -253,6 +253,11 @@ class AckTracker:
     def states(self) -> list[NodeState]:
         return list(self._nodes.values())
 
+    @property
+    def waiting(self) -> bool:
+        """Someone waits on :meth:`wait` now (a drain)."""
+        return bool(self._waiters)
+
     def connected_names(self) -> set[str]:
         return {n for n, st in self._nodes.items() if st.connected}
 

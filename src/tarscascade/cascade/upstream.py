@@ -8,6 +8,7 @@ source catalog's version (the decisions are in :mod:`~tarscascade.cascade.rules`
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tarscascade.cascade.changelog import DEFAULT_LOG_EVENTS, ChangeLog, compact
@@ -25,6 +26,10 @@ from tarscascade.wire.idl.cascadef import DIGEST128_PROTOCOL, PROTOCOL_VERSION
 #: a cached snapshot is reused with up to this many events after it, whatever its size
 SHORT_TAIL_MIN = 1_000
 SYNC_ORDER = (Category.SETTINGS, Category.GROUPS, Category.NODES, Category.OBJECTS)
+
+
+#: see ``HubOptions.lazy_ack``: within the dashboard's refresh, well under a heartbeat
+DEFAULT_LAZY_ACK = 1.0
 
 
 @dataclass(slots=True)
@@ -71,6 +76,11 @@ class HubOptions:
     #: compacted by key, when its ack comes: a burst costs a busy node one apply, not
     #: one per commit (0: every change goes out as it comes)
     coalesce_hold: float = 0.05
+    #: how soon a downstream acknowledges a live change when nobody waits for it (s):
+    #: an ack per change per node was most of the upstream's cost per change (issue 17).
+    #: At once while a drain waits here or in the tier (``CascadeHub.prompt_acks_for``,
+    #: its ``prompt_acks``) or on this hub's tracker; 0 = always at once
+    lazy_ack: float = DEFAULT_LAZY_ACK
     #: the newest protocol this upstream speaks (lower it to act as an older upstream:
     #: tests of rolling upgrades)
     max_protocol: int = PROTOCOL_VERSION
@@ -143,9 +153,13 @@ class Upstream:
             compress=options.compress_snapshots,
         )
         self.snapshot_slots = asyncio.Semaphore(options.max_concurrent_snapshots)
-        #: catch-up frames per (category, from) for the category's current version:
-        #: sessions resuming (or flushing held changes) from one version share one encoding
-        self._catch_ups: dict[tuple[Category, Version], tuple[Version, list[bytes]]] = {}
+        #: catch-up frames per (category, from, ackWithinMs) for the category's current
+        #: version: sessions resuming (or flushing held changes) from one version share
+        #: one encoding
+        self._catch_ups: dict[tuple[Category, Version, int], tuple[Version, list[bytes]]] = {}
+        #: how soon downstreams should acknowledge a change sent now, ms (0: at once);
+        #: the hub decides (``CascadeHub._ack_within_ms``)
+        self.ack_within_ms: Callable[[], int] = lambda: 0
 
     def version(self, cat: Category) -> Version:
         return self.catalog.version(cat)
@@ -172,7 +186,8 @@ class Upstream:
         its events compacted by key (check :meth:`covers` first). Encoded once per
         (``since``, current version) and shared by every session that asks."""
         now = self.version(cat)
-        hit = self._catch_ups.get((cat, since))
+        within = self.ack_within_ms()
+        hit = self._catch_ups.get((cat, since, within))
         if hit is not None and hit[0] == now:
             self.stats.catch_up_shared += 1
             return hit[1]
@@ -180,7 +195,7 @@ class Upstream:
             self._catch_ups = {k: v for k, v in self._catch_ups.items() if v[0] == now}
         events = compact(self.logs[cat].since(since.revision))
         opts = self.options
-        frames = delta_frames(cat, since, now, events, opts.delta_events, opts.max_frame)
-        self._catch_ups[(cat, since)] = (now, frames)
+        frames = delta_frames(cat, since, now, events, opts.delta_events, opts.max_frame, within)
+        self._catch_ups[(cat, since, within)] = (now, frames)
         self.stats.catch_up_encodes += 1
         return frames

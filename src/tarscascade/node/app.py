@@ -88,6 +88,9 @@ class NodeAgent:
             on_heartbeat=lambda _name: self.client.request_ack() if self.client else None,
             # downstreams of this relay are exactly as fresh as it is
             freshness=self.freshness,
+            # a change its upstream wants acknowledged at once (a drain waits), its
+            # leaves acknowledge at once too; the rest as lazily as they were asked
+            prompt_acks=lambda: self.client is not None and self.client.upstream_wants_prompt_acks,
         )
         self.client: CascadeClient | None = None
         self.server: TarsServer | None = None
@@ -338,6 +341,7 @@ class NodeAgent:
                 on_rekey=self._rekeyed,
             )
             self.client.set_descendant_floor(self.hub.descendant_floor)
+            self.client.set_on_ack_asked(self.hub.ask_acks_now)
             self.client.from_disk = self.loaded_from_disk
             self.client.start()
             self.reports.upstream = lambda: self.client.upstream if self.client else None

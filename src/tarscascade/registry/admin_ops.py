@@ -445,6 +445,7 @@ class RegistryAdmin:
         if not 0 <= timeout <= MAX_DRAIN_TIMEOUT:
             raise ValidationError(f"timeout must be 0..{MAX_DRAIN_TIMEOUT:g} s, got {timeout}")
         if self.owner is not None:
+            self.drains.prompt_acks(timeout)  # the owner's change is the drain's
             await self.core.catch_up()
             record = self.get_endpoint(object_id, host, port)
             record, left = await self._owner_drained(record, timeout)

@@ -124,10 +124,20 @@ class DrainBook:
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
 
+    def prompt_acks(self, timeout: float) -> None:
+        """The changes of the next ``timeout`` (and a grace) are acknowledged at once:
+        a drain waits for them (else nodes acknowledge within ``HubOptions.lazy_ack``)."""
+        if self.hub is not None:
+            self.hub.prompt_acks_for(timeout + WAIT_ROW_GRACE_S)
+
     async def announce(self, version: Version, timeout: float) -> str | None:
-        """Before the drain's write: tell the tier's registries that a drain waits, so
-        they write their nodes' acknowledgements from its first one on."""
-        if self.tier is None or self.hub is None:
+        """Before the drain's write: the nodes are to acknowledge it at once, and the
+        tier's registries are told that a drain waits, so they write their nodes'
+        acknowledgements from its first one on."""
+        if self.hub is None:
+            return None
+        self.prompt_acks(timeout)
+        if self.tier is None:
             return None
         return await self.tier.open_wait(version, timeout + WAIT_ROW_GRACE_S)
 

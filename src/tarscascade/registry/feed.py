@@ -187,6 +187,8 @@ async def attach_cascade(
         on_heartbeat=feed.on_heartbeat,
         freshness=RegistryFreshness(core),
         authorize_descendants=authority.authorize_descendants,
+        # a drain on another registry of the tier waits for these nodes' acks too
+        prompt_acks=(lambda: bool(tier.waits)) if (tier := core.tier) is not None else None,
     )
     authority.add_revoked_listener(hub.end_session)
     feed.hub = hub

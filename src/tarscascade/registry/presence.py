@@ -327,7 +327,12 @@ class TierPresence:
                         await asyncio.sleep(early)
                     self._wake.clear()
                     looked = loop.time()
+                    before = self.waits
                     self.waits = await asyncio.to_thread(self.table.waits)
+                    if self.waits and not before and self.hub is not None:
+                        # a drain elsewhere waits: changes our nodes were sent before it
+                        # (lazily acknowledged) are acknowledged now
+                        self.hub.ask_acks_now()
                     next_look = looked + (opts.ack_interval if self.waits else opts.wait_poll)
                 await self.flush()
             except StoreError as exc:

@@ -34,6 +34,8 @@ async def test_acks_through_a_relay_do_not_grow_with_its_leaves(cluster: Cluster
         relay_catalog,
         authenticate=lambda _n, t: t == TOKEN,
         on_heartbeat=lambda _name: middle[0].client.request_ack() if middle else None,
+        # as the node agent wires a relay: its leaves are asked as its upstream asks it
+        prompt_acks=lambda: bool(middle) and middle[0].client.upstream_wants_prompt_acks,
     )
     async with TarsServer([relay_hub.servant]) as relay_server:
         # slow heartbeats: what is measured below is the acks
@@ -49,6 +51,7 @@ async def test_acks_through_a_relay_do_not_grow_with_its_leaves(cluster: Cluster
             )
         )
         middle[0].client.set_descendant_floor(relay_hub.descendant_floor)
+        middle[0].client.set_on_ack_asked(relay_hub.ask_acks_now)
         await converged(middle, reg, "the relay")
         leaves = [
             cluster.node(f"leaf{i}", [("127.0.0.1", relay_server.port)], options=slow)

@@ -8,6 +8,7 @@ node ends up holding is exactly the registry's content.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from tarscascade.cascade import CascadeHub, HubOptions
@@ -61,12 +62,15 @@ class Conn:
 
 
 class Rig:
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, clock: Callable[[], float] | None = None, **options: Any) -> None:
         self.catalog = Catalog()
         for c in Category:
             self.catalog.replace_category(c, [], Version("e", 0))
         self.hub = CascadeHub(
-            self.catalog, authenticate=lambda _n, _t: True, options=HubOptions(**options)
+            self.catalog,
+            authenticate=lambda _n, _t: True,
+            options=HubOptions(**options),
+            clock=clock,
         )
         self.down = Catalog()
         for c in Category:
@@ -153,6 +157,27 @@ async def test_held_changes_go_out_when_the_ack_never_comes() -> None:
     assert rig.conn.frames == 1
     await eventually(rig.in_sync, timeout=10, what="the held changes, after the hold")
     assert rig.conn.frames == 2
+    await rig.hub.aclose()
+
+
+async def test_a_push_unacknowledged_past_the_hold_does_not_hold_the_next_change() -> None:
+    """Lazy acks (issue 17): a node asked to acknowledge within a minute has not, and
+    need not have; a change a second later goes out at once, not after a hold."""
+    now = [100.0]
+    rig = Rig(clock=lambda: now[0], coalesce_hold=0.05, lazy_ack=60.0)
+    rig.subscribe()
+    rig.write(1)
+    assert rig.conn.frames == 1
+    assert rig.conn.replica.ack_within == 60.0  # "acknowledge within a minute"
+    now[0] += 1.0
+    rig.write(2)  # no ack came for the first
+    assert rig.conn.frames == 2, "not held: the hold is for pushes moments old"
+    assert rig.hub.stats.coalesced_changes == 0
+    assert rig.in_sync()
+    now[0] += 0.01
+    rig.write(3)  # moments after an unacknowledged push: held, as before
+    assert rig.conn.frames == 2
+    assert rig.hub.stats.coalesced_changes == 1
     await rig.hub.aclose()
 
 

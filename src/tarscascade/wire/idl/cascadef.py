@@ -105,6 +105,9 @@ PROOF_INFO_KEY = "tarscascade.proof"
 PUSH_SNAPSHOT = "cascade.snapshot"
 PUSH_DELTA = "cascade.delta"
 PUSH_RESYNC = "cascade.resync"
+#: no body: "acknowledge what you hold now" (someone began waiting for acks of changes
+#: sent with a lazy DeltaF.ackWithinMs); older downstreams ignore it
+PUSH_ACK_NOW = "cascade.acknow"
 
 # CategoryPlanF.action
 UP_TO_DATE = 0
@@ -260,6 +263,9 @@ class DeltaF:
     from_: VersionF = tfield(1, VERSION_F, require=True, default_factory=VersionF)
     to: VersionF = tfield(2, VERSION_F, require=True, default_factory=VersionF)
     payload: bytes = tfield(3, BYTES, require=True, default=b"")
+    #: how soon the upstream wants this delta acknowledged, ms; 0 (absent: an older
+    #: upstream) = at once. Older downstreams skip the tag and acknowledge at once.
+    ackWithinMs: int = tfield(4, INT32_K, default=0, skip_default=True)
 
 
 @tars_struct

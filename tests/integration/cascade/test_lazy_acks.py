@@ -1,0 +1,196 @@
+"""Acks on demand (issue 17): nodes acknowledge a live change within the hub's
+``lazy_ack`` when nobody waits for it (an ack per change per node was most of the
+registry's cost per change), and at once when someone does — a drain, which asks before
+its write; a waiter on the tracker, which asks the nodes behind ("ack now" pushes);
+through a relay too. ``LAZY`` is so long that an ack seen within a test's bounds was
+asked for."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tarscascade.cascade import CascadeHub, HubOptions
+from tarscascade.catalog import Catalog
+from tarscascade.model import Category, Version
+from tarscascade.store import Put
+from tarscascade.testing import eventually
+from tarscascade.transport import TarsServer
+from tarscascade.wire.codec import BYTES, STRING
+from tarscascade.wire.idl.cascadef import VERSION_F, DeltaF, VersionF
+from tarscascade.wire.struct import decode_struct, encode_struct, tars_struct, tfield
+from tests.integration.cascade.harness import (
+    TOKEN,
+    WAIT,
+    Cluster,
+    Node,
+    Registry,
+    converged,
+    ep,
+    fast_client_options,
+)
+
+LAZY = 60.0
+WRITES = 20
+#: longer than a node's ack coalescing (10 ms): acks at once would be one per write
+PACE_S = 0.02
+#: heartbeats far apart: what is counted below is acks
+QUIET = fast_client_options(heartbeat_interval=30.0)
+
+
+def objects(reg: Registry) -> Version:
+    return reg.core.catalog.version(Category.OBJECTS)
+
+
+async def _paced_writes(reg: Registry, first: int) -> Version:
+    for i in range(WRITES):
+        await reg.core.write([Put(ep(first + i))])
+        await asyncio.sleep(PACE_S)
+    return objects(reg)
+
+
+async def _acked(hub: CascadeHub, name: str, version: Version) -> None:
+    """``hub`` recorded ``name`` at ``version`` or later (its ack came in)."""
+    tracker = hub.tracker
+    await eventually(
+        lambda: (
+            (st := tracker.get(name)) is not None
+            and tracker.satisfies(st, Category.OBJECTS, version)
+        ),
+        timeout=WAIT,
+        what=f"{name} acknowledged {version}",
+    )
+
+
+async def _applied(node: Node, version: Version) -> None:
+    await eventually(
+        lambda: node.catalog.version(Category.OBJECTS) == version, timeout=WAIT, what="applied"
+    )
+
+
+async def test_changes_nobody_waits_for_are_not_acknowledged_one_by_one(
+    cluster: Cluster,
+) -> None:
+    reg = await cluster.start_registry(hub_options=HubOptions(lazy_ack=LAZY))
+    await reg.core.write([Put(ep(1))])
+    node = cluster.node("n1", [("127.0.0.1", reg.port)], options=QUIET)
+    await converged([node], reg, "first sync")
+    await _acked(reg.hub, "n1", objects(reg))  # the sync's own ack is in
+    acks = node.client.stats.acks_sent
+    hub_acks = reg.hub.stats.acks
+
+    want = await _paced_writes(reg, 100)
+    await _applied(node, want)
+    # every change is there; not one acknowledged (acks at once: about one per write)
+    assert node.client.stats.acks_sent == acks
+    assert reg.hub.stats.acks == hub_acks
+    state = reg.hub.tracker.get("n1")
+    assert state is not None
+    assert not reg.hub.tracker.satisfies(state, Category.OBJECTS, want)
+
+    # someone waits now: the node is asked, and acknowledges at once (not in LAZY)
+    _, missing = await reg.hub.wait_acked(Category.OBJECTS, want, timeout=WAIT)
+    assert missing == []
+    assert node.client.stats.acks_sent - acks <= 2
+
+
+async def test_a_drain_announced_before_its_write_is_acknowledged_at_once(
+    cluster: Cluster,
+) -> None:
+    reg = await cluster.start_registry(hub_options=HubOptions(lazy_ack=LAZY))
+    await reg.core.write([Put(ep(1))])
+    node = cluster.node("n1", [("127.0.0.1", reg.port)], options=QUIET)
+    await converged([node], reg, "first sync")
+    reg.hub.prompt_acks_for(WAIT)  # what a drain does before its write
+    await reg.core.write([Put(ep(2))])
+    want = objects(reg)
+    # nobody waits on the tracker and nobody asks: the delta itself said "at once"
+    await eventually(
+        lambda: (
+            (st := reg.hub.tracker.get("n1")) is not None
+            and reg.hub.tracker.satisfies(st, Category.OBJECTS, want)
+        ),
+        timeout=WAIT,
+        what="acknowledged",
+    )
+
+
+async def test_a_waiter_gets_the_acks_of_nodes_behind_a_relay(cluster: Cluster) -> None:
+    reg = await cluster.start_registry(hub_options=HubOptions(lazy_ack=LAZY))
+    await reg.core.write([Put(ep(1))])
+    relay_catalog = Catalog()
+    middle: list[Node] = []
+    relay_hub = CascadeHub(
+        relay_catalog,
+        authenticate=lambda _n, t: t == TOKEN,
+        options=HubOptions(lazy_ack=LAZY),
+        on_heartbeat=lambda _name: middle[0].client.request_ack() if middle else None,
+        prompt_acks=lambda: bool(middle) and middle[0].client.upstream_wants_prompt_acks,
+    )
+    async with TarsServer([relay_hub.servant]) as relay_server:
+        middle.append(
+            cluster.node(
+                "relay",
+                [("127.0.0.1", reg.port)],
+                catalog=relay_catalog,
+                on_applied=relay_hub.replica_applied,
+                descendants=relay_hub.descendant_acks,
+                options=QUIET,
+            )
+        )
+        relay = middle[0]
+        relay.client.set_descendant_floor(relay_hub.descendant_floor)
+        relay.client.set_on_ack_asked(relay_hub.ask_acks_now)
+        await converged(middle, reg, "the relay")
+        leaves = [
+            cluster.node(f"leaf{i}", [("127.0.0.1", relay_server.port)], options=QUIET)
+            for i in range(3)
+        ]
+        await converged(leaves, reg, "the leaves")
+        # the relay lists its leaves in a heartbeat: ask for one (they are 30 s apart)
+        relay.client.request_heartbeat()
+        await eventually(
+            lambda: all(reg.hub.tracker.get(f"leaf{i}") is not None for i in range(3)),
+            timeout=WAIT,
+            what="the leaves known upstream",
+        )
+        for i in range(3):
+            await _acked(relay_hub, f"leaf{i}", objects(reg))  # their syncs' acks are in
+        leaf_acks = [leaf.client.stats.acks_sent for leaf in leaves]
+        want = await _paced_writes(reg, 100)
+        for leaf in leaves:
+            await _applied(leaf, want)
+        # the leaves were asked lazily, as the relay was
+        assert [leaf.client.stats.acks_sent for leaf in leaves] == leaf_acks
+
+        _, missing = await reg.hub.wait_acked(
+            Category.OBJECTS, want, [f"leaf{i}" for i in range(3)], timeout=WAIT
+        )
+        assert missing == []
+        for n in [*leaves, *middle]:
+            await cluster.close_node(n)
+        await relay_hub.aclose()
+
+
+@tars_struct
+class OlderDeltaF:
+    """DeltaF as downstreams before ``ackWithinMs`` (tag 4) declared it."""
+
+    category: str = tfield(0, STRING, require=True, default="")
+    from_: VersionF = tfield(1, VERSION_F, require=True, default_factory=VersionF)
+    to: VersionF = tfield(2, VERSION_F, require=True, default_factory=VersionF)
+    payload: bytes = tfield(3, BYTES, require=True, default=b"")
+
+
+def test_an_older_downstream_reads_a_lazy_delta_and_skips_the_new_tag() -> None:
+    lazy = DeltaF(
+        category="objects",
+        from_=VersionF("e", 1),
+        to=VersionF("e", 2),
+        payload=b"x",
+        ackWithinMs=60_000,
+    )
+    old = decode_struct(OlderDeltaF, encode_struct(lazy))
+    assert (old.category, old.to.revision, old.payload) == ("objects", 2, b"x")
+    # and what an older upstream sends (no tag 4) reads as "at once"
+    plain = OlderDeltaF(category="objects", from_=VersionF("e", 1), to=VersionF("e", 2))
+    assert decode_struct(DeltaF, encode_struct(plain)).ackWithinMs == 0
