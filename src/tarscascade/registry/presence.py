@@ -314,6 +314,7 @@ class TierPresence:
         opts = self.options
         next_look = 0.0
         looked = -math.inf
+        next_flush = 0.0
         loop = asyncio.get_running_loop()
         while True:
             now = loop.time()
@@ -333,8 +334,14 @@ class TierPresence:
                         # a drain elsewhere waits: changes our nodes were sent before it
                         # (lazily acknowledged) are acknowledged now
                         self.hub.ask_acks_now()
+                        next_flush = 0.0  # and written from now on
                     next_look = looked + (opts.ack_interval if self.waits else opts.wait_poll)
-                await self.flush()
+                # on its own tick, not at every write that woke the loop (O(nodes) each)
+                now = loop.time()
+                if now >= next_flush:
+                    await self.flush()
+                    tick = opts.ack_interval if self.waits else min(opts.wait_poll, 1.0)
+                    next_flush = now + tick
             except StoreError as exc:
                 self._failed("the tier's tables", exc)
             except Exception:
