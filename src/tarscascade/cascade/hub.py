@@ -185,16 +185,25 @@ class CascadeHub:
                 )
             return frames
 
+        digests: dict[Scheme, int | None] = {}
+
+        def digest_as(scheme: Scheme) -> int | None:  # one look-up per scheme, not per session
+            if scheme not in digests:
+                digests[scheme] = self.catalog.digest_as(scheme, cat)
+            return digests[scheme]
+
         held = self._held
         for s in list(self._sessions.values()):
-            s.on_delta(cat, from_version, to_version, events, shared)
+            s.on_delta(cat, from_version, to_version, events, shared, digest_as)
             if s.sync.holding:
                 held[s] = None
         if held:
             self._holds_wanted.set()
             if self._holder is None:
                 self._holder = self._spawn(self._flush_holds(), "cascade-holds")
-        self._enforce_budget()
+        if self._up.budget_check:
+            self._up.budget_check = False
+            self._enforce_budget()
 
     def prompt_acks_for(self, seconds: float) -> None:
         """Changes published in the next ``seconds`` are to be acknowledged at once (a
@@ -229,6 +238,9 @@ class CascadeHub:
                     s.flush_due(now)
                     if not s.sync.holding or s.closed:
                         del self._held[s]
+
+    def _sessions_changed(self) -> None:
+        self._up.fair_backlog = self.options.max_total_backlog_bytes / max(1, len(self._sessions))
 
     def _enforce_budget(self) -> None:
         """Keep every session's unsent bytes together within the global budget: drop the
@@ -491,6 +503,7 @@ class CascadeHub:
         fresh = self._freshness()
         plan = self._plans(s, s.subscribe(held, self._context(held, counts)))
         self._sessions[name] = s
+        self._sessions_changed()
         if id(conn) not in self._by_conn:
             self._by_conn[id(conn)] = s
             conn.add_close_callback(lambda c=conn: self._conn_closed(c))  # type: ignore[misc]
@@ -731,6 +744,7 @@ class CascadeHub:
             s.task.cancel()
         if self._sessions.get(s.name) is s:
             del self._sessions[s.name]
+            self._sessions_changed()
             self.tracker.disconnected(s.name)
         if abort:
             s.conn.abort()

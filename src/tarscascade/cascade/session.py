@@ -148,10 +148,11 @@ class Session:
         to: Version,
         events: Sequence[ChangeEvent],
         shared: Callable[[], list[bytes]],
+        digest_as: Callable[[Scheme], int | None] | None = None,
     ) -> None:
         if self.closed:
             return
-        push = self.sync.publish(cat, from_, to, events, shared)
+        push = self.sync.publish(cat, from_, to, events, shared, digest_as)
         if push is not None:
             self._send(push)
         elif self.sync.pinned_events() > self.upstream.options.max_pinned_events:
@@ -204,9 +205,12 @@ class Session:
         return self.conn.write_buffer_size
 
     def _check_backlog(self) -> None:
-        if self.backlog > self.upstream.options.max_backlog_bytes:
-            self.upstream.stats.slow_dropped += 1
+        backlog, up = self.backlog, self.upstream
+        if backlog > up.options.max_backlog_bytes:
+            up.stats.slow_dropped += 1
             self.drop("backlog over the limit")
+        elif backlog > up.fair_backlog:
+            up.budget_check = True  # the hub checks the total at its next publish
 
     def ask_ack(self) -> None:
         """Ask the downstream to acknowledge what it holds now (an older one ignores it)."""
@@ -298,6 +302,8 @@ class Session:
             frame = await snap.frame(seq, self.compressed)
             if self.closed or not conn.push_frame(frame):
                 raise SessionGone
+            if conn.write_buffer_size > up.fair_backlog:
+                up.budget_check = True  # counted in the total budget, as live pushes are
             up.stats.snapshot_chunks_sent += 1
             up.stats.snapshot_bytes_sent += len(frame)
             sent_bytes += len(frame)

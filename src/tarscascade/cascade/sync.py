@@ -252,9 +252,11 @@ class SessionSync:
         to: Version,
         events: Sequence[ChangeEvent],
         shared: Callable[[], list[bytes]],
+        digest_as: Callable[[Scheme], int | None] | None = None,
     ) -> Push | None:
-        """The source moved ``cat`` from -> to with ``events``: what to send (if anything)."""
-        digest = self.digest_of(cat)
+        """The source moved ``cat`` from -> to with ``events``: what to send (if anything).
+        ``digest_as``: the category's digest under a scheme, worked out once per change
+        for every session (else this session's own look-up)."""
         pinned = self.pinned.get(cat)
         if pinned is not None:
             pinned.extend(events)
@@ -283,6 +285,7 @@ class SessionSync:
                 self.holding[cat] = now
                 self.upstream.stats.coalesced_changes += 1
                 return None
+            digest = digest_as(self.scheme) if digest_as is not None else self.digest_of(cat)
             return Push(cat, shared(), to, digest, PushKind.DELTA)
         if sent is not None and sent.epoch == to.epoch and sent.revision >= to.revision:
             return None  # it has this already (it came to us ahead of our source)
@@ -293,7 +296,7 @@ class SessionSync:
             frames = delta_frames(
                 cat, sent, to, newer, opts.delta_events, opts.max_frame, up.ack_within_ms()
             )
-            return Push(cat, frames, to, digest, PushKind.DELTA)
+            return Push(cat, frames, to, self.digest_of(cat), PushKind.DELTA)
         self.upstream.stats.resyncs += 1
         self.request(cat)
         return None

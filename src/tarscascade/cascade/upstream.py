@@ -157,6 +157,11 @@ class Upstream:
         #: version: sessions resuming (or flushing held changes) from one version share
         #: one encoding
         self._catch_ups: dict[tuple[Category, Version, int], tuple[Version, list[bytes]]] = {}
+        #: every session's fair share of the total backlog budget (the hub keeps it): the
+        #: total can pass the budget only if some session's backlog passes its share,
+        #: so the O(sessions) check runs only after one did (``budget_check``)
+        self.fair_backlog = float(options.max_total_backlog_bytes)
+        self.budget_check = False
         #: how soon downstreams should acknowledge a change sent now, ms (0: at once);
         #: the hub decides (``CascadeHub._ack_within_ms``)
         self.ack_within_ms: Callable[[], int] = lambda: 0

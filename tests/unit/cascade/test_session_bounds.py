@@ -156,3 +156,52 @@ async def test_the_global_backlog_budget_drops_the_largest_backlogs_first() -> N
     assert dropped == ["b"]
     assert hub.stats.budget_dropped == 1
     await hub.aclose()
+
+
+async def test_a_publish_checks_the_total_only_after_a_session_passed_its_fair_share() -> None:
+    """The total budget is checked at a publish only when some session's backlog went
+    past budget / sessions (else the total cannot be over): no O(sessions) sum per
+    change (issue 17). Past it, the largest backlogs go first, as before."""
+    from tarscascade.cascade import CascadeHub
+
+    cat = catalog(10)
+    hub = CascadeHub(
+        cat,
+        authenticate=lambda _n, _t: True,
+        options=HubOptions(max_total_backlog_bytes=100, max_backlog_bytes=10**9),
+    )
+    dropped: list[str] = []
+    conns = {"a": Backlogged(10), "b": Backlogged(20)}
+    sessions = {}
+    for name, conn in conns.items():
+        sessions[name] = Session(
+            hub._up,
+            name,
+            conn,
+            ("127.0.0.1", 1),
+            NodeState(name),
+            lambda s, _w: dropped.append(s.name),
+        )  # type: ignore[arg-type]
+        hub._sessions[name] = sessions[name]
+    hub._sessions_changed()
+    assert hub._up.fair_backlog == 50
+    for s in sessions.values():
+        s._check_backlog()
+    assert hub._up.budget_check is False  # 10 and 20: each within its share of 100
+
+    def publish() -> None:
+        before = cat.version(CAT)
+        rev = before.revision + 1
+        ev = ChangeEvent(rev, CAT, Op.PUT, rec(rev).key, rec(rev))
+        cat.apply([ev], E)
+        hub.publish(CAT, before, cat.version(CAT), [ev])
+
+    conns["b"].write_buffer_size = 95  # b stopped reading: 105 bytes in all
+    publish()  # b is not subscribed here: nothing is sent to it, nothing noticed it yet
+    assert dropped == []
+    sessions["b"]._check_backlog()  # what a push to b notes
+    assert hub._up.budget_check is True
+    publish()
+    assert dropped == ["b"]
+    assert hub._up.budget_check is False
+    await hub.aclose()
