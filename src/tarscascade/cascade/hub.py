@@ -223,11 +223,11 @@ class CascadeHub:
     async def _flush_holds(self) -> None:
         """Send the changes held for sessions whose ack did not come in time (one task
         for all sessions: a burst to 1,000 slow nodes is one timer, not 1,000)."""
-        hold = self.options.coalesce_hold
         while not self._closed:
             await self._holds_wanted.wait()
             self._holds_wanted.clear()
             while self._held:
+                hold = self._up.hold_window()
                 now = self._clock()
                 due = min(min(t.sync.holding.values(), default=now) for t in self._held)
                 left = due + hold - now

@@ -272,7 +272,7 @@ class SessionSync:
                 self.request(cat)  # caught up with the node: the worker takes it from here
             return None
         if sent == from_:
-            hold = self.upstream.options.coalesce_hold
+            hold = self.upstream.hold_window()
             now = self.clock()
             if (
                 self.acked.get(cat, sent) != sent
@@ -280,7 +280,7 @@ class SessionSync:
             ):
                 # The previous push, written moments ago, is not acknowledged: the
                 # downstream may still be applying it, so this goes with what follows.
-                # Later than ``hold`` it goes out at once: the ack may be lazy (asked
+                # Later than the hold it goes out at once: the ack may be lazy (asked
                 # within ``lazy_ack``), and waiting for it would hold every change.
                 self.holding[cat] = now
                 self.upstream.stats.coalesced_changes += 1
@@ -320,7 +320,7 @@ class SessionSync:
 
     def due(self, now: float) -> list[Category]:
         """Held categories whose hold has run out at ``now``."""
-        hold = self.upstream.options.coalesce_hold
+        hold = self.upstream.hold_window()
         return [c for c, t in self.holding.items() if now - t >= hold]
 
     def whole(
