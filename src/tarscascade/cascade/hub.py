@@ -227,7 +227,7 @@ class CascadeHub:
             await self._holds_wanted.wait()
             self._holds_wanted.clear()
             while self._held:
-                hold = self._up.hold_window()
+                hold = self.options.coalesce_hold
                 now = self._clock()
                 due = min(min(t.sync.holding.values(), default=now) for t in self._held)
                 left = due + hold - now

@@ -152,9 +152,15 @@ class Session:
     ) -> None:
         if self.closed:
             return
+        holding = cat in self.sync.holding
         push = self.sync.publish(cat, from_, to, events, shared, digest_as)
         if push is not None:
             self._send(push)
+        elif not holding and cat in self.sync.holding and self.upstream.ack_within_ms() > 0:
+            # held for the ack of the push before, which was asked lazily: ask for it
+            # now (a node done applying answers at once and the hold ends; a stream of
+            # changes 20 ms apart is not held for the whole coalesce_hold)
+            self.ask_ack()
         elif self.sync.pinned_events() > self.upstream.options.max_pinned_events:
             self.upstream.stats.slow_dropped += 1
             self.drop("too many changes pinned during its snapshot")

@@ -272,16 +272,16 @@ class SessionSync:
                 self.request(cat)  # caught up with the node: the worker takes it from here
             return None
         if sent == from_:
-            hold = self.upstream.hold_window()
+            hold = self.upstream.options.coalesce_hold
             now = self.clock()
             if (
                 self.acked.get(cat, sent) != sent
                 and now - self.pushed_at.get(cat, -math.inf) < hold
             ):
                 # The previous push, written moments ago, is not acknowledged: the
-                # downstream may still be applying it, so this goes with what follows.
-                # Later than the hold it goes out at once: the ack may be lazy (asked
-                # within ``lazy_ack``), and waiting for it would hold every change.
+                # downstream may still be applying it, so this goes with what follows
+                # (its ack releases it: a lazy one is asked for now, ``Session``). Later
+                # than the hold it goes out at once.
                 self.holding[cat] = now
                 self.upstream.stats.coalesced_changes += 1
                 return None
@@ -320,7 +320,7 @@ class SessionSync:
 
     def due(self, now: float) -> list[Category]:
         """Held categories whose hold has run out at ``now``."""
-        hold = self.upstream.hold_window()
+        hold = self.upstream.options.coalesce_hold
         return [c for c, t in self.holding.items() if now - t >= hold]
 
     def whole(

@@ -76,10 +76,6 @@ class HubOptions:
     #: compacted by key, when its ack comes: a burst costs a busy node one apply, not
     #: one per commit (0: every change goes out as it comes)
     coalesce_hold: float = 0.05
-    #: while acks are lazy (``lazy_ack``) the hold ends this soon instead: no ack will
-    #: release it, so it only batches the changes of a burst (a node gets at most one
-    #: delta per this, and a lone change waits at most this long after the one before)
-    lazy_coalesce: float = 0.005
     #: how soon a downstream acknowledges a live change when nobody waits for it (s):
     #: an ack per change per node was most of the upstream's cost per change (issue 17).
     #: At once while a drain waits here or in the tier (``CascadeHub.prompt_acks_for``,
@@ -172,14 +168,6 @@ class Upstream:
 
     def version(self, cat: Category) -> Version:
         return self.catalog.version(cat)
-
-    def hold_window(self) -> float:
-        """How long a change waits for an unacknowledged push before it: up to
-        ``coalesce_hold`` while acks come at once, ``lazy_coalesce`` while they are lazy."""
-        opts = self.options
-        if self.ack_within_ms() == 0:
-            return opts.coalesce_hold
-        return min(opts.coalesce_hold, opts.lazy_coalesce)
 
     def covers(self, cat: Category, version: Version) -> bool:
         # A log that is not at the catalog's version (a change bypassed publish) is no base

@@ -33,6 +33,9 @@ LAZY = 60.0
 WRITES = 20
 #: longer than a node's ack coalescing (10 ms): acks at once would be one per write
 PACE_S = 0.02
+#: and longer than the hub's hold: a change that comes while the one before is unacked
+#: and moments old is held, and its ack asked for (flow control, test_coalesce.py)
+LAZY_HUB = HubOptions(lazy_ack=LAZY, coalesce_hold=0.005)
 #: heartbeats far apart: what is counted below is acks
 QUIET = fast_client_options(heartbeat_interval=30.0)
 
@@ -70,7 +73,7 @@ async def _applied(node: Node, version: Version) -> None:
 async def test_changes_nobody_waits_for_are_not_acknowledged_one_by_one(
     cluster: Cluster,
 ) -> None:
-    reg = await cluster.start_registry(hub_options=HubOptions(lazy_ack=LAZY))
+    reg = await cluster.start_registry(hub_options=LAZY_HUB)
     await reg.core.write([Put(ep(1))])
     node = cluster.node("n1", [("127.0.0.1", reg.port)], options=QUIET)
     await converged([node], reg, "first sync")
@@ -96,7 +99,7 @@ async def test_changes_nobody_waits_for_are_not_acknowledged_one_by_one(
 async def test_a_drain_announced_before_its_write_is_acknowledged_at_once(
     cluster: Cluster,
 ) -> None:
-    reg = await cluster.start_registry(hub_options=HubOptions(lazy_ack=LAZY))
+    reg = await cluster.start_registry(hub_options=LAZY_HUB)
     await reg.core.write([Put(ep(1))])
     node = cluster.node("n1", [("127.0.0.1", reg.port)], options=QUIET)
     await converged([node], reg, "first sync")
@@ -115,14 +118,14 @@ async def test_a_drain_announced_before_its_write_is_acknowledged_at_once(
 
 
 async def test_a_waiter_gets_the_acks_of_nodes_behind_a_relay(cluster: Cluster) -> None:
-    reg = await cluster.start_registry(hub_options=HubOptions(lazy_ack=LAZY))
+    reg = await cluster.start_registry(hub_options=LAZY_HUB)
     await reg.core.write([Put(ep(1))])
     relay_catalog = Catalog()
     middle: list[Node] = []
     relay_hub = CascadeHub(
         relay_catalog,
         authenticate=lambda _n, t: t == TOKEN,
-        options=HubOptions(lazy_ack=LAZY),
+        options=LAZY_HUB,
         on_heartbeat=lambda _name: middle[0].client.request_ack() if middle else None,
         prompt_acks=lambda: bool(middle) and middle[0].client.upstream_wants_prompt_acks,
     )
