@@ -53,12 +53,7 @@ class NodeConfig:
     client_options: ClientOptions = field(
         default_factory=lambda: ClientOptions(freeze_gc_after_snapshot=True)
     )
-    # A relay's leaves acknowledge at once (lazy_ack 0): its heartbeats list every leaf,
-    # compactly only for leaves holding what it holds, and lazily acknowledging leaves
-    # lag it by up to lazy_ack: at 20 writes/s the list of 1,000 leaves doubled the
-    # relay's bytes to its upstream (bench_relay 52 -> 110 KB/s). Its own acks upward
-    # stay as lazy as its upstream asks. The leaves' acks cost the relay, not the registry.
-    hub_options: HubOptions = field(default_factory=lambda: HubOptions(lazy_ack=0))
+    hub_options: HubOptions = field(default_factory=HubOptions)
     server_options: ServerOptions = field(default_factory=ServerOptions)
     clock: Callable[[], float] = field(default=time.time)
 
