@@ -315,10 +315,11 @@ class CascadeClient:
         own downstreams alike when it republishes the change)."""
         return self._replica.ack_within <= 0
 
-    def _want_ack(self, within: float) -> None:
-        """Acknowledge within ``within`` seconds (at least the ack coalescing); a
-        deadline earlier than the one pending replaces it."""
-        due = time.monotonic() + max(within, self.options.ack_coalesce)
+    def _want_ack(self, within: float, *, at_once: bool = False) -> None:
+        """Acknowledge within ``within`` seconds (at least the ack coalescing; none when
+        asked ``at_once``); a deadline earlier than the one pending replaces it."""
+        wait = 0.0 if at_once else max(within, self.options.ack_coalesce)
+        due = time.monotonic() + wait
         if self._ack_due is None or due < self._ack_due:
             self._ack_due = due
             self._ack_wanted.set()
@@ -658,9 +659,10 @@ class CascadeClient:
     def _apply_push(self, packet: ResponsePacket) -> None:
         func = packet.status.get(STATUS_PUSH_FUNC, "")
         if func == PUSH_ACK_NOW:
-            # someone upstream waits for acks: these, and a relay's floor, go at once
+            # someone upstream waits for acks (or holds changes for this one's): these,
+            # and a relay's floor, go at once, not after the usual coalescing
             self._upstream_within = 0.0
-            self._want_ack(0.0)
+            self._want_ack(0.0, at_once=True)
             if self._on_ack_asked is not None:
                 self._on_ack_asked()
             return
