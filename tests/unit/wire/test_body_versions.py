@@ -252,7 +252,7 @@ def test_json_values_follow_tarscpp_tarsjson() -> None:
     assert from_json(map_of(INT32_K, STRING), {"-5": "a"}, "m") == {-5: "a"}
     # a Python keyword field keeps its IDL name
     delta = to_json(struct_kind(DeltaF), DeltaF("c", VersionF("a", 1), VersionF("a", 2), b""))
-    assert set(delta) == {"category", "from", "to", "payload"}
+    assert set(delta) == {"category", "from", "to", "payload", "ackWithinMs"}
     assert from_json(struct_kind(DeltaF), delta, "d") == DeltaF(
         "c", VersionF("a", 1), VersionF("a", 2), b""
     )
