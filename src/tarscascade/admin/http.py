@@ -55,8 +55,9 @@ REASONS: dict[int, str] = {
 }
 NO_ROUTE = "no_route"
 #: FastAPI's built-in OpenTelemetry off: the APIs count requests in Prometheus
-#: (``RequestMetricsMiddleware``), and its per-request check of the global providers
-#: cost ~5 % of the registry's CPU per admin write (py-spy, issue 17)
+#: (``RequestMetricsMiddleware``), and no environment variable should turn spans on
+#: behind the operator's back (its per-request provider look-ups: a few % of a write's
+#: py-spy samples, not separable from noise in bench_writes)
 FASTAPI_TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 

@@ -681,9 +681,10 @@ class CascadeClient:
             if self._progress.applied(cat, snapshot=result.snapshot):
                 self.synced.set()
             self._applied += 1
+            within = self._replica.ack_within
             if not result.snapshot:
-                self._upstream_within = result.ack_within
-            self._want_ack(result.ack_within)
+                self._upstream_within = within
+            self._want_ack(within)
         elif result.outcome is Outcome.PENDING:
             stats.snapshot_chunks_received += 1
         elif result.outcome is Outcome.IGNORED:

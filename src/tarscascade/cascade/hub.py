@@ -223,11 +223,11 @@ class CascadeHub:
     async def _flush_holds(self) -> None:
         """Send the changes held for sessions whose ack did not come in time (one task
         for all sessions: a burst to 1,000 slow nodes is one timer, not 1,000)."""
+        hold = self.options.coalesce_hold
         while not self._closed:
             await self._holds_wanted.wait()
             self._holds_wanted.clear()
             while self._held:
-                hold = self.options.coalesce_hold
                 now = self._clock()
                 due = min(min(t.sync.holding.values(), default=now) for t in self._held)
                 left = due + hold - now
@@ -386,14 +386,7 @@ class CascadeHub:
         if self.options.lazy_ack > 0:
             tracker = self.tracker
             names = tracker.connected_names() if nodes is None else nodes
-            self.ask_acks_now(
-                [
-                    n
-                    for n in names
-                    if (st := tracker.get(n)) is None
-                    or not tracker.satisfies(st, category, version)
-                ]
-            )
+            self.ask_acks_now(tracker.behind(Category(category), version, names))
         return await self.tracker.wait(category, version, nodes, timeout)
 
     def ask_acks_now(self, names: Collection[str] | None = None) -> int:

@@ -72,8 +72,6 @@ class PushResult:
     snapshot: bool = False
     bookmark: bool = False  # a delta without events: the version moved, not the content
     reason: str = ""
-    #: how soon the upstream wants it acknowledged, seconds (0: at once)
-    ack_within: float = 0.0
 
 
 class GcPause:
@@ -157,9 +155,9 @@ class Replica:
         #: False: the 128-bit digests of snapshot chunks are not read (the session
         #: compares legacy digests: this node speaks protocol 2, or its upstream does)
         self.digest128 = True
-        #: the push being applied: how soon its upstream wants it acknowledged, seconds
-        #: (0: at once). Set before ``on_applied`` runs, so a relay republishing the
-        #: change asks its own downstreams alike.
+        #: the push being (or last) handled: how soon its upstream wants it acknowledged,
+        #: seconds (0: at once). Set before ``on_applied`` runs, so a relay republishing
+        #: the change asks its own downstreams alike.
         self.ack_within = 0.0
         self._assembly: dict[Category, _Assembly] = {}
 
@@ -340,7 +338,7 @@ class Replica:
         except CatalogError as exc:
             return PushResult(Outcome.RESYNC, cat, reason=f"delta refused: {exc}")
         self._applied(cat, from_, to, events)
-        return PushResult(Outcome.APPLIED, cat, bookmark=not events, ack_within=self.ack_within)
+        return PushResult(Outcome.APPLIED, cat, bookmark=not events)
 
     def _applied(
         self,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -200,6 +200,13 @@ class AckTracker:
         """Whether ``st`` (and, for a relay, all behind it) has ``version`` or later."""
         return is_at_least(self.covered(st, cat), version)
 
+    def behind(self, cat: Category, version: Version, names: Iterable[str]) -> set[str]:
+        """Of ``names``, those not known to hold ``version`` or later (unknown ones too)."""
+        nodes = self._nodes
+        return {
+            n for n in names if (st := nodes.get(n)) is None or not self.satisfies(st, cat, version)
+        }
+
     def floor(self) -> dict[Category, Version]:
         """Per category, a version every connected node here (and behind it) holds at
         least, for a relay's acks: empty when there is no node; NO_VERSION for a
@@ -279,12 +286,7 @@ class AckTracker:
         loop = asyncio.get_running_loop()
         start = loop.time()
         cat = Category(category)
-        names = self.connected_names() if nodes is None else set(nodes)
-        pending = {
-            n
-            for n in names
-            if (st := self._nodes.get(n)) is None or not self.satisfies(st, cat, version)
-        }
+        pending = self.behind(cat, version, self.connected_names() if nodes is None else nodes)
         if pending:
             waiter = _Waiter(cat, version, pending, loop.create_future())
             self._waiters.add(waiter)

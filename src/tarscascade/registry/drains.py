@@ -92,11 +92,7 @@ class DrainJob:
             return DrainProgress(len(r.nodes) - len(r.missing), r.missing, r.elapsed_s, True)
         missing = []
         if self.hub is not None:
-            tracker = self.hub.tracker
-            for name in sorted(self.pending):
-                st = tracker.get(name)
-                if st is None or not tracker.satisfies(st, Category.OBJECTS, self.version):
-                    missing.append(name)
+            missing = sorted(self.hub.tracker.behind(Category.OBJECTS, self.version, self.pending))
         elapsed = time.monotonic() - self._t0
         return DrainProgress(len(self.nodes) - len(missing), missing, elapsed, False)
 
@@ -180,12 +176,7 @@ class DrainBook:
         try:
             while job.pending and hub is not None:
                 tracker = hub.tracker
-                job.pending = {
-                    n
-                    for n in job.pending
-                    if (st := tracker.get(n)) is None
-                    or not tracker.satisfies(st, Category.OBJECTS, version)
-                }
+                job.pending = tracker.behind(Category.OBJECTS, version, job.pending)
                 if job.pending and tier is not None:
                     job.pending -= await tier.acked_elsewhere(job.pending, version)
                 left = deadline - loop.time()
