@@ -13,6 +13,8 @@ MySQL/MariaDB and PostgreSQL:
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -29,6 +31,8 @@ POOL_SIZE = 4  # the registry reaches the store from a few worker threads, not h
 MAX_OVERFLOW = 4
 POOL_RECYCLE_S = 3600  # below MySQL's default wait_timeout (8 h) with a wide margin
 SQLITE_BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another process's transaction
+_WAL_RETRY_FIRST_S = 0.001  # the WAL switch's own retry (below): first pause, doubling
+_WAL_RETRY_MAX_S = 0.05
 MIGRATION_LOCK_TIMEOUT_S = 60
 _MIGRATION_LOCK_NAME = "tarscascade.schema"
 _PG_MIGRATION_LOCK_KEY = 0x7C_5C_A5_CA_DE  # any constant; advisory locks are keyed by bigint
@@ -100,7 +104,7 @@ def _install_sqlite_hooks(engine: sa.Engine) -> None:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
             # WAL: readers (load, tailers) never block the writer, nor it them.
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _switch_to_wal(cursor, SQLITE_BUSY_TIMEOUT_S)
             # FULL: a commit is on disk before write() returns (acknowledged = durable).
             cursor.execute("PRAGMA synchronous = FULL")
         finally:
@@ -110,6 +114,28 @@ def _install_sqlite_hooks(engine: sa.Engine) -> None:
     def _on_begin(conn: sa.Connection) -> None:
         mode = conn.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _switch_to_wal(cursor: sqlite3.Cursor, timeout_s: float) -> None:
+    """``PRAGMA journal_mode = WAL``, waiting out a concurrent first open.
+
+    Switching a new file to WAL needs its exclusive lock, and SQLite answers "database is
+    locked" at once, without the busy handler, while another connection holds any lock on
+    it: several processes (or threads) opening a new database together lose the race.
+    Retried like the busy handler would, for as long as it would.
+    """
+    deadline = time.monotonic() + timeout_s
+    pause = _WAL_RETRY_FIRST_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            if not busy or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, _WAL_RETRY_MAX_S)
 
 
 @contextmanager
