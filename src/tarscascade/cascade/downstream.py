@@ -59,6 +59,7 @@ from tarscascade.wire.idl.cascadef import (
     PROOF_INFO_KEY,
     PROTOCOL_VERSION,
     PUSH_ACK_NOW,
+    RESUME,
     SUBSCRIBE,
     UP_TO_DATE,
     ZLIB_ENCODING,
@@ -83,6 +84,10 @@ HEALTHY_AFTER_S = 5.0
 MAX_RESYNC_STREAK = 3
 
 
+#: heartbeat answers' plans that let the interval grow (see ``_heartbeats``)
+_SETTLED = frozenset({UP_TO_DATE})
+_SETTLED_CHECKED = frozenset({UP_TO_DATE, RESUME})
+
 #: pushes applied in one go from the backlog that came before a subscribe's answer
 EARLY_SLICE = 64
 
@@ -93,8 +98,10 @@ class ClientOptions:
     heartbeat_jitter: float = 0.2  # fraction: each interval is drawn from ±20 %
     #: while idle (every category up to date, nothing applied since the last heartbeat)
     #: the interval grows by half at each heartbeat up to this many times the base one,
-    #: and drops back to the base at the first change. The upstream is told the longest
-    #: (subscribe's heartbeatMs), so its expiry of silent sessions stays right.
+    #: and drops back to the base at the first change — unless the upstream checks acks
+    #: as it checks heartbeats (acks on demand), when changes keep the interval. The
+    #: upstream is told the longest (subscribe's heartbeatMs), so its expiry of silent
+    #: sessions stays right.
     heartbeat_idle_factor: float = 2.5
     connect_timeout: float = 3.0
     call_timeout: float = 10.0
@@ -254,8 +261,12 @@ class CascadeClient:
         self._descendants = descendants
         self._floor: Callable[[], dict[Category, Version]] | None = None
         self._on_ack_asked: Callable[[], object] | None = None
-        #: pushes applied so far (a heartbeat interval grows only while this stands still)
-        self._applied = 0
+        #: pushes applied whose content only a heartbeat checks (an upstream older than
+        #: acks on demand): the heartbeat interval grows only while this stands still
+        self._applied_unchecked = 0
+        #: this session's upstream checks acks' digests as heartbeats' (it asked for an
+        #: ack's timing, which only such an upstream does)
+        self._acks_checked = False
         self._last_ack: tuple[dict[str, tuple[str, int, int]], tuple[object, ...]] | None = None
         self._rng = self.options.rng
         self._task: asyncio.Task[None] | None = None
@@ -551,6 +562,7 @@ class CascadeClient:
         (``drain``) or left to the caller's :meth:`_drain_early` (returned)."""
         self._replica.reset()  # leftovers of an earlier subscription never complete
         self._last_ack = None  # the (new) session has heard nothing from us yet
+        self._acks_checked = False
         speaks = self.options.protocol
         if speaks < DIGEST128_PROTOCOL:
             self.catalog.enable_legacy()  # an old node always sends its 64-bit digest
@@ -662,6 +674,7 @@ class CascadeClient:
             # someone upstream waits for acks (or holds changes for this one's): these,
             # and a relay's floor, go at once, not after the usual coalescing
             self._upstream_within = 0.0
+            self._acks_checked = True
             self._want_ack(0.0, at_once=True)
             if self._on_ack_asked is not None:
                 self._on_ack_asked()
@@ -680,10 +693,12 @@ class CascadeClient:
                 stats.bookmarks_received += result.bookmark
             if self._progress.applied(cat, snapshot=result.snapshot):
                 self.synced.set()
-            self._applied += 1
             within = self._replica.ack_within
             if not result.snapshot:
                 self._upstream_within = within
+                self._acks_checked |= within > 0
+            if not self._acks_checked:
+                self._applied_unchecked += 1  # an older upstream: let the heartbeat check
             self._want_ack(within)
         elif result.outcome is Outcome.PENDING:
             stats.snapshot_chunks_received += 1
@@ -725,7 +740,7 @@ class CascadeClient:
         longest = self._longest_heartbeat()
         while True:
             spread = 1.0 + opts.heartbeat_jitter * (2.0 * self._rng.random() - 1.0)
-            applied = self._applied
+            applied = self._applied_unchecked
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(interval * spread):
                     await self._heartbeat_wanted.wait()
@@ -764,11 +779,14 @@ class CascadeClient:
                 continue
             failures = 0
             self.stats.heartbeats += 1
+            # pushes on their way (RESUME) are news an upstream that checks acks will
+            # check when they are acknowledged: only an older one needs the heartbeat
+            settled = _SETTLED_CHECKED if self._acks_checked else _SETTLED
             quiet = (
                 ret == OK
                 and not wanted
-                and applied == self._applied
-                and all(p.action == UP_TO_DATE for p in rsp.plan)
+                and applied == self._applied_unchecked
+                and all(p.action in settled for p in rsp.plan)
                 and not self._replica.receiving
             )
             interval = min(longest, interval * 1.5) if quiet else opts.heartbeat_interval

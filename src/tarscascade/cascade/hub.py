@@ -685,7 +685,7 @@ class CascadeHub:
         self.stats.acks += 1
         self.stats.descendant_states += len(descendants)
         s.heard()
-        s.acked(held)
+        s.ack(held)
         self.tracker.record(s.name, held, heartbeat=False)
         if descendants:  # a protocol 1 relay lists them in acks too (no floor)
             self.tracker.record_descendants(s.name, descendants, heartbeat=False)

@@ -112,6 +112,12 @@ class Session:
     def heard(self) -> None:
         self.last_heard = self.clock()
 
+    def ack(self, held: dict[Category, Held]) -> None:
+        """An ack: checked (``SessionSync.check_acked``), then taken as ``acked``."""
+        if self.sync.check_acked(held):
+            self._wake_if_jobs()
+        self.acked(held)
+
     def acked(self, held: dict[Category, Held]) -> None:
         """The downstream said what it holds (ack or heartbeat): send the changes held
         for it while it was applying."""

@@ -194,16 +194,36 @@ class SessionSync:
                 # Planned by versions alone (its digests were under another key at its
                 # subscribe; it rekeyed before this): at our version it must hold ours.
                 sent_digest = self.sent_digest[cat] = self.digest_of(cat)
-            if sent_digest is not None and digest is not None and digest != sent_digest:
-                # Same version, other content: the replica was changed behind our back.
-                up.stats.resyncs += 1
-                self.request(cat, snapshot=True)
+            if self._resent_whole(cat, digest, sent_digest):
                 return Plan.SNAPSHOT
             if sent == up.version(cat):
                 return Plan.UP_TO_DATE
         elif held.epoch == sent.epoch and held.revision < sent.revision:
             return Plan.RESUME  # our pushes are on their way
         return self._replan(cat, h)
+
+    def check_acked(self, held: dict[Category, Held]) -> bool:
+        """An ack's share of a heartbeat's check: a category held at the version it was
+        sent, with another digest, is sent again whole. Whether one was. (Acks are how
+        changes are confirmed, so a replica gone wrong is caught at the change, not at
+        the next heartbeat; the rest of a plan waits for that heartbeat.)"""
+        resent = False
+        for cat, h in held.items():
+            if self.expects(cat) or cat in self.behind or cat in self.held:
+                continue
+            if h.version != self.sent.get(cat):
+                continue  # still applying, or a heartbeat's re-plan will tell
+            self.unconfirmed.pop(cat, None)  # a snapshot written for it: now seen held
+            resent |= self._resent_whole(cat, h.digest, self.sent_digest.get(cat))
+        return resent
+
+    def _resent_whole(self, cat: Category, digest: int | None, sent_digest: int | None) -> bool:
+        """Same version, other content: the replica was changed behind our back."""
+        if sent_digest is None or digest is None or digest == sent_digest:
+            return False
+        self.upstream.stats.resyncs += 1
+        self.request(cat, snapshot=True)
+        return True
 
     def _replan(self, cat: Category, h: Held | None) -> Plan:
         """The node holds something we did not send it: start again from what it says."""

@@ -76,11 +76,8 @@ class OpenConnection:
         raise AssertionError("the session must not be dropped")
 
 
-async def test_a_heartbeat_that_overtakes_a_snapshot_does_not_trigger_another() -> None:
-    """A new node's heartbeat can reach the upstream while the snapshot written for it is
-    still in the pipe or being applied (seconds at 1M endpoints): it still holds nothing.
-    That is no reason for a second full snapshot; once the node held it, a real loss is
-    repaired as before."""
+async def snapshot_sent() -> tuple[Catalog, Upstream, OpenConnection, Session]:
+    """A session that was just sent a snapshot of a one-endpoint catalog."""
     catalog = Catalog()
     rec = EndpointRecord("A.B.Obj", "10.0.0.1", 1)
     catalog.apply([ChangeEvent(1, Category.OBJECTS, Op.PUT, rec.key, rec)], "e")
@@ -88,6 +85,15 @@ async def test_a_heartbeat_that_overtakes_a_snapshot_does_not_trigger_another() 
     conn = OpenConnection()
     s = Session(up, "n1", conn, ("127.0.0.1", 1), NodeState("n1"), lambda _s, _w: None)  # type: ignore[arg-type]
     await s._sync(Category.OBJECTS, snapshot=True)
+    return catalog, up, conn, s
+
+
+async def test_a_heartbeat_that_overtakes_a_snapshot_does_not_trigger_another() -> None:
+    """A new node's heartbeat can reach the upstream while the snapshot written for it is
+    still in the pipe or being applied (seconds at 1M endpoints): it still holds nothing.
+    That is no reason for a second full snapshot; once the node held it, a real loss is
+    repaired as before."""
+    catalog, up, conn, s = await snapshot_sent()
     assert conn.frames
     assert up.stats.snapshots_sent == 1
     sent = s.sent[Category.OBJECTS]
@@ -102,3 +108,27 @@ async def test_a_heartbeat_that_overtakes_a_snapshot_does_not_trigger_another() 
 
     assert s.check(Category.OBJECTS, None) == SNAPSHOT  # now it really lost it
     assert up.stats.resyncs == 1
+
+
+async def test_an_ack_of_the_sent_version_with_other_content_brings_a_snapshot() -> None:
+    """Acks confirm changes (a heartbeat may be 7.5 s away): one that holds the version
+    it was sent under another digest was changed behind our back, as a heartbeat would
+    say; the acks that fit, or are of a version still on its way, change nothing."""
+    catalog, up, _conn, s = await snapshot_sent()
+    sent, digest = s.sent[Category.OBJECTS], catalog.digest(Category.OBJECTS)
+    s.ack({Category.OBJECTS: Held(Version("e", 0), 0)})  # the snapshot still on its way
+    s.ack({Category.OBJECTS: Held(sent, digest)})
+    assert not s.jobs
+    assert up.stats.resyncs == 0
+    s.ack({Category.OBJECTS: Held(sent, digest ^ 1)})
+    assert s.jobs == {Category.OBJECTS: True}  # whole
+    assert up.stats.resyncs == 1
+
+
+async def test_an_ack_is_not_judged_while_the_category_is_being_sent() -> None:
+    _catalog, up, _conn, s = await snapshot_sent()
+    sent = s.sent[Category.OBJECTS]
+    s.request(Category.OBJECTS)  # the worker owns it again (a re-plan)
+    s.ack({Category.OBJECTS: Held(sent, 12345)})
+    assert s.jobs == {Category.OBJECTS: False}  # not turned into a snapshot
+    assert up.stats.resyncs == 0
