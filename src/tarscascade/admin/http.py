@@ -6,22 +6,28 @@ Every error leaves as ``{"error": "<one readable line>", "reason": "<code>"}`` (
 400 (not 422: the CLI and scripts need one rule, "4xx means your request was refused,
 nothing changed"), and Starlette's own 404/405. ``reason`` is for programs: a 404 is
 ``not_found`` for a missing record but ``no_route`` for a path the API does not have,
-so ``--ignore-not-found`` never mistakes a wrong URL for an absent endpoint.
+so ``--ignore-not-found`` never mistakes a wrong URL for an absent endpoint. A query
+parameter a route does not declare is refused with 400 too (:class:`DeclaredQueryRoute`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
+from fastapi._compat import field_annotation_is_sequence
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.telemetry import TelemetryConfig
+from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tarscascade.admin.models import errors
 from tarscascade.errors import (
     ConflictError,
     EndpointSyntaxError,
@@ -118,6 +124,87 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
     for exc_type in ERROR_STATUS:
         app.add_exception_handler(exc_type, on_library_error)
+
+
+#: the longest parameter name an error answer repeats (it comes from the caller)
+SHOWN_NAME = 40
+
+
+class DeclaredQueryRoute(APIRoute):
+    """An API route that refuses a query parameter it does not declare, and a repeated
+    single-valued one, with 400 before the body is read or anything is done.
+
+    FastAPI ignores undeclared parameters, so a misspelled precondition
+    (``?if_revison=5``) would turn a conditional write into an unconditional one, and of
+    ``?if_revision=1&if_revision=2`` it silently keeps the last. The names come from the
+    route's dependant (its own parameters and its dependencies', e.g. the precondition's
+    ``if_revision``), read once when the route is built; a request without a query string
+    costs one check. An app opts in with ``app.router.route_class = DeclaredQueryRoute``.
+    Query parameter models and an include's own dependencies are not read (the apps use
+    neither): a name missed that way is refused, loudly, never silently accepted.
+    """
+
+    #: every query parameter the route declares, and those FastAPI reads one value of
+    query_names: frozenset[str]
+    single_query: frozenset[str]
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        # every route can answer 400 now: the OpenAPI document says so (unless it already does)
+        responses = {**errors(400), **(kwargs.pop("responses", None) or {})}
+        super().__init__(path, endpoint, responses=responses, **kwargs)
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        names, single = declared_query(self.dependant)
+        self.query_names, self.single_query = names, single
+
+        async def checked(request: Request) -> Response:
+            if request.scope["query_string"]:
+                refusal = query_refusal(request.query_params, names, single)
+                if refusal is not None:
+                    return error_response(400, refusal)
+            return await handler(request)
+
+        return checked
+
+
+def declared_query(dependant: Dependant) -> tuple[frozenset[str], frozenset[str]]:
+    """The query parameter names of a route's dependant tree: all, and the single-valued."""
+    names: set[str] = set()
+    single: set[str] = set()
+    todo = [dependant]
+    while todo:
+        d = todo.pop()
+        todo.extend(d.dependencies)
+        for field in d.query_params:
+            names.add(field.alias)
+            # FastAPI's own test for "read every value" (getlist) versus "read one"
+            if not field_annotation_is_sequence(field.field_info.annotation):
+                single.add(field.alias)
+    return frozenset(names), frozenset(single)
+
+
+def query_refusal(params: QueryParams, names: frozenset[str], single: frozenset[str]) -> str | None:
+    """Why a query is refused (one line naming the parameters), or None if it is fine."""
+    keys = [k for k, _ in params.multi_items()]
+    unknown = [k for k in dict.fromkeys(keys) if k not in names]
+    repeated = [k for k in dict.fromkeys(keys) if k in single and keys.count(k) > 1]
+    parts = []
+    if unknown:
+        takes = f"takes: {', '.join(sorted(names))}" if names else "takes none"
+        s = "s" if len(unknown) > 1 else ""
+        parts.append(f"unknown query parameter{s} {_quoted(unknown)} (this route {takes})")
+    if repeated:
+        parts.append(
+            f"query parameter {_quoted(repeated)} given more than once (it takes one value)"
+        )
+    return "; ".join(parts) or None
+
+
+def _quoted(names: list[str]) -> str:
+    shown = [repr(n if len(n) <= SHOWN_NAME else n[:SHOWN_NAME] + "…") for n in names]
+    more = len(shown) - MAX_SHOWN_ERRORS
+    return ", ".join(shown[:MAX_SHOWN_ERRORS]) + (f" and {more} more" if more > 0 else "")
 
 
 class RequestObserver(Protocol):

@@ -23,6 +23,7 @@ from tarscascade import __version__
 from tarscascade.admin.dashboard import STATIC_DIR, render, sse
 from tarscascade.admin.http import (
     FASTAPI_TELEMETRY_OFF,
+    DeclaredQueryRoute,
     RequestMetricsMiddleware,
     error_response,
     install_error_handlers,
@@ -49,7 +50,8 @@ _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}
 DESCRIPTION = """Read what this tarscascade node agent serves: its replica's versions and
 health, Prometheus metrics, and the endpoints a TARS client of this node gets for an
 object — optionally as a blocking query (`?index=N&wait=30s`) that returns as soon as
-the object changes. Reads only. Errors are `{"error": "..."}`."""
+the object changes. Reads only. Errors are `{"error": "..."}`; a query parameter a route
+does not declare is refused (400), not ignored."""
 
 
 def parse_wait(text: str) -> float:
@@ -73,6 +75,7 @@ def create_node_app(agent: NodeAgent, *, metrics: NodeMetrics | None = None) -> 
         telemetry=FASTAPI_TELEMETRY_OFF,
     )
     install_error_handlers(app)
+    app.router.route_class = DeclaredQueryRoute  # before any route: each refuses unknown ?x=
     # straight onto app.router: the metrics middleware labels requests by route template
     _ops_routes(app.router, agent, metrics)
     _object_routes(app.router, agent)

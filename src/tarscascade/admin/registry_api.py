@@ -37,6 +37,7 @@ from tarscascade.admin.guard import (
 )
 from tarscascade.admin.http import (
     FASTAPI_TELEMETRY_OFF,
+    DeclaredQueryRoute,
     RequestMetricsMiddleware,
     error_response,
     install_error_handlers,
@@ -177,7 +178,9 @@ node agents, IDC group rules and priorities (stations), settings, drains.
 Reads are open. When the registry has an admin token, every write (POST, PUT, PATCH,
 DELETE) needs `Authorization: Bearer <token>`. Errors are the `Error` model,
 `{"error": "...", "reason": "..."}`, with a 4xx status (or 503 when the database is
-unavailable), and change nothing. Request validation errors are 400, never 422.
+unavailable), and change nothing. Request validation errors are 400, never 422; so is
+a query parameter the route does not declare (a misspelled `?if_revison=` is refused,
+not ignored), or a single-valued one given twice.
 
 A write answered 2xx is committed: `revision` is the store revision that contains it, and
 `applied: false` means the registry's catalog was still catching up when it answered (the
@@ -209,6 +212,7 @@ def create_registry_app(
         telemetry=FASTAPI_TELEMETRY_OFF,
     )
     install_error_handlers(app)
+    app.router.route_class = DeclaredQueryRoute  # before any route: each refuses unknown ?x=
     listing = ObjectListing(admin.core)
     app.state.listing = listing
     # Routes go straight onto app.router (no include_router): the metrics middleware

@@ -75,7 +75,8 @@ def sse(
 
 def mount_dashboard(app: Any, admin: RegistryAdmin, listing: ObjectListing) -> None:
     """Add the dashboard's pages, feed and static files to the registry's app."""
-    router = APIRouter(include_in_schema=False)
+    # the app's route class: its rules (admin/http.py's DeclaredQueryRoute) hold here too
+    router = APIRouter(include_in_schema=False, route_class=app.router.route_class)
     board = views.Board(admin)
 
     @router.get("/", response_class=HTMLResponse)
