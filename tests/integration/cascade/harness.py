@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,15 @@ class Node:
 
 
 @dataclass
+class Relay:
+    """A node that serves others: its replica feeds a hub on its own TARS port."""
+
+    node: Node
+    hub: CascadeHub
+    port: int
+
+
+@dataclass
 class Cluster:
     db_url: str
     registries: list[Registry] = field(default_factory=list)
@@ -117,6 +127,45 @@ class Cluster:
         node = Node(name, cat, client)
         self.nodes.append(node)
         return node
+
+    @asynccontextmanager
+    async def relay(
+        self,
+        name: str,
+        upstreams: Sequence[tuple[str, int]],
+        *,
+        hub_options: HubOptions | None = None,
+        options: ClientOptions | None = None,
+    ) -> AsyncIterator[Relay]:
+        """A relay wired as ``NodeAgent`` wires one (node/app.py): a leaf's heartbeat
+        brings an ack upward, its leaves are asked for acks as its upstream asks it and
+        when it is asked, and its acks carry their floor."""
+        catalog = Catalog()
+        made: list[Node] = []
+        hub = CascadeHub(
+            catalog,
+            authenticate=lambda _n, t: t == TOKEN,
+            options=hub_options,
+            on_heartbeat=lambda _name: made[0].client.request_ack() if made else None,
+            prompt_acks=lambda: bool(made) and made[0].client.upstream_wants_prompt_acks,
+        )
+        async with TarsServer([hub.servant]) as server:
+            node = self.node(
+                name,
+                upstreams,
+                catalog=catalog,
+                on_applied=hub.replica_applied,
+                descendants=hub.descendant_acks,
+                options=options,
+            )
+            made.append(node)
+            node.client.set_descendant_floor(hub.descendant_floor)
+            node.client.set_on_ack_asked(hub.ask_acks_now)
+            try:
+                yield Relay(node, hub, server.port)
+            finally:
+                await self.close_node(node)
+                await hub.aclose()
 
     async def close_node(self, node: Node) -> None:
         await node.client.aclose()

@@ -13,16 +13,13 @@ import time
 import pytest
 
 from tarscascade.cascade import CascadeHub, HubOptions
-from tarscascade.catalog import Catalog
 from tarscascade.model import Category, Version
 from tarscascade.store import Put
 from tarscascade.testing import eventually
-from tarscascade.transport import TarsServer
 from tarscascade.wire.codec import BYTES, STRING
 from tarscascade.wire.idl.cascadef import VERSION_F, DeltaF, VersionF
 from tarscascade.wire.struct import decode_struct, encode_struct, tars_struct, tfield
 from tests.integration.cascade.harness import (
-    TOKEN,
     WAIT,
     Cluster,
     Node,
@@ -71,6 +68,16 @@ async def _acked(hub: CascadeHub, name: str, version: Version) -> None:
     )
 
 
+async def _one_node(cluster: Cluster) -> tuple[Registry, Node]:
+    """A lazy-acks registry with one endpoint, and a node that synced and acknowledged."""
+    reg = await cluster.start_registry(hub_options=LAZY_HUB)
+    await reg.core.write([Put(ep(1))])
+    node = cluster.node("n1", [("127.0.0.1", reg.port)], options=QUIET)
+    await converged([node], reg, "first sync")
+    await _acked(reg.hub, "n1", objects(reg))  # the sync's own ack is in
+    return reg, node
+
+
 async def _applied(node: Node, version: Version) -> None:
     await eventually(
         lambda: node.catalog.version(Category.OBJECTS) == version, timeout=WAIT, what="applied"
@@ -80,11 +87,7 @@ async def _applied(node: Node, version: Version) -> None:
 async def test_changes_nobody_waits_for_are_not_acknowledged_one_by_one(
     cluster: Cluster,
 ) -> None:
-    reg = await cluster.start_registry(hub_options=LAZY_HUB)
-    await reg.core.write([Put(ep(1))])
-    node = cluster.node("n1", [("127.0.0.1", reg.port)], options=QUIET)
-    await converged([node], reg, "first sync")
-    await _acked(reg.hub, "n1", objects(reg))  # the sync's own ack is in
+    reg, node = await _one_node(cluster)
     acks = node.client.stats.acks_sent
     hub_acks = reg.hub.stats.acks
 
@@ -106,10 +109,7 @@ async def test_changes_nobody_waits_for_are_not_acknowledged_one_by_one(
 async def test_a_drain_announced_before_its_write_is_acknowledged_at_once(
     cluster: Cluster,
 ) -> None:
-    reg = await cluster.start_registry(hub_options=LAZY_HUB)
-    await reg.core.write([Put(ep(1))])
-    node = cluster.node("n1", [("127.0.0.1", reg.port)], options=QUIET)
-    await converged([node], reg, "first sync")
+    reg, _node = await _one_node(cluster)
     reg.hub.prompt_acks_for(WAIT)  # what a drain does before its write
     await reg.core.write([Put(ep(2))])
     want = objects(reg)
@@ -127,44 +127,23 @@ async def test_a_drain_announced_before_its_write_is_acknowledged_at_once(
 async def test_a_waiter_gets_the_acks_of_nodes_behind_a_relay(cluster: Cluster) -> None:
     reg = await cluster.start_registry(hub_options=LAZY_HUB)
     await reg.core.write([Put(ep(1))])
-    relay_catalog = Catalog()
-    middle: list[Node] = []
-    relay_hub = CascadeHub(
-        relay_catalog,
-        authenticate=lambda _n, t: t == TOKEN,
-        options=LAZY_HUB,
-        on_heartbeat=lambda _name: middle[0].client.request_ack() if middle else None,
-        prompt_acks=lambda: bool(middle) and middle[0].client.upstream_wants_prompt_acks,
-    )
-    async with TarsServer([relay_hub.servant]) as relay_server:
-        middle.append(
-            cluster.node(
-                "relay",
-                [("127.0.0.1", reg.port)],
-                catalog=relay_catalog,
-                on_applied=relay_hub.replica_applied,
-                descendants=relay_hub.descendant_acks,
-                options=QUIET,
-            )
-        )
-        relay = middle[0]
-        relay.client.set_descendant_floor(relay_hub.descendant_floor)
-        relay.client.set_on_ack_asked(relay_hub.ask_acks_now)
-        await converged(middle, reg, "the relay")
+    async with cluster.relay(
+        "relay", [("127.0.0.1", reg.port)], hub_options=LAZY_HUB, options=QUIET
+    ) as relay:
+        await converged([relay.node], reg, "the relay")
         leaves = [
-            cluster.node(f"leaf{i}", [("127.0.0.1", relay_server.port)], options=QUIET)
-            for i in range(3)
+            cluster.node(f"leaf{i}", [("127.0.0.1", relay.port)], options=QUIET) for i in range(3)
         ]
         await converged(leaves, reg, "the leaves")
         # the relay lists its leaves in a heartbeat: ask for one (they are 30 s apart)
-        relay.client.request_heartbeat()
+        relay.node.client.request_heartbeat()
         await eventually(
             lambda: all(reg.hub.tracker.get(f"leaf{i}") is not None for i in range(3)),
             timeout=WAIT,
             what="the leaves known upstream",
         )
         for i in range(3):
-            await _acked(relay_hub, f"leaf{i}", objects(reg))  # their syncs' acks are in
+            await _acked(relay.hub, f"leaf{i}", objects(reg))  # their syncs' acks are in
         leaf_acks = [leaf.client.stats.acks_sent for leaf in leaves]
         want = await _paced_writes(reg, 100)
         for leaf in leaves:
@@ -176,9 +155,8 @@ async def test_a_waiter_gets_the_acks_of_nodes_behind_a_relay(cluster: Cluster) 
             Category.OBJECTS, want, [f"leaf{i}" for i in range(3)], timeout=WAIT
         )
         assert missing == []
-        for n in [*leaves, *middle]:
+        for n in leaves:
             await cluster.close_node(n)
-        await relay_hub.aclose()
 
 
 @pytest.mark.parametrize("lazy", [LAZY, 0.0], ids=["acks-on-demand", "acks-at-once"])
@@ -213,11 +191,7 @@ async def test_an_ack_catches_a_replica_changed_behind_the_upstreams_back(
 ) -> None:
     """Heartbeats are far apart (30 s): the ack of the next change, holding the version
     it was sent with other content, brings the node a snapshot."""
-    reg = await cluster.start_registry(hub_options=LAZY_HUB)
-    await reg.core.write([Put(ep(1))])
-    node = cluster.node("n1", [("127.0.0.1", reg.port)], options=QUIET)
-    await converged([node], reg, "first sync")
-    await _acked(reg.hub, "n1", objects(reg))  # the sync's own ack is in
+    reg, node = await _one_node(cluster)
     beats, resyncs = node.client.stats.heartbeats, reg.hub.stats.resyncs
     held = node.catalog.version(Category.OBJECTS)
     node.catalog.replace_category(Category.OBJECTS, [ep(7)], held)  # same version, not ours
