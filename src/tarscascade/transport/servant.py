@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from tarscascade.errors import DecodeError, EncodeError, ServerError
 from tarscascade.wire.interface import Interface, Method
-from tarscascade.wire.packets import TARS_VERSION, RequestPacket, Ret
+from tarscascade.wire.packets import ONEWAY, TARS_VERSION, RequestPacket, Ret
 from tarscascade.wire.packets import Result as Result  # servants' answer, re-exported
 
 log = logging.getLogger(__name__)
@@ -208,7 +208,7 @@ class InterfaceServant:
             value = fn(current, *args)
         except Exception as exc:
             return _unknown_error(exc)
-        return _encode(method, value)
+        return _encode(method, value, req)
 
     async def _run_async(
         self, method: Method, fn: Callable[..., Any], current: Current, args: list[Any]
@@ -217,10 +217,17 @@ class InterfaceServant:
             value = await fn(current, *args)
         except Exception as exc:
             return _unknown_error(exc)
-        return _encode(method, value)
+        return _encode(method, value, current.request)
 
 
-def _encode(method: Method, value: Any) -> Result:
+#: what a one-way call's servant answers: nothing is sent back, so nothing is encoded
+#: (a node's acks are one-way: encoding their unsent result was an eighth of an ack)
+_ONEWAY_DONE: Result = (Ret.SUCCESS, b"", "")
+
+
+def _encode(method: Method, value: Any, req: RequestPacket) -> Result:
+    if req.cPacketType == ONEWAY:
+        return _ONEWAY_DONE
     if method.out_params:
         values = tuple(value)
         if method.ret is None:
