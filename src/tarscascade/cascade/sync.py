@@ -213,8 +213,15 @@ class SessionSync:
                 continue
             if h.version != self.sent.get(cat):
                 continue  # still applying, or a heartbeat's re-plan will tell
-            self.unconfirmed.pop(cat, None)  # a snapshot written for it: now seen held
-            resent |= self._resent_whole(cat, h.digest, self.sent_digest.get(cat))
+            sent_digest = self.sent_digest.get(cat)
+            if cat in self.unconfirmed:
+                # a snapshot written at this version: held if the digest says so; if not,
+                # this ack may predate it (one sent again at the same version, to repair
+                # a replica): the snapshot's own timeout and the heartbeats judge
+                if h.digest == sent_digest:
+                    del self.unconfirmed[cat]
+                continue
+            resent |= self._resent_whole(cat, h.digest, sent_digest)
         return resent
 
     def _resent_whole(self, cat: Category, digest: int | None, sent_digest: int | None) -> bool:

@@ -117,7 +117,11 @@ async def test_an_ack_of_the_sent_version_with_other_content_brings_a_snapshot()
     catalog, up, _conn, s = await snapshot_sent()
     sent, digest = s.sent[Category.OBJECTS], catalog.digest(Category.OBJECTS)
     s.ack({Category.OBJECTS: Held(Version("e", 0), 0)})  # the snapshot still on its way
-    s.ack({Category.OBJECTS: Held(sent, digest)})
+    s.ack({Category.OBJECTS: Held(sent, digest ^ 1)})  # sent before it came: not judged
+    assert not s.jobs
+    assert s.unconfirmed
+    s.ack({Category.OBJECTS: Held(sent, digest)})  # the snapshot is held
+    assert not s.unconfirmed
     assert not s.jobs
     assert up.stats.resyncs == 0
     s.ack({Category.OBJECTS: Held(sent, digest ^ 1)})
