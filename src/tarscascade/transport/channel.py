@@ -17,7 +17,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from tarscascade.errors import (
     CallTimeoutError,
@@ -64,8 +64,9 @@ class _ClientProtocol(asyncio.Protocol):
         self._can_write.set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # a stream transport, but not always an asyncio.Transport subclass (uvloop's
+        # TCPTransport is not): an isinstance check refused every connection there
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         ch = self.channel

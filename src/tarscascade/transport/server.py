@@ -20,7 +20,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from tarscascade.errors import ProtocolError
 from tarscascade.transport.peercred import peer_key
@@ -108,8 +108,9 @@ class _Conn(asyncio.Protocol):
 
     # -- asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # a stream transport, but not always an asyncio.Transport subclass (uvloop's
+        # TCPTransport is not): an isinstance check refused every connection there
+        self.transport = transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer = (str(peer[0]), int(peer[1])) if peer else ("", 0)
         server, opts = self.server, self.server.options
