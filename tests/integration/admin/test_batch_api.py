@@ -8,7 +8,6 @@ endpoints. Errors name the op by its index and endpoints the way users write the
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,16 +17,10 @@ from tarscascade.admin import RegistryMetrics, create_registry_app
 from tarscascade.registry.admin_ops import RegistryAdmin
 from tarscascade.registry.batch import MAX_BATCH_OPS
 from tarscascade.registry.core import RegistryCore
-from tests.integration.admin.harness import AUTH, TOKEN, admin_of, running_core
+from tests.integration.admin.harness import AUTH, TOKEN, admin_of
 
 OBJ = "Test.HelloServer.HelloObj"
 OTHER = "Test.WorldServer.WorldObj"
-
-
-@pytest.fixture
-async def core(tmp_path: Path) -> AsyncIterator[RegistryCore]:
-    async with running_core(tmp_path) as c:
-        yield c
 
 
 def _client(admin: RegistryAdmin, core: RegistryCore) -> httpx.AsyncClient:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +29,6 @@ from tests.integration.admin.node_harness import (
 URL = f"/v1/objects/{OBJ}"
 
 
-@pytest.fixture
-async def setup(
-    tmp_path: Path,
-) -> AsyncIterator[tuple[RegistryProcess, NodeAgent, httpx.AsyncClient]]:
-    async with (
-        cascade(tmp_path, ["node-a"]) as (rp, nodes),
-        asgi_client(create_node_app(nodes[0])) as client,
-    ):
-        yield rp, nodes[0], client
-
-
 async def add(rp: RegistryProcess, endpoint: str, **kw: Any) -> int:
     a = admin(rp)
     return (await a.add_endpoint(a.build_endpoint(OBJ, endpoint, **kw))).revision
@@ -54,9 +42,9 @@ def hosts(eps: list[dict[str, Any]]) -> list[str]:
 
 
 async def test_status_healthz_and_metrics_of_a_synced_node(
-    setup: tuple[RegistryProcess, NodeAgent, httpx.AsyncClient],
+    node_app: tuple[RegistryProcess, NodeAgent, httpx.AsyncClient],
 ) -> None:
-    rp, agent, client = setup
+    rp, agent, client = node_app
     revision = await add(rp, "tcp -h 10.0.0.1 -p 1001")
     await converged(rp, [agent])
     assert rp.core is not None
@@ -138,9 +126,9 @@ async def test_before_any_data_the_node_says_so(tmp_path: Path) -> None:
 
 
 async def test_object_lookup_gives_what_a_tars_client_of_the_node_gets(
-    setup: tuple[RegistryProcess, NodeAgent, httpx.AsyncClient],
+    node_app: tuple[RegistryProcess, NodeAgent, httpx.AsyncClient],
 ) -> None:
-    rp, agent, client = setup
+    rp, agent, client = node_app
     a = admin(rp)
     await a.put_group_rule(GroupRule(1, "gz", allow_ip_rule=("10.1.1.*",)))
     await add(rp, "tcp -h 10.1.1.7 -p 1001 -t 60000", enable_group=True, ip_group_name="gz")
@@ -193,9 +181,9 @@ async def test_object_lookup_gives_what_a_tars_client_of_the_node_gets(
 
 
 async def test_blocking_lookup_returns_as_soon_as_the_object_changes(
-    setup: tuple[RegistryProcess, NodeAgent, httpx.AsyncClient],
+    node_app: tuple[RegistryProcess, NodeAgent, httpx.AsyncClient],
 ) -> None:
-    rp, agent, client = setup
+    rp, agent, client = node_app
     await add(rp, "tcp -h 10.0.0.1 -p 1001")
     await converged(rp, [agent])
     index = (await client.get(URL)).json()["index"]
@@ -231,9 +219,9 @@ async def test_blocking_lookup_returns_as_soon_as_the_object_changes(
 
 
 async def test_blocking_lookup_returns_after_the_wait_when_nothing_changed(
-    setup: tuple[RegistryProcess, NodeAgent, httpx.AsyncClient],
+    node_app: tuple[RegistryProcess, NodeAgent, httpx.AsyncClient],
 ) -> None:
-    rp, agent, client = setup
+    rp, agent, client = node_app
     revision = await add(rp, "tcp -h 10.0.0.1 -p 1001")
     await converged(rp, [agent])
     loop = asyncio.get_running_loop()
@@ -265,9 +253,9 @@ def test_parse_wait() -> None:
 
 
 async def test_openapi_lists_the_node_routes(
-    setup: tuple[RegistryProcess, NodeAgent, httpx.AsyncClient],
+    node_app: tuple[RegistryProcess, NodeAgent, httpx.AsyncClient],
 ) -> None:
-    _, _, client = setup
+    _, _, client = node_app
     paths = (await client.get("/openapi.json")).json()["paths"]
     assert {p: set(m) for p, m in paths.items()} == {
         "/status": {"get"},

@@ -4,27 +4,20 @@ admin app: a misspelled precondition must not turn a conditional write unconditi
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tarscascade.admin import create_node_app, create_registry_app
+from tarscascade.admin import create_registry_app
 from tarscascade.cli.runtime import RegistryProcess
 from tarscascade.node.app import NodeAgent
 from tarscascade.registry.core import RegistryCore
-from tests.integration.admin.harness import AUTH, TOKEN, admin_of, running_core
-from tests.integration.admin.node_harness import OBJ, admin, asgi_client, cascade, converged
+from tests.integration.admin.harness import AUTH, TOKEN, admin_of
+from tests.integration.admin.node_harness import OBJ, admin, asgi_client, converged
 
 EP = f"/v1/objects/{OBJ}/endpoints"
 ONE = f"{EP}/10.0.0.1/1"
-
-
-@pytest.fixture
-async def core(tmp_path: Path) -> AsyncIterator[RegistryCore]:
-    async with running_core(tmp_path) as c:
-        yield c
 
 
 @pytest.fixture
@@ -161,22 +154,11 @@ async def test_a_read_with_an_unknown_parameter_is_refused(
     _refused(await client.get(path), f"'{name}'")
 
 
-@pytest.fixture
-async def node(
-    tmp_path: Path,
-) -> AsyncIterator[tuple[RegistryProcess, NodeAgent, httpx.AsyncClient]]:
-    async with (
-        cascade(tmp_path, ["node-a"]) as (rp, nodes),
-        asgi_client(create_node_app(nodes[0])) as c,
-    ):
-        yield rp, nodes[0], c
-
-
 async def test_the_node_agent_refuses_unknown_parameters_too(
-    node: tuple[RegistryProcess, NodeAgent, httpx.AsyncClient],
+    node_app: tuple[RegistryProcess, NodeAgent, httpx.AsyncClient],
 ) -> None:
     """``?indx=N`` must not quietly turn a blocking query into an immediate one."""
-    rp, agent, c = node
+    rp, agent, c = node_app
     a = admin(rp)
     res = await a.add_endpoint(a.build_endpoint(OBJ, "tcp -h 10.0.0.1 -p 1"))
     await converged(rp, [agent])

@@ -16,16 +16,10 @@ from tarscascade.admin import (
     create_registry_app,
 )
 from tarscascade.registry.core import RegistryCore
-from tests.integration.admin.harness import AUTH, TOKEN, admin_of, running_core
+from tests.integration.admin.harness import AUTH, TOKEN, admin_of
 
 OBJ = "Test.HelloServer.HelloObj"
 EP = f"/v1/objects/{OBJ}/endpoints"
-
-
-@pytest.fixture
-async def core(tmp_path: Path) -> AsyncIterator[RegistryCore]:
-    async with running_core(tmp_path) as c:
-        yield c
 
 
 def _client(app: Any) -> httpx.AsyncClient:

@@ -16,17 +16,11 @@ from tarscascade.model import EndpointRecord
 from tarscascade.registry.core import RegistryCore
 from tarscascade.store import Put, SqlStore
 from tarscascade.testing import eventually
-from tests.integration.admin.harness import AUTH, TOKEN, admin_of, running_core
+from tests.integration.admin.harness import AUTH, TOKEN, admin_of
 
 OBJ = "Test.HelloServer.HelloObj"
 EP = f"/v1/objects/{OBJ}/endpoints"
 ONE = f"{EP}/10.0.0.1/1"
-
-
-@pytest.fixture
-async def core(tmp_path: Path) -> AsyncIterator[RegistryCore]:
-    async with running_core(tmp_path) as c:
-        yield c
 
 
 @pytest.fixture
