@@ -114,8 +114,8 @@ class Session:
 
     def ack(self, held: dict[Category, Held]) -> None:
         """An ack: checked (``SessionSync.check_acked``), then taken as ``acked``."""
-        if self.sync.check_acked(held):
-            self._wake_if_jobs()
+        self.sync.check_acked(held)
+        self._wake_if_jobs()
         self.acked(held)
 
     def acked(self, held: dict[Category, Held]) -> None:

@@ -202,12 +202,11 @@ class SessionSync:
             return Plan.RESUME  # our pushes are on their way
         return self._replan(cat, h)
 
-    def check_acked(self, held: dict[Category, Held]) -> bool:
+    def check_acked(self, held: dict[Category, Held]) -> None:
         """An ack's share of a heartbeat's check: a category held at the version it was
-        sent, with another digest, is sent again whole. Whether one was. (Acks are how
-        changes are confirmed, so a replica gone wrong is caught at the change, not at
-        the next heartbeat; the rest of a plan waits for that heartbeat.)"""
-        resent = False
+        sent, with another digest, is sent again whole (a job). (Acks are how changes
+        are confirmed, so a replica gone wrong is caught at the change, not at the next
+        heartbeat; the rest of a plan waits for that heartbeat.)"""
         for cat, h in held.items():
             if self.expects(cat) or cat in self.behind or cat in self.held:
                 continue
@@ -221,8 +220,7 @@ class SessionSync:
                 if h.digest == sent_digest:
                     del self.unconfirmed[cat]
                 continue
-            resent |= self._resent_whole(cat, h.digest, sent_digest)
-        return resent
+            self._resent_whole(cat, h.digest, sent_digest)
 
     def _resent_whole(self, cat: Category, digest: int | None, sent_digest: int | None) -> bool:
         """Same version, other content: the replica was changed behind our back."""
