@@ -187,8 +187,9 @@ def declared_query(dependant: Dependant) -> tuple[frozenset[str], frozenset[str]
 def query_refusal(params: QueryParams, names: frozenset[str], single: frozenset[str]) -> str | None:
     """Why a query is refused (one line naming the parameters), or None if it is fine."""
     keys = [k for k, _ in params.multi_items()]
-    unknown = [k for k in dict.fromkeys(keys) if k not in names]
-    repeated = [k for k in dict.fromkeys(keys) if k in single and keys.count(k) > 1]
+    distinct = dict.fromkeys(keys)  # in the order given
+    unknown = [k for k in distinct if k not in names]
+    repeated = [k for k in distinct if k in single and keys.count(k) > 1]
     parts = []
     if unknown:
         takes = f"takes: {', '.join(sorted(names))}" if names else "takes none"
