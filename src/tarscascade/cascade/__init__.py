@@ -16,7 +16,7 @@ from tarscascade.cascade.payload import (
     encode_records,
 )
 from tarscascade.cascade.replica import AppliedHook
-from tarscascade.cascade.tracker import NodeState, NodeView
+from tarscascade.cascade.tracker import NodeState, NodeView, heard_at, is_silent
 from tarscascade.cascade.upstream import HubOptions, HubStats
 
 __all__ = [
@@ -37,4 +37,6 @@ __all__ = [
     "decode_records",
     "encode_events",
     "encode_records",
+    "heard_at",
+    "is_silent",
 ]

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from tarscascade.cascade.freshness import Freshness
 from tarscascade.cascade.progress import SyncProgress
 from tarscascade.cascade.replica import AppliedHook, Outcome, Replica
+from tarscascade.cascade.rules import DEFAULT_IDLE_HEARTBEAT
 from tarscascade.cascade.states import floor_states, held_states
 from tarscascade.catalog import Catalog
 from tarscascade.errors import (
@@ -103,6 +104,10 @@ class ClientOptions:
     #: upstream is told the longest (subscribe's heartbeatMs), so its expiry of silent
     #: sessions stays right.
     heartbeat_idle_factor: float = 2.5
+    #: the longest idle interval asked for (``SubscribeReq.idleHeartbeatMs``), used only
+    #: as far as the upstream grants it: an upstream whose liveness does not wait for
+    #: heartbeats (docs/protocol.md, *Idle heartbeats*); 0 = never ask
+    heartbeat_idle_longest: float = DEFAULT_IDLE_HEARTBEAT
     connect_timeout: float = 3.0
     call_timeout: float = 10.0
     #: heartbeats in a row that may time out before the upstream counts as gone
@@ -267,6 +272,8 @@ class CascadeClient:
         #: this session's upstream checks acks' digests as heartbeats' (it asked for an
         #: ack's timing, which only such an upstream does)
         self._acks_checked = False
+        #: how long this session's upstream lets us stay silent when idle (0 = its default)
+        self._idle_granted = 0.0
         self._last_ack: tuple[dict[str, tuple[str, int, int]], tuple[object, ...]] | None = None
         self._rng = self.options.rng
         self._task: asyncio.Task[None] | None = None
@@ -563,6 +570,7 @@ class CascadeClient:
         self._replica.reset()  # leftovers of an earlier subscription never complete
         self._last_ack = None  # the (new) session has heard nothing from us yet
         self._acks_checked = False
+        self._idle_granted = 0.0
         speaks = self.options.protocol
         if speaks < DIGEST128_PROTOCOL:
             self.catalog.enable_legacy()  # an old node always sends its 64-bit digest
@@ -580,6 +588,7 @@ class CascadeClient:
             address=self.address,
             protocol=speaks,
             heartbeatMs=round(self._longest_heartbeat() * 1000),
+            idleHeartbeatMs=round(self.options.heartbeat_idle_longest * 1000),
             keyId=self.catalog.key_id if speaks >= DIGEST128_PROTOCOL else b"",
             encodings=[ZLIB_ENCODING],
         )
@@ -632,6 +641,7 @@ class CascadeClient:
         if ret != OK:
             raise _Refused(f"subscribe answered {ret}")
         self._digests_of_upstream(rsp)
+        self._idle_granted = min(rsp.idleHeartbeatMs, 3_600_000) / 1000.0
         self._heard(rsp.freshness)
         self._note_versions(rsp.plan)
         if self._progress.plan(rsp.plan, mark):
@@ -733,12 +743,18 @@ class CascadeClient:
         opts = self.options
         return opts.heartbeat_interval * max(1.0, opts.heartbeat_idle_factor)
 
+    def idle_heartbeat(self) -> float:
+        """The longest interval between two heartbeats now: the announced one, or as
+        long as the upstream granted (at most what was asked)."""
+        asked = min(self._idle_granted, self.options.heartbeat_idle_longest)
+        return max(self._longest_heartbeat(), asked)
+
     async def _heartbeats(self, channel: Channel) -> None:
         opts = self.options
         failures = 0
         interval = opts.heartbeat_interval
-        longest = self._longest_heartbeat()
         while True:
+            longest = self.idle_heartbeat()  # a re-subscribe may have changed the grant
             spread = 1.0 + opts.heartbeat_jitter * (2.0 * self._rng.random() - 1.0)
             applied = self._applied_unchecked
             with contextlib.suppress(TimeoutError):

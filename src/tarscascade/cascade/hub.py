@@ -43,7 +43,7 @@ from tarscascade.cascade.states import (
     states_of,
 )
 from tarscascade.cascade.sync import Context
-from tarscascade.cascade.tracker import AckTracker, NodeState, NodeView
+from tarscascade.cascade.tracker import LATE_FACTOR, AckTracker, NodeState, NodeView, vouched_at
 from tarscascade.cascade.upstream import HubOptions, HubStats, Upstream
 from tarscascade.catalog import Catalog
 from tarscascade.catalog.digests import Scheme
@@ -108,6 +108,7 @@ class CascadeHub:
         clock: Callable[[], float] | None = None,
         authorize_descendants: Callable[[str, Sequence[NodeAckF]], Collection[str]] | None = None,
         prompt_acks: Callable[[], bool] | None = None,
+        on_lost: Callable[[], object] | None = None,
     ) -> None:
         self.catalog = catalog
         self.options = options or HubOptions()
@@ -120,6 +121,10 @@ class CascadeHub:
         self._authorize_descendants = authorize_descendants
         self._on_subscribe = on_subscribe
         self._on_heartbeat = on_heartbeat
+        #: a node this hub knew connected is gone (its session ended, or its relay no
+        #: longer lists it): a relay reports it upward at once, as the upstream's
+        #: liveness vouches for the nodes it lists (``vouched``)
+        self._on_lost = on_lost
         self._freshness = freshness or (lambda: FRESH)
         self._clock = clock or time.monotonic
         #: besides its own (tracker waiters, ``prompt_acks_for``): whether changes are
@@ -307,6 +312,20 @@ class CascadeHub:
             out[st.name] = replace(st, held=held, digests=dict(st.digests), lag=lag)
         return out
 
+    def vouched(self, bound: float) -> list[tuple[str, float]]:
+        """Every connected node (its own session here, or reported by a relay) with how
+        many seconds ago it is known to have been alive (:func:`~tarscascade.cascade.
+        tracker.vouched_at`; ``bound``: the keepalive's detection bound), for the
+        liveness rule: an idle node granted long heartbeats stays alive on its
+        connection (docs/protocol.md, *Idle heartbeats*)."""
+        now = self.tracker.clock()
+        out = []
+        for st in self.tracker.states():
+            at = vouched_at(st, now, bound)
+            if at is not None:
+                out.append((st.name, now - at))
+        return out
+
     def fleet_view(self) -> dict[str, NodeView]:
         """:meth:`node_states` for the fleet log's rounds: only what it compares, none
         of the copies (a round over 1,000 nodes costs about a third as much)."""
@@ -315,7 +334,14 @@ class CascadeHub:
         for st in self.tracker.states():
             held, lag = self._held_and_lag(st, versions)
             out[st.name] = NodeView(
-                st.connected, st.via, st.address, held, lag, st.last_heartbeat, st.last_ack
+                st.connected,
+                st.via,
+                st.address,
+                held,
+                lag,
+                st.last_heartbeat,
+                st.last_ack,
+                st.quiet_s,
             )
         return out
 
@@ -445,8 +471,9 @@ class CascadeHub:
             scheme = self._scheme(req)
             held, counts = parse_held(req.held, scheme), parse_counts(req.held)
             host, port = parse_address(req.address, current.peer[0])
-            if not 0 <= req.heartbeatMs <= 3_600_000:
-                raise BadRequestError(f"heartbeat interval {req.heartbeatMs} ms")
+            for what, ms in (("", req.heartbeatMs), ("idle ", req.idleHeartbeatMs)):
+                if not 0 <= ms <= 3_600_000:
+                    raise BadRequestError(f"{what}heartbeat interval {ms} ms")
         except BadRequestError as exc:
             self.stats.bad_requests += 1
             log.info("bad subscribe from %s:%s: %s", *current.peer, exc)
@@ -478,7 +505,13 @@ class CascadeHub:
         state.proof = req.token if parse_proof(req.token) is not None else ""
         self.tracker.record(name, held, heartbeat=True)
         opts = self.options
-        interval = req.heartbeatMs / 1000.0 or opts.default_heartbeat_interval
+        announced = req.heartbeatMs / 1000.0 or opts.default_heartbeat_interval
+        granted = min(req.idleHeartbeatMs / 1000.0, opts.idle_heartbeat_grant)
+        state.quiet_s = max(announced, granted)
+        # missed heartbeats at the announced pace, plus the silence the grant adds: a
+        # peer that vanished behind a proxy (no keepalive can see it) ends in bounded time
+        timeout = opts.missed_heartbeats * announced * LATE_FACTOR + 1.0
+        timeout += max(0.0, granted - announced) * LATE_FACTOR
         s = Session(
             self._up,
             name,
@@ -489,8 +522,7 @@ class CascadeHub:
             protocol=req.protocol,
             scheme=scheme,
             compressed=ZLIB_ENCODING in req.encodings,
-            # the downstream's interval is jittered by up to a fifth: allow a quarter
-            heartbeat_timeout=opts.missed_heartbeats * interval * 1.25 + 1.0,
+            heartbeat_timeout=timeout,
             clock=self._clock,
         )
         fresh = self._freshness()
@@ -511,6 +543,8 @@ class CascadeHub:
                 self._on_subscribe(NodeInfo(name, host, port, current.peer)), "on-subscribe"
             )
         rsp = SubscribeRsp(plan=plan, freshness=fresh.to_wire())
+        if granted > 0:
+            rsp.idleHeartbeatMs = round(granted * 1000)
         if scheme is not Scheme.LEGACY:
             # the tier's digest key, to an authenticated downstream only (never logged)
             rsp.protocol, rsp.digestKey = speaks, self.catalog.digest_key
@@ -593,6 +627,7 @@ class CascadeHub:
         self.stats.descendant_states += len(descendants)
         s.acked(held)
         self.tracker.record(s.name, held, heartbeat=True)
+        forgotten = self.tracker.forgotten
         fresh = self.tracker.record_descendants(
             s.name,
             descendants,
@@ -600,6 +635,8 @@ class CascadeHub:
             addresses=addresses,
             proofs={a.nodeName: a.proof for a in acks if a.proof},
         )
+        if self.tracker.forgotten != forgotten:
+            self._lost()
         plans = s.heartbeat(held, self._context(held, counts))
         plan = self._plans(s, plans)
         self._heard(s.name, descendants)
@@ -739,8 +776,17 @@ class CascadeHub:
             del self._sessions[s.name]
             self._sessions_changed()
             self.tracker.disconnected(s.name)
+            if not self._closed:
+                self._lost()
         if abort:
             s.conn.abort()
+
+    def _lost(self) -> None:
+        if self._on_lost is not None:
+            try:
+                self._on_lost()
+            except Exception:
+                log.exception("on_lost callback failed")
 
     def _dropped(self, s: Session, reason: str) -> None:
         self._end(s, abort=False)  # the session already closed its connection

@@ -54,6 +54,10 @@ from tarscascade.wire.idl.cascadef import (
 #: The mass-change guard's default: a new lineage that would take away more than this
 #: share of a downstream's endpoints is held until an operator confirms it.
 DEFAULT_GUARD_MAX_LOSS = 0.5
+#: an idle downstream's longest heartbeat interval where its upstream keeps it alive on
+#: its connection (``HubOptions.idle_heartbeat_grant``, ``SubscribeRsp.idleHeartbeatMs``):
+#: 1,000 idle nodes send ~33 heartbeats a second, not ~133 (issue 17)
+DEFAULT_IDLE_HEARTBEAT = 30.0
 
 
 class Plan(Enum):

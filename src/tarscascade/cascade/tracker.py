@@ -38,6 +38,10 @@ class NodeState:
     lag: dict[Category, int | None] = field(default_factory=dict)
     last_heartbeat: float = 0.0  # unix seconds; 0 = never
     last_ack: float = 0.0
+    #: the longest silence to expect between two heartbeats, s: what its session
+    #: announced or was granted, or for a node a relay reports, the relay's (its times
+    #: here are the relay's heartbeats); 0 = not known
+    quiet_s: float = 0.0
     #: its latest proof for the relay it is connected to (passed upstream; "" = none)
     proof: str = ""
     snapshots_sent: int = 0
@@ -56,6 +60,38 @@ class NodeView(NamedTuple):
     lag: dict[Category, int | None]
     last_heartbeat: float
     last_ack: float
+    quiet_s: float
+
+
+#: a downstream's heartbeat interval is jittered by up to a fifth: one is late past a quarter
+LATE_FACTOR = 1.25
+#: a connected node not heard from for this long, or for two of its intervals when they
+#: are longer, is stale (the fleet log's and the dashboard's word for a silent node)
+STALE_AFTER_S = 15.0
+
+
+def heard_at(st: NodeState | NodeView) -> float:
+    """When the node was last heard from (heartbeat or ack); 0 = never."""
+    return max(st.last_heartbeat, st.last_ack)
+
+
+def is_silent(st: NodeState | NodeView, now: float) -> bool:
+    """Connected, but not heard from for longer than its heartbeats allow."""
+    heard = heard_at(st)
+    return bool(heard) and now - heard > max(STALE_AFTER_S, 2.0 * st.quiet_s)
+
+
+def vouched_at(st: NodeState | NodeView, now: float, bound: float) -> float | None:
+    """When a connected node is known to have been alive, though it may be silent: a
+    connection the kernel keeps open (its own here, or its relay's, which reports a lost
+    descendant at once) proves its host answered within ``bound`` (the keepalive's
+    ``detection_bound``), but never later than its next heartbeat was due, so a proxy
+    that answers for a dead peer cannot keep it alive for more than one interval.
+    None when it is not connected or never heard from."""
+    heard = heard_at(st)
+    if not st.connected or not heard:
+        return None
+    return min(now - bound, heard + st.quiet_s * LATE_FACTOR)
 
 
 @dataclass(slots=True, eq=False)
@@ -76,6 +112,8 @@ class AckTracker:
         self._waiters: set[_Waiter] = set()
         #: per relay: a version per category that every one of its descendants holds
         self._floors: dict[str, dict[Category, Version]] = {}
+        #: descendants forgotten so far (their relay stopped listing them, or ended)
+        self.forgotten = 0
 
     # ------------------------------------------------------------------ updates
 
@@ -131,6 +169,8 @@ class AckTracker:
         fresh: list[str] = []
         addresses = addresses or {}
         proofs = proofs or {}
+        reporter = self._nodes.get(relay)
+        quiet = reporter.quiet_s if reporter is not None else 0.0  # its times are the relay's
         for name, held in acks.items():
             st = self._nodes.get(name)
             if st is not None and st.connected and not st.via:
@@ -142,6 +182,7 @@ class AckTracker:
                 fresh.append(name)
             st.via, st.connected, st.address = relay, True, address
             st.proof = proofs.get(name, st.proof)
+            st.quiet_s = quiet
             self._offline.pop(name, None)
             now.add(name)
             self._store(st, held, heartbeat)
@@ -231,6 +272,7 @@ class AckTracker:
         st = self._nodes.get(name)
         if st is not None and st.via == relay:
             del self._nodes[name]
+            self.forgotten += 1
 
     def _store(self, st: NodeState, held: dict[Category, Held], heartbeat: bool) -> None:
         now = self.clock()

@@ -59,6 +59,12 @@ class HubOptions:
     missed_heartbeats: int = 3
     #: the interval assumed for downstreams that do not say theirs (protocol 1)
     default_heartbeat_interval: float = 3.0
+    #: how long an idle downstream that asks may stay silent between heartbeats (s;
+    #: ``SubscribeRsp.idleHeartbeatMs``). Only for an owner whose liveness does not wait
+    #: for heartbeats (``CascadeHub.vouched``: a registry; a relay, which reports a lost
+    #: descendant at once); 0 = none granted: downstreams keep their own idle interval.
+    #: A bare hub grants none; ``attach_cascade`` and the node agent give what holds
+    idle_heartbeat_grant: float = 0.0
     #: the mass-change guard: a new lineage taking away more than this share of a
     #: downstream's endpoints is held back unless confirmed (>= 1: off)
     guard_max_loss: float = DEFAULT_GUARD_MAX_LOSS

@@ -158,6 +158,13 @@ def registry(
     node_timeout: float = typer.Option(
         30.0, help="Seconds without heartbeat before a node is dead."
     ),
+    idle_heartbeat: float = typer.Option(
+        30.0,
+        min=0.0,
+        max=3600.0,
+        help="Longest heartbeat interval granted to an idle node, which its connection keeps "
+        "alive meanwhile (0 = nodes keep their own, 7.5 s).",
+    ),
     reload_interval: float = typer.Option(60.0, help="Anti-entropy full reload period (0 = off)."),
     reload_budget: float = typer.Option(
         0.01, help="Share of the time anti-entropy may take: a slow reload spaces the next."
@@ -227,6 +234,7 @@ def registry(
         tls=_tls(tls_cert, tls_key, tls_ca, tls_client_auth),
         options=RegistryOptions(
             node_timeout=node_timeout,
+            idle_heartbeat=idle_heartbeat,
             reload_interval=reload_interval,
             reload_budget=reload_budget,
         ),

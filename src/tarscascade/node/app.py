@@ -91,6 +91,9 @@ class NodeAgent:
             # a change its upstream wants acknowledged at once (a drain waits), its
             # leaves acknowledge at once too; the rest as lazily as they were asked
             prompt_acks=lambda: self.client is not None and self.client.upstream_wants_prompt_acks,
+            # a lost descendant is reported upward at once too: the upstream keeps the
+            # nodes this relay lists alive on this relay's word (idle heartbeats)
+            on_lost=lambda: self.client.request_heartbeat() if self.client else None,
         )
         self.client: CascadeClient | None = None
         self.server: TarsServer | None = None

@@ -53,6 +53,9 @@ class NodeConfig:
     client_options: ClientOptions = field(
         default_factory=lambda: ClientOptions(freeze_gc_after_snapshot=True)
     )
+    #: as a relay. It grants its leaves no long idle heartbeats: its sessions' expiry is
+    #: what ends a leaf lost behind a proxy, and the registry vouches for the leaves it
+    #: lists (it reports a lost one at once)
     hub_options: HubOptions = field(default_factory=HubOptions)
     server_options: ServerOptions = field(default_factory=ServerOptions)
     clock: Callable[[], float] = field(default=time.time)

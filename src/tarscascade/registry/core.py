@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from tarscascade.cascade.rules import DEFAULT_GUARD_MAX_LOSS
+from tarscascade.cascade.rules import DEFAULT_GUARD_MAX_LOSS, DEFAULT_IDLE_HEARTBEAT
 from tarscascade.catalog import Catalog, QueryAnswerer
 from tarscascade.errors import (
     ChangeLogTrimmedError,
@@ -35,7 +35,7 @@ from tarscascade.errors import (
     StoreError,
 )
 from tarscascade.model import Category, ChangeEvent, Op, Record, Version
-from tarscascade.registry.liveness import DEFAULT_NODE_TIMEOUT, Liveness
+from tarscascade.registry.liveness import DEFAULT_NODE_TIMEOUT, Liveness, idle_grant
 from tarscascade.registry.presence import DEFAULT_LEASE_TTL, TierOptions, TierPresence
 from tarscascade.store import (
     Commit,
@@ -84,6 +84,10 @@ class RegistryOptions:
     #: seconds without heartbeat before a node is dead; 0 turns the rule off on this registry
     node_timeout: float = DEFAULT_NODE_TIMEOUT
     liveness_interval: float = 2.0
+    #: how long an idle cascade node may stay silent between heartbeats (s): granted
+    #: when its connection can vouch for it inside the node timeout (:meth:`RegistryCore.
+    #: idle_heartbeat_grant`); 0 = nodes keep their own idle interval
+    idle_heartbeat: float = DEFAULT_IDLE_HEARTBEAT
     #: the liveness judge's lease (a tier of registries: one judges at a time)
     lease_ttl: float = DEFAULT_LEASE_TTL
     #: change-log rows kept in the database (older ones are trimmed)
@@ -203,6 +207,9 @@ class RegistryCore:
         self.ready = asyncio.Event()
         #: the tier's shared liveness and drain acks (None for a store without the tables)
         self.tier: TierPresence | None = None
+        #: the connected nodes a cascade hub vouches for, as (node, seconds ago) pairs
+        #: (``CascadeHub.vouched``; set by ``attach_cascade``)
+        self.vouch_source: Callable[[], list[tuple[str, float]]] | None = None
         table = getattr(store, "presence", None)
         if table is not None:
             self.tier = TierPresence(self, table, TierOptions(lease_ttl=self.options.lease_ttl))
@@ -546,10 +553,48 @@ class RegistryCore:
     # ------------------------------------------------------------------ liveness
 
     def heartbeat(self, node: str) -> None:
+        self._heard(node, self.options.clock())
+
+    def _heard(self, node: str, at: float) -> None:
+        self.liveness.heartbeat(node, at)
+        tier = self.tier
+        if tier is not None and at > tier.heard.get(node, 0.0):
+            tier.heard[node] = at  # shared with the tier at its next round
+
+    def vouch(self) -> int:
+        """Count connected nodes as heard as of when their connections prove them alive
+        (``vouch_source``: node -> seconds ago), so an idle node granted heartbeats
+        longer than the node timeout stays alive. Returns the nodes vouched for."""
+        source = self.vouch_source
+        if source is None:
+            return 0
         now = self.options.clock()
-        self.liveness.heartbeat(node, now)
+        vouched = source()
+        for node, ago in vouched:
+            self._heard(node, now - ago)
+        return len(vouched)
+
+    def idle_heartbeat_grant(self, bound: float) -> float:
+        """The idle heartbeat interval to grant nodes whose connections are found dead
+        within ``bound`` seconds (:func:`~tarscascade.registry.liveness.idle_grant`)."""
+        opts = self.options
+        lag = 2 * opts.liveness_interval  # the vouching round, then the judging one
         if self.tier is not None:
-            self.tier.heard[node] = now  # shared with the tier at its next round
+            lag += self.tier.sighting_lag  # through the database to the tier's judge
+        grant = idle_grant(opts.idle_heartbeat, opts.node_timeout, bound, lag)
+        if opts.idle_heartbeat > 0 and not grant:
+            log.info(
+                "idle heartbeats not granted: a connection vouches for its node %.1f s"
+                " late (keepalive %.1f s + rounds), not inside the node timeout (%.1f s)",
+                bound + lag,
+                bound,
+                opts.node_timeout,
+            )
+        return grant
+
+    async def _liveness(self) -> int:
+        self.vouch()  # also with liveness off: the tier's sightings (drains) need them
+        return await self.check_liveness()
 
     async def check_liveness(self) -> int:
         """One round of the liveness rule, if this registry is the tier's judge."""
@@ -590,8 +635,8 @@ class RegistryCore:
                         opts.reload_interval, self.reconcile, "reconcile", opts.reload_budget
                     )
                 )
-            if opts.node_timeout > 0:
-                tg.create_task(self._every(opts.liveness_interval, self.check_liveness, "liveness"))
+            if opts.node_timeout > 0 or self.tier is not None:
+                tg.create_task(self._every(opts.liveness_interval, self._liveness, "liveness"))
             tg.create_task(self._every(opts.trim_interval, self._trim, "trim"))
 
     async def tail(self) -> int:

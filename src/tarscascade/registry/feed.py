@@ -25,6 +25,7 @@ from tarscascade.model import INCREMENTAL, Category, ChangeEvent, NodeRecord, St
 from tarscascade.registry.core import RegistryCore
 from tarscascade.registry.node_auth import NodeAuthority
 from tarscascade.store import Patch, WriteOp
+from tarscascade.transport.sockopts import DEFAULT_KEEPALIVE
 
 log = logging.getLogger(__name__)
 
@@ -168,14 +169,22 @@ async def attach_cascade(
     token: str | None = None,
     options: HubOptions | None = None,
     authority: NodeAuthority | None = None,
+    keepalive_bound: float = DEFAULT_KEEPALIVE.detection_bound,
 ) -> CascadeHub:
     """A hub over the registry's catalog, fed by the core; add ``hub.servant`` to a server.
 
     Call after ``core.start()``. Without an ``authority``: the shared ``token`` (the
-    bootstrap/dev mode), or no authentication when it is None.
+    bootstrap/dev mode), or no authentication when it is None. ``keepalive_bound``: how
+    soon the hub's server drops a dead peer's connection (its keepalive's).
     """
-    # the cascade's guard holds back exactly the lineages the registry starts unconfirmed
-    opts = dataclasses.replace(options or HubOptions(), guard_max_loss=core.options.max_epoch_loss)
+    # the cascade's guard holds back exactly the lineages the registry starts unconfirmed;
+    # idle nodes are granted long heartbeats where their connections keep them alive
+    bound = keepalive_bound
+    opts = dataclasses.replace(
+        options or HubOptions(),
+        guard_max_loss=core.options.max_epoch_loss,
+        idle_heartbeat_grant=core.idle_heartbeat_grant(bound),
+    )
     feed = RegistryFeed(core)
     if authority is None:
         authority = NodeAuthority("shared", shared_token=token) if token else NodeAuthority("open")
@@ -192,6 +201,7 @@ async def attach_cascade(
     )
     authority.add_revoked_listener(hub.end_session)
     feed.hub = hub
+    core.vouch_source = lambda: hub.vouched(bound)
     if core.tier is not None:
         core.tier.hub = hub  # sightings and drain acks read what its tracker knows
     core.add_listener(feed.on_events)

@@ -5,7 +5,8 @@ knew before and logs the transitions: a node ``joined`` or ``left`` the cascade,
 ``behind`` (some revision the registry had :data:`BEHIND_AFTER_S` ago still not held:
 a node is behind for a few milliseconds after every write, and under a steady stream of
 writes it is always a revision or two behind, which is not news), went
-``stale`` (connected, silent for :data:`STALE_AFTER_S`), or is ``current`` again; and
+``stale`` (connected, silent past its heartbeats: :func:`~tarscascade.cascade.is_silent`),
+or is ``current`` again; and
 the registry's epoch changed. Each line carries ``event`` and the node's fields as
 ``extra`` data, so ``--log-format json`` emits them as keys.
 
@@ -25,13 +26,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tarscascade.cascade import CascadeHub, NodeState, NodeView
+from tarscascade.cascade import CascadeHub, NodeState, NodeView, heard_at, is_silent
 from tarscascade.registry.core import paced_wait
 
 log = logging.getLogger("tarscascade.fleet")
 
 BEHIND_AFTER_S = 5.0
-STALE_AFTER_S = 15.0
 INTERVAL_S = 1.0
 #: the share of a core the rounds may take (past it, they come less often than INTERVAL_S)
 BUDGET = 0.005
@@ -108,8 +108,8 @@ class FleetWatcher:
                     seen.target = {
                         c: held.get(c, 0) + n if n is not None else _NEVER for c, n in lag.items()
                     }
-            heard = max(st.last_heartbeat, st.last_ack)
-            if heard and now - heard > STALE_AFTER_S:
+            heard = heard_at(st)
+            if is_silent(st, now):
                 condition = "stale"
             elif seen.behind_since is not None and now - seen.behind_since >= BEHIND_AFTER_S:
                 condition = "behind"

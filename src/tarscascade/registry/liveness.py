@@ -19,6 +19,15 @@ from tarscascade.model import NodeRecord, State
 DEFAULT_NODE_TIMEOUT = 30.0
 
 
+def idle_grant(idle: float, timeout: float, bound: float, lag: float) -> float:
+    """How long an idle node may stay silent (``idle``, or 0: none granted). Granted when
+    a connection's word (the node alive ``bound`` seconds ago) reaches the judge ``lag``
+    seconds later still inside the node ``timeout`` (always, with liveness off)."""
+    if idle <= 0 or (timeout > 0 and bound + lag >= timeout):
+        return 0.0
+    return idle
+
+
 @dataclass(slots=True)
 class Liveness:
     timeout: float = DEFAULT_NODE_TIMEOUT

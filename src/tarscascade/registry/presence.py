@@ -98,16 +98,18 @@ def registry_id() -> str:
 
 def due_sightings(
     heard: dict[str, float],
-    written: dict[str, float],
+    written: dict[str, tuple[float, float]],
     now: float,
     interval: float,
 ) -> list[str]:
-    """Nodes whose sighting to write now: heard since their last write and either never
-    written here or written at least ``interval`` ago. Pure."""
+    """Nodes whose sighting to write now: heard later than the sighting last written
+    (``written``: the time it said, and when it was written) and either never written
+    here or written at least ``interval`` ago. A vouched sighting is older than its
+    write (``RegistryCore.vouch``), so the two times are kept apart. Pure."""
     out = []
     for node, at in heard.items():
         last = written.get(node)
-        if last is None or (at > last and now - last >= interval):
+        if last is None or (at > last[0] and now - last[1] >= interval):
             out.append(node)
     return out
 
@@ -128,7 +130,8 @@ class TierPresence:
     #: nodes this registry heard from itself (its sessions, its relays' lists) -> when;
     #: the core's liveness also holds what the judge merged from the others: not ours
     heard: dict[str, float] = field(default_factory=dict)
-    _written: dict[str, float] = field(default_factory=dict)  # node -> local time written
+    #: node -> (the time its last sighting said, local time it was written)
+    _written: dict[str, tuple[float, float]] = field(default_factory=dict)
     #: when the lease this registry holds runs out (monotonic; 0 = it holds none)
     _judge_until: float = 0.0
     _acks_written: dict[str, Version | None] = field(default_factory=dict)
@@ -142,6 +145,16 @@ class TierPresence:
             return self.options.sighting_interval
         timeout = self.core.options.node_timeout
         return timeout / 3 if timeout > 0 else DEFAULT_SIGHTING_INTERVAL
+
+    @property
+    def sighting_lag(self) -> float:
+        """How much older than this registry's own view the judge's can be: a sighting
+        waits for its interval, then for the flush tick."""
+        return self.sighting_interval + self._flush_tick()
+
+    def _flush_tick(self) -> float:
+        opts = self.options
+        return opts.ack_interval if self.waits else min(opts.wait_poll, 1.0)
 
     @property
     def offline_after(self) -> float:
@@ -215,6 +228,7 @@ class TierPresence:
             return 0
         tracker = self.hub.tracker if self.hub is not None else None
         rows = []
+        said: dict[str, float] = {}  # heard may move while the rows are written
         for name in sorted(todo):
             at = heard.get(name)
             if at is None:
@@ -223,11 +237,12 @@ class TierPresence:
             if held is None and tracker is not None and (st := tracker.get(name)) is not None:
                 held = tracker.held(st, Category.OBJECTS)
             rows.append(Sighting(name, max(0.0, now - at), held))
+            said[name] = at
         if not rows:
             return 0
         await asyncio.to_thread(self.table.record, self.id, rows)
         for row in rows:
-            self._written[row.node] = now
+            self._written[row.node] = (said[row.node], now)
             self._acks_written[row.node] = row.objects
         self.stats.sightings_written += len(rows)
         self.stats.acks_written += len(acks)
@@ -340,13 +355,12 @@ class TierPresence:
                 now = loop.time()
                 if now >= next_flush:
                     await self.flush()
-                    tick = opts.ack_interval if self.waits else min(opts.wait_poll, 1.0)
-                    next_flush = now + tick
+                    next_flush = now + self._flush_tick()
             except StoreError as exc:
                 self._failed("the tier's tables", exc)
             except Exception:
                 log.exception("tier presence round failed")
-            delay = opts.ack_interval if self.waits else min(opts.wait_poll, 1.0)
+            delay = self._flush_tick()
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
             # that lands as the event is set, and this loop would then never end
             with contextlib.suppress(TimeoutError):

@@ -16,11 +16,23 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class KeepAlive:
-    idle: int = 15  # seconds of silence before the first probe
-    interval: int = 5  # seconds between probes
+    """The defaults find a dead peer within 11 s: soon enough that a connection the
+    kernel keeps open can vouch for its peer's host inside a 30 s node timeout, also
+    through a tier's shared sightings (the registry's liveness of idle nodes,
+    docs/protocol.md *Idle heartbeats*). The probes are the kernel's: an idle
+    connection costs no process a wake-up."""
+
+    idle: int = 5  # seconds of silence before the first probe
+    interval: int = 2  # seconds between probes
     count: int = 3  # unanswered probes before the connection is dropped
     #: unacknowledged written data older than this drops the connection (seconds)
-    user_timeout: float = 30.0
+    user_timeout: float = 11.0
+
+    @property
+    def detection_bound(self) -> float:
+        """Seconds within which a dead peer's connection is dropped, idle or busy: a
+        connection still open proves the peer's host answered within this."""
+        return max(self.idle + self.interval * self.count, self.user_timeout)
 
 
 DEFAULT_KEEPALIVE = KeepAlive()

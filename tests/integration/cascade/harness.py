@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from tarscascade.cascade import CascadeClient, CascadeHub, ClientOptions, HubOptions
+from tarscascade.cascade import CascadeClient, CascadeHub, ClientOptions, HubOptions, NodeInfo
 from tarscascade.catalog import Catalog
 from tarscascade.model import Category, EndpointRecord, State
 from tarscascade.registry.core import RegistryCore, RegistryOptions
@@ -36,6 +36,8 @@ def fast_client_options(**kw: Any) -> ClientOptions:
         "reconnect_max": 0.5,
         "resubscribe_initial": 0.02,
         "resubscribe_max": 0.3,
+        # heartbeats at the pace these tests count on; tests of idle heartbeats ask
+        "heartbeat_idle_longest": 0.0,
     }
     opts.update(kw)
     return ClientOptions(**opts)
@@ -139,15 +141,26 @@ class Cluster:
     ) -> AsyncIterator[Relay]:
         """A relay wired as ``NodeAgent`` wires one (node/app.py): a leaf's heartbeat
         brings an ack upward, its leaves are asked for acks as its upstream asks it and
-        when it is asked, and its acks carry their floor."""
+        when it is asked, its acks carry their floor, and a leaf that subscribes or is
+        lost is reported upward at once (a heartbeat)."""
         catalog = Catalog()
         made: list[Node] = []
+
+        def heartbeat_now() -> None:
+            if made:
+                made[0].client.request_heartbeat()
+
+        async def subscribed(_info: NodeInfo) -> None:
+            heartbeat_now()
+
         hub = CascadeHub(
             catalog,
             authenticate=lambda _n, t: t == TOKEN,
             options=hub_options,
+            on_subscribe=subscribed,
             on_heartbeat=lambda _name: made[0].client.request_ack() if made else None,
             prompt_acks=lambda: bool(made) and made[0].client.upstream_wants_prompt_acks,
+            on_lost=heartbeat_now,
         )
         async with TarsServer([hub.servant]) as server:
             node = self.node(

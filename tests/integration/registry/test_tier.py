@@ -247,5 +247,6 @@ async def test_the_last_active_endpoint_is_refused_without_force(db_url: str) ->
 
 def test_due_sightings_new_nodes_at_once_known_ones_at_the_interval() -> None:
     heard = {"new": 10.0, "fresh": 10.0, "quiet": 3.0, "due": 10.0}
-    written = {"fresh": 9.5, "quiet": 4.0, "due": 6.0}
+    # (the time the sighting said, when it was written)
+    written = {"fresh": (9.5, 9.5), "quiet": (4.0, 4.0), "due": (6.0, 6.0)}
     assert sorted(due_sightings(heard, written, now=10.0, interval=3.0)) == ["due", "new"]

@@ -11,9 +11,10 @@ from typing import Any
 
 from tarscascade.cascade import CascadeHub, NodeState
 from tarscascade.cascade.states import Held
+from tarscascade.cascade.tracker import STALE_AFTER_S
 from tarscascade.catalog import Catalog
 from tarscascade.model import Category, Version
-from tarscascade.registry.fleet_log import BEHIND_AFTER_S, STALE_AFTER_S, FleetWatcher
+from tarscascade.registry.fleet_log import BEHIND_AFTER_S, FleetWatcher
 from tarscascade.testing import eventually
 
 

@@ -3,8 +3,9 @@
 The same numbers the admin API serves (``/v1/status``, ``/v1/nodes``): the pages never
 compute a figure of their own that the API could contradict. A node's state is one of
 ``behind`` (connected, some category not at the registry's revision), ``stale``
-(connected, but not heard from for :data:`STALE_AFTER_S`), ``offline`` (its session
-ended) and ``current``; the pages list them in that order, the ones to look at first.
+(connected, but silent past its heartbeats: :func:`~tarscascade.cascade.is_silent`),
+``offline`` (its session ended) and ``current``; the pages list them in that order, the
+ones to look at first.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from tarscascade.cascade import NodeState
+from tarscascade.cascade import NodeState, heard_at, is_silent
 from tarscascade.catalog.encoded import QueryMethod
 from tarscascade.errors import DecodeError, EndpointSyntaxError
 from tarscascade.model import Category, ChangeEvent, EndpointRecord, Op
@@ -29,8 +30,6 @@ from tarscascade.wire.idl.queryf import (
     FIND_IN_SAME_STATION,
 )
 
-#: a connected node not heard from (heartbeat or ack) for this long is stale (3 heartbeats)
-STALE_AFTER_S = 15.0
 STATE_ORDER = {"behind": 0, "stale": 1, "offline": 2, "current": 3}
 TREE_PAGE = 100
 ATTENTION_ROWS = 20
@@ -60,10 +59,7 @@ def node_state(st: NodeState | None, now: float, behind: bool) -> str:
         return "offline"
     if behind:
         return "behind"
-    heard = max(st.last_heartbeat, st.last_ack)
-    if heard and now - heard > STALE_AFTER_S:
-        return "stale"
-    return "current"
+    return "stale" if is_silent(st, now) else "current"
 
 
 def row_dict(r: NodeRow) -> dict[str, Any]:
@@ -109,7 +105,7 @@ def node_rows(admin: RegistryAdmin, now: float | None = None) -> list[NodeRow]:
                 lag[name] = n
                 worst = n if n > worst else worst
         objects = tracker.held(st, Category.OBJECTS) if tracker is not None else None
-        heard = max(st.last_heartbeat, st.last_ack)
+        heard = heard_at(st)
         rows.append(
             NodeRow(
                 name=st.name,

@@ -210,6 +210,9 @@ class SubscribeReq:
     heartbeatMs: int = tfield(5, INT32_K, default=0, skip_default=True)
     keyId: bytes = tfield(6, BYTES, default=b"", skip_default=True)
     encodings: list[str] = tfield(7, list_of(STRING), default_factory=list, skip_default=True)
+    #: the longest the node would stay silent when idle, ms, if the upstream allows it
+    #: (``SubscribeRsp.idleHeartbeatMs``); older upstreams skip the tag
+    idleHeartbeatMs: int = tfield(8, INT32_K, default=0, skip_default=True)
 
 
 @tars_struct
@@ -219,6 +222,10 @@ class SubscribeRsp:
     freshness: FreshnessF = tfield(2, FRESHNESS_F, default_factory=FreshnessF)
     protocol: int = tfield(3, INT32_K, default=0, skip_default=True)
     digestKey: bytes = tfield(4, BYTES, default=b"", skip_default=True)
+    #: how long the downstream may stay silent when idle, ms: the upstream keeps an idle
+    #: connected node alive on its own (docs/protocol.md, *Idle heartbeats*). 0 (absent:
+    #: an older upstream, or none granted) = the downstream's own idle interval
+    idleHeartbeatMs: int = tfield(5, INT32_K, default=0, skip_default=True)
 
 
 @tars_struct
