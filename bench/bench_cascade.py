@@ -129,6 +129,10 @@ class Proc:
             self.p.wait()
 
 
+#: how long the fleet is left idle before the settled idle share is measured
+IDLE_SETTLE_S = 60.0
+
+
 def registry(db: str) -> Proc:
     return Proc([sys.executable, "-m", "bench.serve_cascade", "--db", db], "READY ")
 
@@ -272,6 +276,10 @@ def scenario_fleet(tmp: str, n: int, n_procs: int, quick: bool) -> dict[str, Any
         paced = propagation(reg, procs, n, 30 if quick else 200, interval)
         burst = propagation(reg, procs, n, 40 if quick else 200, 0, burst=20 if quick else 50)
         waits = reg.ask(f"drain {10 if quick else 50}")
+        # idle again, once the heartbeat intervals have grown to what the registry grants
+        # (idle heartbeats: from 3 s by half per quiet heartbeat up to 30 s, ~60 s)
+        time.sleep(0 if quick else IDLE_SETTLE_S)
+        settled = reg.ask(f"idle {3 if quick else 10}")
         stats = reg.ask("stats")
     finally:
         for p in procs:
@@ -284,6 +292,7 @@ def scenario_fleet(tmp: str, n: int, n_procs: int, quick: bool) -> dict[str, Any
         "fleet_start_s": round(start_s, 2),
         "node_process_rss_mb": [round(r, 1) for r in node_rss],
         "registry_idle": idle,
+        "registry_idle_settled": settled,
         "paced": paced,
         "burst": burst,
         "drain": {

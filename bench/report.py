@@ -201,8 +201,15 @@ def _cascade(r: R) -> list[Row]:
             )
         rows.append(
             (
-                f"cascade: registry idle with {n} nodes heartbeating; drain wait (all acks)",
-                f"{v['registry_idle']['cpu_percent']:.1f} % CPU; "
+                f"cascade: registry idle with {n} nodes heartbeating (after start; settled at"
+                " the granted idle interval); drain wait (all acks)",
+                f"{v['registry_idle']['cpu_percent']:.1f} % CPU"
+                + (
+                    f" ({settled['cpu_percent']:.1f} % settled, "
+                    f"{settled['heartbeats_per_s']:.0f} heartbeats/s); "
+                    if (settled := v.get("registry_idle_settled"))
+                    else "; "
+                )
                 + _ms(v["drain"]["wait_acked_ms"]),
                 "—",
             )
