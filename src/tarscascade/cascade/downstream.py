@@ -60,6 +60,7 @@ from tarscascade.wire.idl.cascadef import (
     PROOF_INFO_KEY,
     PROTOCOL_VERSION,
     PUSH_ACK_NOW,
+    PUSH_BEAT_NOW,
     RESUME,
     SUBSCRIBE,
     UP_TO_DATE,
@@ -688,6 +689,9 @@ class CascadeClient:
             self._want_ack(0.0, at_once=True)
             if self._on_ack_asked is not None:
                 self._on_ack_asked()
+            return
+        if func == PUSH_BEAT_NOW:
+            self.request_heartbeat()  # the upstream's freshness changed: hear it now
             return
         result = self._replica.handle(func, packet.sBuffer)
         cat, stats = result.category, self.stats

@@ -14,6 +14,7 @@ from tarscascade.model import Category, ChangeEvent, Record, Version
 from tarscascade.wire.framing import DEFAULT_MAX_FRAME
 from tarscascade.wire.idl.cascadef import (
     PUSH_ACK_NOW,
+    PUSH_BEAT_NOW,
     PUSH_DELTA,
     PUSH_RESYNC,
     PUSH_SNAPSHOT,
@@ -144,6 +145,8 @@ def _delta_frame(
 
 #: the push asking a downstream to acknowledge what it holds now
 ACK_NOW_FRAME = encode_push(PUSH_ACK_NOW, b"")
+#: the push asking a downstream to heartbeat now (it hears this upstream's freshness)
+BEAT_NOW_FRAME = encode_push(PUSH_BEAT_NOW, b"")
 
 
 def resync_frame(category: str, reason: str, max_frame: int = DEFAULT_MAX_FRAME) -> bytes:

@@ -91,8 +91,13 @@ class NodeInfo:
     via: str = ""
 
 
-#: how often the hub looks for sessions not heard from
+#: how often the hub looks for sessions not heard from (and for a change of freshness)
 SWEEP_INTERVAL_S = 1.0
+
+
+def _said(f: Freshness) -> tuple[bool, bool, str]:
+    """What of a freshness a downstream must hear soon (the contact age always moves)."""
+    return f.stale, f.from_disk, f.confirmed_epoch
 
 
 class CascadeHub:
@@ -732,9 +737,18 @@ class CascadeHub:
 
     async def _sweep(self) -> None:
         """End sessions not heard from for their heartbeat timeout (a peer gone without
-        FIN or RST keeps its connection for ever otherwise)."""
+        FIN or RST keeps its connection for ever otherwise); when this hub's freshness
+        changed, ask every session to heartbeat (idle ones may be granted long
+        intervals: they hear of it now, not up to one of them later)."""
+        said = _said(self._freshness())
         while not self._closed:
             await asyncio.sleep(SWEEP_INTERVAL_S)
+            now_said = _said(self._freshness())
+            if now_said != said:
+                said = now_said
+                self.stats.beats_asked += 1
+                for s in list(self._sessions.values()):
+                    s.ask_heartbeat()
             now = self._clock()
             for s in list(self._sessions.values()):
                 if s.expired(now):

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from tarscascade.cascade.frames import ACK_NOW_FRAME, ALL_CATEGORIES, resync_frame
+from tarscascade.cascade.frames import ACK_NOW_FRAME, ALL_CATEGORIES, BEAT_NOW_FRAME, resync_frame
 from tarscascade.cascade.rules import Plan
 from tarscascade.cascade.snapshots import EncodedSnapshot, SnapshotFailed
 from tarscascade.cascade.states import Held
@@ -228,6 +228,11 @@ class Session:
         """Ask the downstream to acknowledge what it holds now (an older one ignores it)."""
         if not self.closed:
             self.conn.push_frame(ACK_NOW_FRAME)
+
+    def ask_heartbeat(self) -> None:
+        """Ask the downstream to heartbeat now (an older one ignores it)."""
+        if not self.closed:
+            self.conn.push_frame(BEAT_NOW_FRAME)
 
     def drop(self, reason: str, level: int = logging.WARNING) -> None:
         """Tell the downstream to resync (best effort) and close its connection.

@@ -125,6 +125,8 @@ class HubStats:
     held_plans: int = 0
     heartbeats: int = 0
     acks: int = 0
+    #: times this hub's freshness changed and every session was asked to heartbeat
+    beats_asked: int = 0
     #: descendant entries received from relays (heartbeats list them all; acks none)
     descendant_states: int = 0
     #: live changes held for a downstream still applying the previous push, and the

@@ -14,9 +14,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tarscascade.cascade import CascadeHub, heard_at
+from tarscascade.cascade import CascadeHub, Freshness, heard_at
 from tarscascade.cascade.tracker import LATE_FACTOR
-from tarscascade.model import State
+from tarscascade.catalog import Catalog
+from tarscascade.model import Category, State, Version
 from tarscascade.registry.core import RegistryCore, RegistryOptions
 from tarscascade.registry.feed import attach_cascade
 from tarscascade.store import SqlStore
@@ -152,3 +153,34 @@ async def test_a_relay_reports_a_lost_leaf_at_once_between_its_own_heartbeats(
             lambda: "leaf-1" not in reg.hub.node_states(), timeout=5, what="the leaf forgotten"
         )
         assert relay.node.client.stats.heartbeats == beats + 1
+
+
+async def test_a_change_of_the_upstreams_freshness_reaches_a_node_between_its_heartbeats() -> None:
+    """An idle node granted long heartbeats hears of its upstream's freshness only in
+    heartbeat answers: when it changes, the upstream asks for a heartbeat at once."""
+    catalog = Catalog()
+    for c in Category:
+        catalog.replace_category(c, [], Version("e1", 1))
+    said = [Freshness()]
+    hub = CascadeHub(catalog, authenticate=lambda _n, t: t == TOKEN, freshness=lambda: said[0])
+    cluster = Cluster("")
+    try:
+        async with TarsServer([hub.servant]) as server:
+            # first heartbeat no sooner than 8 s after subscribing (10 s, jittered by 1/5)
+            slow = fast_client_options(heartbeat_interval=10.0)
+            node = cluster.node("fresh-1", [("127.0.0.1", server.port)], options=slow)
+            await node.client.synced.wait()
+            assert not node.client.upstream_freshness.stale
+            beats = node.client.stats.heartbeats
+            said[0] = Freshness(stale=True, confirmed_epoch="e1")
+            await eventually(
+                lambda: node.client.upstream_freshness.stale,
+                timeout=5,
+                what="the node heard its upstream is stale",
+            )
+            assert node.client.upstream_freshness.confirmed_epoch == "e1"
+            assert node.client.stats.heartbeats == beats + 1
+            assert hub.stats.beats_asked == 1
+    finally:
+        await cluster.aclose()
+        await hub.aclose()

@@ -108,6 +108,10 @@ PUSH_RESYNC = "cascade.resync"
 #: no body: "acknowledge what you hold now" (someone began waiting for acks of changes
 #: sent with a lazy DeltaF.ackWithinMs); older downstreams ignore it
 PUSH_ACK_NOW = "cascade.acknow"
+#: no body: "heartbeat now" (the upstream's freshness changed: stale, from disk, a
+#: lineage confirmed; an idle downstream granted long heartbeats would hear of it late);
+#: older downstreams ignore it
+PUSH_BEAT_NOW = "cascade.beat"
 
 # CategoryPlanF.action
 UP_TO_DATE = 0
