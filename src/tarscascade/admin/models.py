@@ -255,7 +255,8 @@ class NodeView(NodeRecordModel):
     lag: dict[str, int | None] = Field(description="revisions behind; null: another epoch")
     last_heartbeat_age_s: float | None = Field(
         description="seconds since the node was last heard, by this registry or (newer) by"
-        " any registry of the tier; null: never"
+        " any registry of the tier, whose sightings also count an idle node's open"
+        " connection (docs/protocol.md, Idle heartbeats); null: never"
     )
     tier_seen_age_s: float | None = Field(
         default=None,
