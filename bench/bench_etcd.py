@@ -33,7 +33,8 @@ Reported per system and W (medians over rounds):
   minus the idle rate over the window), per update per consumer (net / W), and the slope
   between the two W (the fan-out cost without the write's fixed cost);
 * consumer CPU per applied event (the consumer processes' CPU / (updates x consumers));
-* idle server CPU with the W consumers connected (cascade heartbeats; etcd none);
+* idle server CPU with the W consumers connected (cascade heartbeats, measured once
+  their intervals have stretched to the registry's grant, ~60 s; etcd none);
 * cold start: W fresh consumers all listed and watching (the slowest process's own
   clock, from its clients' start to the last synced), and the server's bytes sent per
   consumer (kernel counters of the new connections, ``ss``);
@@ -67,7 +68,15 @@ from typing import Any
 import httpx
 import psutil
 
-from bench.bench_cascade import NODE_NICE, Proc, Watchdog, base_records, pct, summary_ms
+from bench.bench_cascade import (
+    IDLE_SETTLE_S,
+    NODE_NICE,
+    Proc,
+    Watchdog,
+    base_records,
+    pct,
+    summary_ms,
+)
 from bench.common import cli, dig, sent_per_connection
 from bench.etcd_grpc import PREFIX, Etcd, EtcdClient, etcd_key, etcd_value
 from bench.registry_proc import Registry
@@ -144,6 +153,10 @@ class Side:
     w: int
     #: the cascade's registry log: sessions it dropped (etcd has no session liveness)
     log: Path | None = None
+    #: how long the fleet is left alone before its idle share is measured: the cascade's
+    #: heartbeats stretch while idle (3 s up to the 30 s the registry grants, ~60 s);
+    #: etcd's watchers are silent from the start
+    idle_settle_s: float = 0.0
     _dropped: int = 0
 
     @property
@@ -205,6 +218,7 @@ class Side:
         }
 
     def idle(self, seconds: float) -> dict[str, float]:
+        time.sleep(self.idle_settle_s)
         pids = [p.p.pid for p in self.bulk]
         s0, c0, t0 = cpu_s([self.server_pid]), cpu_s(pids), time.monotonic()
         time.sleep(seconds)
@@ -364,7 +378,15 @@ def cascade(tmp: str, plan: Plan, objects: int, dog: Watchdog) -> dict[str, Any]
 
         procs = consumers(plan, cmd, dog)
         side = Side(
-            "cascade", reg.p.pid, reg.tars_port, procs[:-1], procs[-1], write, plan.w, reg.log
+            "cascade",
+            reg.p.pid,
+            reg.tars_port,
+            procs[:-1],
+            procs[-1],
+            write,
+            plan.w,
+            reg.log,
+            idle_settle_s=0.0 if plan.w <= 10 else IDLE_SETTLE_S,
         )
         out = measure(side, plan)
         out["consumer_stats"] = procs[0].ask("stats")["stats"]
