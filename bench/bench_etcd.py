@@ -69,7 +69,7 @@ import httpx
 import psutil
 
 from bench.bench_cascade import (
-    IDLE_SETTLE_S,
+    IDLE_RAMP_S,
     NODE_NICE,
     Proc,
     Watchdog,
@@ -153,10 +153,11 @@ class Side:
     w: int
     #: the cascade's registry log: sessions it dropped (etcd has no session liveness)
     log: Path | None = None
-    #: how long the fleet is left alone before its idle share is measured: the cascade's
-    #: heartbeats stretch while idle (3 s up to the 30 s the registry grants, ~60 s);
+    #: how long after the cold start its idle share is measured: the cascade's heartbeats
+    #: stretch while idle (3 s up to the 30 s the registry grants, ``IDLE_RAMP_S``);
     #: etcd's watchers are silent from the start
     idle_settle_s: float = 0.0
+    _up_at: float = 0.0
     _dropped: int = 0
 
     @property
@@ -170,6 +171,7 @@ class Side:
             p.wait_ready("SYNCED ")
             synced.append(float(p.fields[0]))
         new = self.new_connections(before)
+        self._up_at = time.monotonic()
         n = self.w + 1
         return {
             "all_synced_s": round(max(synced), 3),
@@ -218,7 +220,7 @@ class Side:
         }
 
     def idle(self, seconds: float) -> dict[str, float]:
-        time.sleep(self.idle_settle_s)
+        time.sleep(max(0.0, self.idle_settle_s - (time.monotonic() - self._up_at)))
         pids = [p.p.pid for p in self.bulk]
         s0, c0, t0 = cpu_s([self.server_pid]), cpu_s(pids), time.monotonic()
         time.sleep(seconds)
@@ -386,7 +388,7 @@ def cascade(tmp: str, plan: Plan, objects: int, dog: Watchdog) -> dict[str, Any]
             write,
             plan.w,
             reg.log,
-            idle_settle_s=0.0 if plan.w <= 10 else IDLE_SETTLE_S,
+            idle_settle_s=0.0 if plan.w <= 10 else IDLE_RAMP_S,
         )
         out = measure(side, plan)
         out["consumer_stats"] = procs[0].ask("stats")["stats"]
