@@ -335,9 +335,15 @@ class CascadeHub:
         """:meth:`node_states` for the fleet log's rounds: only what it compares, none
         of the copies (a round over 1,000 nodes costs about a third as much)."""
         versions = self.catalog.versions()
+        no_lag: dict[Category, int | None] = dict.fromkeys(versions, 0)
         out: dict[str, NodeView] = {}
         for st in self.tracker.states():
-            held, lag = self._held_and_lag(st, versions)
+            if not st.via and st.held == versions:
+                # current, by its own report (most nodes, most rounds): its dict, and one
+                # lag of zeros for all of them (a view is read at once, never kept)
+                held, lag = st.held, no_lag
+            else:
+                held, lag = self._held_and_lag(st, versions)
             out[st.name] = NodeView(
                 st.connected,
                 st.via,

@@ -57,6 +57,11 @@ class _Seen:
 _NEVER = 2**62  # another epoch: no revision of this one reaches it
 
 
+def _where(name: str, st: NodeState | NodeView) -> dict[str, Any]:
+    """An event's node fields (built only for an event: a round visits every node)."""
+    return {"node": name, "via": st.via or None, "address": st.address or None}
+
+
 def _reached(held: dict[str, int], target: dict[str, int]) -> bool:
     return all(held.get(c, 0) >= r for c, r in target.items())
 
@@ -88,8 +93,8 @@ class FleetWatcher:
         self._epoch = epoch
         for name, st in states.items():
             seen = self._seen.get(name)
-            where = {"node": name, "via": st.via or None, "address": st.address or None}
             if seen is None or seen.connected != st.connected:
+                where = _where(name, st)
                 if st.connected:
                     via = f" via {st.via}" if st.via else ""
                     out.append(FleetEvent("node_joined", f"node {name} joined{via}", where))
@@ -98,9 +103,17 @@ class FleetWatcher:
                 seen = self._seen[name] = _Seen(st.connected, "current", None)
             if not st.connected:
                 continue
-            lag = {c.value: n for c, n in st.lag.items() if n != 0}
+            # most nodes are current: their zero lags need no dict of their own (None is a
+            # lag too: another epoch)
+            lags = st.lag.values()
+            lag = (
+                {c.value: n for c, n in st.lag.items() if n != 0}
+                if any(lags) or None in lags
+                else {}
+            )
             if not lag:
-                seen.behind_since, seen.target = None, None
+                if seen.target is not None:
+                    seen.behind_since, seen.target = None, None
             else:
                 held = {c.value: v.revision for c, v in st.held.items()}
                 if seen.target is None or _reached(held, seen.target):
@@ -119,7 +132,7 @@ class FleetWatcher:
                 condition = seen.condition  # behind only briefly: nothing to say yet
             if condition != seen.condition:
                 seen.condition = condition
-                out.append(self._condition(name, condition, lag, now - heard, where))
+                out.append(self._condition(name, condition, lag, now - heard, _where(name, st)))
         for name in list(self._seen):
             if name not in states:  # forgotten by the hub (a relay stopped reporting it)
                 gone = self._seen.pop(name)

@@ -146,8 +146,14 @@ async def test_the_fleet_view_reads_like_the_node_states() -> None:
     hub.tracker.connected("old", "10.0.0.2:1")
     hub.tracker.record("old", {Category.OBJECTS: Held(Version("x", 50), 0)}, heartbeat=True)
     hub.tracker.disconnected("old")
+    # current in every category (the view's short cut), and one a relay reports
+    everything = {c: Held(Version("e", 9), 0) for c in Category}
+    hub.tracker.connected("current", "10.0.0.3:1").quiet_s = 30.0
+    hub.tracker.record("current", everything, heartbeat=True)
+    hub.tracker.connected("relay", "10.0.0.4:1")
+    hub.tracker.record_descendants("relay", {"leaf": everything}, heartbeat=True)
     states, view = hub.node_states(), hub.fleet_view()
-    assert set(view) == set(states) == {"direct", "old"}
+    assert set(view) == set(states) == {"direct", "old", "current", "relay", "leaf"}
     for name, st in states.items():
         v = view[name]
         assert (v.connected, v.via, v.address, v.held, v.lag) == (
@@ -157,7 +163,12 @@ async def test_the_fleet_view_reads_like_the_node_states() -> None:
             st.held,
             st.lag,
         )
-        assert (v.last_heartbeat, v.last_ack) == (st.last_heartbeat, st.last_ack)
+        assert (v.last_heartbeat, v.last_ack, v.quiet_s) == (
+            st.last_heartbeat,
+            st.last_ack,
+            st.quiet_s,
+        )
+    assert set(view["current"].lag.values()) == {0}
     assert view["direct"].lag[Category.OBJECTS] == 2
     assert view["old"].lag[Category.OBJECTS] is None  # another epoch
     await hub.aclose()
