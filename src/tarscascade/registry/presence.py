@@ -206,7 +206,8 @@ class TierPresence:
         if not self.is_judge:
             return False
         try:
-            ages = await asyncio.to_thread(self.table.newest)
+            # its own sightings are in the core's liveness already (and fresher)
+            ages = await asyncio.to_thread(self.table.newest, self.id)
         except StoreError as exc:
             self._failed("node sightings", exc)
             return False  # judge on what we know at the next round, not on half of it
@@ -273,7 +274,8 @@ class TierPresence:
         records: list[NodeRecord] = core.catalog.records(Category.NODES)  # type: ignore[assignment]
         registered = {n.name: n for n in records if n.setting_state is State.ACTIVE}
         try:
-            ages = await asyncio.to_thread(self.table.newest)
+            # its own sightings are in the core's liveness already (and fresher)
+            ages = await asyncio.to_thread(self.table.newest, self.id)
         except StoreError as exc:
             self._failed("node sightings", exc)
             ages = {}

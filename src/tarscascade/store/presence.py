@@ -148,14 +148,16 @@ class PresenceTable:
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"reading node sightings failed: {_first_line(exc)}") from exc
 
-    def newest(self) -> dict[str, float]:
-        """Per node, the age of its newest sighting over every registry."""
+    def newest(self, besides: str = "") -> dict[str, float]:
+        """Per node, the age of its newest sighting over every registry (``besides``:
+        but this one: the judge knows its own, and alone it reads nothing back)."""
         try:
             with self._engine.connect() as conn:
                 now = self.now(conn)
-                query = sa.select(_seen.c.node, sa.func.max(_seen.c.last_seen)).group_by(
-                    _seen.c.node
-                )
+                query = sa.select(_seen.c.node, sa.func.max(_seen.c.last_seen))
+                if besides:
+                    query = query.where(_seen.c.registry_id != besides)
+                query = query.group_by(_seen.c.node)
                 out = {node: now - float(last) for node, last in conn.execute(query)}
                 conn.rollback()
                 return out
