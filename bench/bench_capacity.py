@@ -30,7 +30,7 @@ import tempfile
 import time
 from typing import Any
 
-from bench.bench_cascade import fleet, propagation
+from bench.bench_cascade import IDLE_RAMP_S, fleet, propagation
 from bench.common import cli
 
 TOLERANCE = 0.30
@@ -43,7 +43,8 @@ CHECKS = (2_000,)
 PER_PROCESS = 1_000
 BASE_OBJECTS = 20  # x 5 endpoints in every replica
 IDLE_S = 20
-SETTLE_S = 25
+#: an idle node's heartbeat interval stretches to the registry's grant first (30 s)
+SETTLE_S = IDLE_RAMP_S
 WRITES = 100
 INTERVAL_S = 0.25  # paced: each write alone (the last node has it long before the next)
 
