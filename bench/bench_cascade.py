@@ -133,6 +133,9 @@ class Proc:
 #: a registry grants (idle heartbeats): the sum of the steps. The settled idle share is
 #: measured once the fleet has been up this long
 IDLE_RAMP_S = 65.0
+#: the settled idle share's window: each node heartbeats about once in it (30 s granted),
+#: whatever the phases of a fleet started together (10 s windows saw 10 to 45 a second)
+IDLE_WINDOW_S = 30.0
 
 
 def registry(db: str) -> Proc:
@@ -282,7 +285,7 @@ def scenario_fleet(tmp: str, n: int, n_procs: int, quick: bool) -> dict[str, Any
         # idle again, once the heartbeat intervals have grown to what the registry grants
         if not quick:
             time.sleep(max(0.0, IDLE_RAMP_S - (time.perf_counter() - up_at)))
-        settled = reg.ask(f"idle {3 if quick else 10}")
+        settled = reg.ask(f"idle {3 if quick else IDLE_WINDOW_S}")
         stats = reg.ask("stats")
     finally:
         for p in procs:

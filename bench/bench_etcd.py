@@ -70,6 +70,7 @@ import psutil
 
 from bench.bench_cascade import (
     IDLE_RAMP_S,
+    IDLE_WINDOW_S,
     NODE_NICE,
     Proc,
     Watchdog,
@@ -484,8 +485,10 @@ def plans(quick: bool) -> list[Plan]:
     if quick:
         return [Plan(w=10, procs=1, k=20, interval=0.02, rounds=1, idle_s=3.0)]
     return [
-        Plan(w=100, procs=1, k=100, interval=0.05, rounds=3, idle_s=10.0),
-        Plan(w=1000, procs=2, k=60, interval=0.2, rounds=2, idle_s=10.0),
+        # idle over 30 s: each cascade node heartbeats about once (30 s granted), whatever
+        # the phases of a fleet started together
+        Plan(w=100, procs=1, k=100, interval=0.05, rounds=3, idle_s=IDLE_WINDOW_S),
+        Plan(w=1000, procs=2, k=60, interval=0.2, rounds=2, idle_s=IDLE_WINDOW_S),
     ]
 
 
